@@ -1,0 +1,8 @@
+//! xenbeacon: a tiny, single-threaded guest agent for Xen domUs.
+//!
+//! Data flows one way: sources (procfs, sysfs, os-release) fill a [`model::GuestModel`],
+//! which becomes a set of desired XenStore keys ([`desired::DesiredKeys`]); the
+//! [`publisher::Publisher`] diffs that set against what it last wrote and sends the fewest
+//! WRITE/RM requests through its own xenbus client ([`xenbus`]).
+
+pub mod xenbus;

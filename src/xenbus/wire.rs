@@ -1,0 +1,945 @@
+//! The xenbus wire format: `struct xsd_sockmsg` followed by its payload.
+//!
+//! Constants and layout come from Xen's `xen/include/public/io/xs_wire.h` (MIT) and
+//! `docs/misc/xenstore.txt`. Two layers, as in smoltcp's `wire` module:
+//!
+//! * [`Packet`] is a zero-copy view over a byte buffer that checks only what is needed to read
+//!   it without panicking (the header is there, the payload length fits the buffer).
+//! * [`Request`] and [`Reply`] are validated representations: they parse a packet into typed
+//!   fields (paths are UTF-8 and NUL-terminated, error names are known) and emit them back.
+//!
+//! Everything borrows from the buffer it was parsed from; nothing here allocates.
+
+use core::fmt;
+
+/// Bytes in the fixed header: type, req_id, tx_id, len, each a host-endian `u32`.
+pub const HEADER_LEN: usize = 16;
+/// Largest payload either side may send (`XENSTORE_PAYLOAD_MAX`).
+pub const PAYLOAD_MAX: usize = 4096;
+/// The Linux xenbus device buffers one whole message, header included, in this many bytes,
+/// so a request written to `/dev/xen/xenbus` may carry at most `DEVICE_MSG_MAX - HEADER_LEN`.
+pub const DEVICE_MSG_MAX: usize = 4096;
+/// Longest absolute path xenstored accepts (`XENSTORE_ABS_PATH_MAX`).
+pub const ABS_PATH_MAX: usize = 3072;
+/// Longest relative path xenstored accepts (`XENSTORE_REL_PATH_MAX`).
+pub const REL_PATH_MAX: usize = 2048;
+
+/// Message types of `enum xsd_sockmsg_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MsgType {
+    Control,
+    Directory,
+    Read,
+    GetPerms,
+    Watch,
+    Unwatch,
+    TransactionStart,
+    TransactionEnd,
+    Introduce,
+    Release,
+    GetDomainPath,
+    Write,
+    Mkdir,
+    Rm,
+    SetPerms,
+    WatchEvent,
+    Error,
+    IsDomainIntroduced,
+    Resume,
+    SetTarget,
+    ResetWatches,
+    DirectoryPart,
+}
+
+impl MsgType {
+    /// The numeric value on the wire.
+    pub const fn to_u32(self) -> u32 {
+        match self {
+            MsgType::Control => 0,
+            MsgType::Directory => 1,
+            MsgType::Read => 2,
+            MsgType::GetPerms => 3,
+            MsgType::Watch => 4,
+            MsgType::Unwatch => 5,
+            MsgType::TransactionStart => 6,
+            MsgType::TransactionEnd => 7,
+            MsgType::Introduce => 8,
+            MsgType::Release => 9,
+            MsgType::GetDomainPath => 10,
+            MsgType::Write => 11,
+            MsgType::Mkdir => 12,
+            MsgType::Rm => 13,
+            MsgType::SetPerms => 14,
+            MsgType::WatchEvent => 15,
+            MsgType::Error => 16,
+            MsgType::IsDomainIntroduced => 17,
+            MsgType::Resume => 18,
+            MsgType::SetTarget => 19,
+            MsgType::ResetWatches => 21,
+            MsgType::DirectoryPart => 22,
+        }
+    }
+
+    /// The type for a wire value; `None` for values `xs_wire.h` does not define (20 was
+    /// `XS_RESTRICT`, removed).
+    pub const fn from_u32(v: u32) -> Option<MsgType> {
+        Some(match v {
+            0 => MsgType::Control,
+            1 => MsgType::Directory,
+            2 => MsgType::Read,
+            3 => MsgType::GetPerms,
+            4 => MsgType::Watch,
+            5 => MsgType::Unwatch,
+            6 => MsgType::TransactionStart,
+            7 => MsgType::TransactionEnd,
+            8 => MsgType::Introduce,
+            9 => MsgType::Release,
+            10 => MsgType::GetDomainPath,
+            11 => MsgType::Write,
+            12 => MsgType::Mkdir,
+            13 => MsgType::Rm,
+            14 => MsgType::SetPerms,
+            15 => MsgType::WatchEvent,
+            16 => MsgType::Error,
+            17 => MsgType::IsDomainIntroduced,
+            18 => MsgType::Resume,
+            19 => MsgType::SetTarget,
+            21 => MsgType::ResetWatches,
+            22 => MsgType::DirectoryPart,
+            _ => return None,
+        })
+    }
+}
+
+/// Error names xenstored sends in an `XS_ERROR` reply (`xsd_errors` in `xs_wire.h`, plus
+/// `EQUOTA`, which oxenstored uses for quota errors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum XsError {
+    Einval,
+    Eacces,
+    Eexist,
+    Eisdir,
+    Enoent,
+    Enomem,
+    Enospc,
+    Eio,
+    Enotempty,
+    Enosys,
+    Erofs,
+    Ebusy,
+    Eagain,
+    Eisconn,
+    E2big,
+    Eperm,
+    Equota,
+    /// A name this build does not know; the raw name is logged where it was received.
+    Unknown,
+}
+
+const ERROR_NAMES: [(XsError, &str); 17] = [
+    (XsError::Einval, "EINVAL"),
+    (XsError::Eacces, "EACCES"),
+    (XsError::Eexist, "EEXIST"),
+    (XsError::Eisdir, "EISDIR"),
+    (XsError::Enoent, "ENOENT"),
+    (XsError::Enomem, "ENOMEM"),
+    (XsError::Enospc, "ENOSPC"),
+    (XsError::Eio, "EIO"),
+    (XsError::Enotempty, "ENOTEMPTY"),
+    (XsError::Enosys, "ENOSYS"),
+    (XsError::Erofs, "EROFS"),
+    (XsError::Ebusy, "EBUSY"),
+    (XsError::Eagain, "EAGAIN"),
+    (XsError::Eisconn, "EISCONN"),
+    (XsError::E2big, "E2BIG"),
+    (XsError::Eperm, "EPERM"),
+    (XsError::Equota, "EQUOTA"),
+];
+
+impl XsError {
+    /// The name as sent on the wire (without the trailing NUL).
+    pub fn name(self) -> &'static str {
+        ERROR_NAMES
+            .iter()
+            .find(|(e, _)| *e == self)
+            .map_or("EUNKNOWN", |(_, n)| n)
+    }
+
+    /// Parses an error name; unknown names map to [`XsError::Unknown`].
+    pub fn from_name(name: &[u8]) -> XsError {
+        ERROR_NAMES
+            .iter()
+            .find(|(_, n)| n.as_bytes() == name)
+            .map_or(XsError::Unknown, |(e, _)| *e)
+    }
+
+    /// True for errors that may go away by themselves (busy store, quota freed by another
+    /// write, a transaction conflict): worth another try on a later round.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            XsError::Eagain
+                | XsError::Ebusy
+                | XsError::Enomem
+                | XsError::Enospc
+                | XsError::Equota
+                | XsError::Eio
+        )
+    }
+}
+
+impl fmt::Display for XsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self {
+            XsError::Einval => "invalid argument",
+            XsError::Eacces => "permission denied",
+            XsError::Eexist => "already exists",
+            XsError::Eisdir => "is a directory",
+            XsError::Enoent => "no such node",
+            XsError::Enomem => "out of memory",
+            XsError::Enospc => "no space (quota)",
+            XsError::Eio => "I/O error",
+            XsError::Enotempty => "not empty",
+            XsError::Enosys => "not supported",
+            XsError::Erofs => "read-only",
+            XsError::Ebusy => "busy",
+            XsError::Eagain => "try again (transaction conflict)",
+            XsError::Eisconn => "already connected",
+            XsError::E2big => "too big",
+            XsError::Eperm => "not permitted",
+            XsError::Equota => "quota exceeded",
+            XsError::Unknown => "unknown error",
+        };
+        write!(f, "{} ({})", what, self.name())
+    }
+}
+
+/// Why a buffer is not a well-formed xenbus message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// message shorter than its header or its declared length
+    Truncated,
+    /// payload length above the 4096-byte protocol limit
+    PayloadTooLong,
+    /// message type not defined by xs_wire.h
+    UnknownType,
+    /// message type not valid in this direction
+    UnexpectedType,
+    /// string argument missing its terminating NUL
+    MissingNul,
+    /// path or token is not valid UTF-8 or has characters xenstore does not allow
+    BadString,
+    /// payload does not have the shape its type requires
+    BadPayload,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WireError::Truncated => "message shorter than its header or declared length",
+            WireError::PayloadTooLong => "payload longer than 4096 bytes",
+            WireError::UnknownType => "message type not defined by xs_wire.h",
+            WireError::UnexpectedType => "message type not valid in this direction",
+            WireError::MissingNul => "string argument without terminating NUL",
+            WireError::BadString => "path or token is not valid",
+            WireError::BadPayload => "payload does not match its message type",
+        })
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// How many bytes the message at the start of `buf` occupies, once its header is there.
+///
+/// `Ok(None)`: fewer than [`HEADER_LEN`] bytes so far. Lets a stream reader know when a whole
+/// message has arrived without trusting anything but the length field.
+pub fn message_len(buf: &[u8]) -> Result<Option<usize>, WireError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let len = u32::from_ne_bytes([buf[12], buf[13], buf[14], buf[15]]) as usize;
+    if len > PAYLOAD_MAX {
+        return Err(WireError::PayloadTooLong);
+    }
+    Ok(Some(HEADER_LEN + len))
+}
+
+/// A read/write view of one message in a buffer.
+#[derive(Debug, Clone)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checks; accessors may panic on a short buffer.
+    pub fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer holding at least one whole message with a valid length field.
+    pub fn new_checked(buffer: T) -> Result<Packet<T>, WireError> {
+        let packet = Packet::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// Checks that the header and the declared payload fit the buffer.
+    pub fn check_len(&self) -> Result<(), WireError> {
+        match message_len(self.buffer.as_ref())? {
+            Some(n) if n <= self.buffer.as_ref().len() => Ok(()),
+            _ => Err(WireError::Truncated),
+        }
+    }
+
+    fn field(&self, at: usize) -> u32 {
+        let b = self.buffer.as_ref();
+        u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+
+    pub fn msg_type_raw(&self) -> u32 {
+        self.field(0)
+    }
+    pub fn req_id(&self) -> u32 {
+        self.field(4)
+    }
+    pub fn tx_id(&self) -> u32 {
+        self.field(8)
+    }
+    pub fn payload_len(&self) -> usize {
+        self.field(12) as usize
+    }
+    /// Header plus payload.
+    pub fn total_len(&self) -> usize {
+        HEADER_LEN + self.payload_len()
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..self.total_len()]
+    }
+    pub fn msg_type(&self) -> Result<MsgType, WireError> {
+        MsgType::from_u32(self.msg_type_raw()).ok_or(WireError::UnknownType)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    fn set_field(&mut self, at: usize, v: u32) {
+        self.buffer.as_mut()[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    pub fn set_header(&mut self, msg_type: MsgType, req_id: u32, tx_id: u32, len: usize) {
+        self.set_field(0, msg_type.to_u32());
+        self.set_field(4, req_id);
+        self.set_field(8, tx_id);
+        self.set_field(12, len as u32);
+    }
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let end = self.total_len();
+        &mut self.buffer.as_mut()[HEADER_LEN..end]
+    }
+}
+
+/// Characters xenstore allows in a path (`xenstore.txt`: alphanumerics and `-/_@`).
+pub fn is_path_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'/' | b'_' | b'@')
+}
+
+/// A path xenstored will accept: allowed characters, no empty component, within the length
+/// limit for its kind (absolute `/...`, relative, or a special `@...` watch path).
+pub fn is_valid_path(path: &str) -> bool {
+    let b = path.as_bytes();
+    if b.is_empty() || !b.iter().all(|&c| is_path_char(c)) {
+        return false;
+    }
+    if b[0] == b'@' {
+        return b.len() <= REL_PATH_MAX;
+    }
+    let max = if b[0] == b'/' {
+        ABS_PATH_MAX
+    } else {
+        REL_PATH_MAX
+    };
+    if b.len() > max {
+        return false;
+    }
+    if path == "/" {
+        return true;
+    }
+    let body = path.strip_prefix('/').unwrap_or(path);
+    !body.ends_with('/') && body.split('/').all(|c| !c.is_empty())
+}
+
+/// Splits off the NUL-terminated string at the start of `buf`.
+fn take_cstr(buf: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
+    let nul = buf
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or(WireError::MissingNul)?;
+    Ok((&buf[..nul], &buf[nul + 1..]))
+}
+
+fn take_str(buf: &[u8]) -> Result<(&str, &[u8]), WireError> {
+    let (s, rest) = take_cstr(buf)?;
+    let s = core::str::from_utf8(s).map_err(|_| WireError::BadString)?;
+    Ok((s, rest))
+}
+
+fn take_path(buf: &[u8]) -> Result<(&str, &[u8]), WireError> {
+    let (s, rest) = take_str(buf)?;
+    if !is_valid_path(s) {
+        return Err(WireError::BadString);
+    }
+    Ok((s, rest))
+}
+
+fn only_path(payload: &[u8]) -> Result<&str, WireError> {
+    let (p, rest) = take_path(payload)?;
+    if !rest.is_empty() {
+        return Err(WireError::BadPayload);
+    }
+    Ok(p)
+}
+
+/// A request from a client, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    Read(&'a str),
+    Write {
+        path: &'a str,
+        value: &'a [u8],
+    },
+    Mkdir(&'a str),
+    Rm(&'a str),
+    Directory(&'a str),
+    GetPerms(&'a str),
+    /// `perms` holds NUL-terminated entries such as `n0\0r5\0` (owner first).
+    SetPerms {
+        path: &'a str,
+        perms: &'a [u8],
+    },
+    Watch {
+        path: &'a str,
+        token: &'a str,
+    },
+    Unwatch {
+        path: &'a str,
+        token: &'a str,
+    },
+    TransactionStart,
+    TransactionEnd {
+        commit: bool,
+    },
+    GetDomainPath(u32),
+}
+
+impl<'a> Request<'a> {
+    pub fn msg_type(&self) -> MsgType {
+        match self {
+            Request::Read(_) => MsgType::Read,
+            Request::Write { .. } => MsgType::Write,
+            Request::Mkdir(_) => MsgType::Mkdir,
+            Request::Rm(_) => MsgType::Rm,
+            Request::Directory(_) => MsgType::Directory,
+            Request::GetPerms(_) => MsgType::GetPerms,
+            Request::SetPerms { .. } => MsgType::SetPerms,
+            Request::Watch { .. } => MsgType::Watch,
+            Request::Unwatch { .. } => MsgType::Unwatch,
+            Request::TransactionStart => MsgType::TransactionStart,
+            Request::TransactionEnd { .. } => MsgType::TransactionEnd,
+            Request::GetDomainPath(_) => MsgType::GetDomainPath,
+        }
+    }
+
+    /// The path the request acts on, if it has one.
+    pub fn path(&self) -> Option<&'a str> {
+        match *self {
+            Request::Read(p)
+            | Request::Mkdir(p)
+            | Request::Rm(p)
+            | Request::Directory(p)
+            | Request::GetPerms(p) => Some(p),
+            Request::Write { path, .. }
+            | Request::SetPerms { path, .. }
+            | Request::Watch { path, .. }
+            | Request::Unwatch { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Parses the payload of a request of type `msg_type`.
+    pub fn parse(msg_type: MsgType, payload: &'a [u8]) -> Result<Request<'a>, WireError> {
+        Ok(match msg_type {
+            MsgType::Read => Request::Read(only_path(payload)?),
+            MsgType::Mkdir => Request::Mkdir(only_path(payload)?),
+            MsgType::Rm => Request::Rm(only_path(payload)?),
+            MsgType::Directory => Request::Directory(only_path(payload)?),
+            MsgType::GetPerms => Request::GetPerms(only_path(payload)?),
+            MsgType::Write => {
+                let (path, value) = take_path(payload)?;
+                Request::Write { path, value }
+            }
+            MsgType::SetPerms => {
+                let (path, perms) = take_path(payload)?;
+                if perms.is_empty() || perms.last() != Some(&0) {
+                    return Err(WireError::BadPayload);
+                }
+                Request::SetPerms { path, perms }
+            }
+            MsgType::Watch | MsgType::Unwatch => {
+                let (path, rest) = take_path(payload)?;
+                let (token, rest) = take_str(rest)?;
+                // A third field (watch depth) exists in newer xenstored; it is ignored.
+                let _ = rest;
+                if msg_type == MsgType::Watch {
+                    Request::Watch { path, token }
+                } else {
+                    Request::Unwatch { path, token }
+                }
+            }
+            MsgType::TransactionStart => Request::TransactionStart,
+            MsgType::TransactionEnd => match payload {
+                b"T\0" | b"T" => Request::TransactionEnd { commit: true },
+                b"F\0" | b"F" => Request::TransactionEnd { commit: false },
+                _ => return Err(WireError::BadPayload),
+            },
+            MsgType::GetDomainPath => {
+                let (s, _) = take_str(payload)?;
+                Request::GetDomainPath(s.parse().map_err(|_| WireError::BadPayload)?)
+            }
+            _ => return Err(WireError::UnexpectedType),
+        })
+    }
+
+    /// Payload bytes [`Request::emit_payload`] writes.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Request::Read(p)
+            | Request::Mkdir(p)
+            | Request::Rm(p)
+            | Request::Directory(p)
+            | Request::GetPerms(p) => p.len() + 1,
+            Request::Write { path, value } => path.len() + 1 + value.len(),
+            Request::SetPerms { path, perms } => path.len() + 1 + perms.len(),
+            Request::Watch { path, token } | Request::Unwatch { path, token } => {
+                path.len() + 1 + token.len() + 1
+            }
+            Request::TransactionStart => 1,
+            Request::TransactionEnd { .. } => 2,
+            Request::GetDomainPath(d) => decimal_len(*d) + 1,
+        }
+    }
+
+    /// Writes the payload into `out`, which must be exactly [`Request::payload_len`] long.
+    pub fn emit_payload(&self, out: &mut [u8]) {
+        let mut w = Cursor { buf: out, at: 0 };
+        match *self {
+            Request::Read(p)
+            | Request::Mkdir(p)
+            | Request::Rm(p)
+            | Request::Directory(p)
+            | Request::GetPerms(p) => w.cstr(p.as_bytes()),
+            Request::Write { path, value } => {
+                w.cstr(path.as_bytes());
+                w.put(value);
+            }
+            Request::SetPerms { path, perms } => {
+                w.cstr(path.as_bytes());
+                w.put(perms);
+            }
+            Request::Watch { path, token } | Request::Unwatch { path, token } => {
+                w.cstr(path.as_bytes());
+                w.cstr(token.as_bytes());
+            }
+            Request::TransactionStart => w.put(b"\0"),
+            Request::TransactionEnd { commit } => w.put(if commit { b"T\0" } else { b"F\0" }),
+            Request::GetDomainPath(d) => {
+                let mut digits = [0u8; 10];
+                let n = format_decimal(d, &mut digits);
+                w.cstr(&digits[..n]);
+            }
+        }
+    }
+
+    /// Appends header and payload to `out`.
+    pub fn emit(&self, req_id: u32, tx_id: u32, out: &mut Vec<u8>) {
+        let start = out.len();
+        let len = self.payload_len();
+        out.resize(start + HEADER_LEN + len, 0);
+        let mut packet = Packet::new_unchecked(&mut out[start..]);
+        packet.set_header(self.msg_type(), req_id, tx_id, len);
+        self.emit_payload(packet.payload_mut());
+    }
+}
+
+struct Cursor<'b> {
+    buf: &'b mut [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+    fn cstr(&mut self, bytes: &[u8]) {
+        self.put(bytes);
+        self.put(b"\0");
+    }
+}
+
+fn decimal_len(mut v: u32) -> usize {
+    let mut n = 1;
+    while v >= 10 {
+        v /= 10;
+        n += 1;
+    }
+    n
+}
+
+fn format_decimal(mut v: u32, out: &mut [u8; 10]) -> usize {
+    let n = decimal_len(v);
+    for i in (0..n).rev() {
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    n
+}
+
+/// A message from xenstored, validated for the request it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// `OK\0`: WRITE, MKDIR, RM, SET_PERMS, WATCH, UNWATCH, TRANSACTION_END.
+    Ok,
+    /// READ: the value bytes as stored.
+    Value(&'a [u8]),
+    /// DIRECTORY: NUL-separated child names; iterate with [`Reply::entries`].
+    Directory(&'a [u8]),
+    /// GET_PERMS: NUL-separated permission entries (owner first).
+    Perms(&'a [u8]),
+    /// TRANSACTION_START: the new transaction id.
+    TransactionId(u32),
+    /// GET_DOMAIN_PATH: the domain's home path.
+    DomainPath(&'a str),
+    /// XS_ERROR.
+    Error(XsError),
+    /// XS_WATCH_EVENT, unsolicited: a watched node changed.
+    WatchEvent { path: &'a str, token: &'a str },
+}
+
+impl<'a> Reply<'a> {
+    /// Parses a message from xenstored. `expected` is the type of the request it answers; watch
+    /// events and errors parse whatever was expected.
+    pub fn parse(
+        msg_type: MsgType,
+        expected: Option<MsgType>,
+        payload: &'a [u8],
+    ) -> Result<Reply<'a>, WireError> {
+        match msg_type {
+            MsgType::Error => {
+                let name = match take_cstr(payload) {
+                    Ok((name, _)) => name,
+                    Err(_) => payload,
+                };
+                return Ok(Reply::Error(XsError::from_name(name)));
+            }
+            MsgType::WatchEvent => {
+                let (path, rest) = take_str(payload)?;
+                if !is_valid_path(path) {
+                    return Err(WireError::BadString);
+                }
+                let (token, _) = take_str(rest)?;
+                return Ok(Reply::WatchEvent { path, token });
+            }
+            _ => {}
+        }
+        if let Some(e) = expected {
+            if e != msg_type {
+                return Err(WireError::UnexpectedType);
+            }
+        }
+        Ok(match msg_type {
+            MsgType::Read => Reply::Value(payload),
+            MsgType::Directory => {
+                if !payload.is_empty() && payload.last() != Some(&0) {
+                    return Err(WireError::MissingNul);
+                }
+                Reply::Directory(payload)
+            }
+            MsgType::GetPerms => {
+                if payload.last() != Some(&0) {
+                    return Err(WireError::MissingNul);
+                }
+                Reply::Perms(payload)
+            }
+            MsgType::TransactionStart => {
+                let (s, _) = take_str(payload)?;
+                Reply::TransactionId(s.parse().map_err(|_| WireError::BadPayload)?)
+            }
+            MsgType::GetDomainPath => Reply::DomainPath(take_str(payload)?.0),
+            MsgType::Write
+            | MsgType::Mkdir
+            | MsgType::Rm
+            | MsgType::SetPerms
+            | MsgType::Watch
+            | MsgType::Unwatch
+            | MsgType::TransactionEnd
+            | MsgType::ResetWatches => match payload {
+                b"OK\0" | b"OK" => Reply::Ok,
+                _ => return Err(WireError::BadPayload),
+            },
+            _ => return Err(WireError::UnexpectedType),
+        })
+    }
+
+    /// Child names of a DIRECTORY reply, or entries of a GET_PERMS reply.
+    pub fn entries(&self) -> Entries<'a> {
+        match *self {
+            Reply::Directory(b) | Reply::Perms(b) => Entries { rest: b },
+            _ => Entries { rest: &[] },
+        }
+    }
+}
+
+/// Iterator over NUL-terminated strings; non-UTF-8 entries are skipped.
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        while !self.rest.is_empty() {
+            let nul = self
+                .rest
+                .iter()
+                .position(|&c| c == 0)
+                .unwrap_or(self.rest.len());
+            let item = &self.rest[..nul];
+            self.rest = self.rest.get(nul + 1..).unwrap_or(&[]);
+            if let Ok(s) = core::str::from_utf8(item) {
+                if !s.is_empty() {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Appends a reply message built from `parts` (concatenated as given) to `out`; used by
+/// servers such as the test suite's fake xenstored.
+pub fn emit_raw(msg_type: MsgType, req_id: u32, tx_id: u32, parts: &[&[u8]], out: &mut Vec<u8>) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let start = out.len();
+    out.resize(start + HEADER_LEN, 0);
+    Packet::new_unchecked(&mut out[start..]).set_header(msg_type, req_id, tx_id, len);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(req: Request<'_>) {
+        let mut buf = Vec::new();
+        req.emit(7, 3, &mut buf);
+        let packet = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(packet.req_id(), 7);
+        assert_eq!(packet.tx_id(), 3);
+        assert_eq!(packet.total_len(), buf.len());
+        let parsed = Request::parse(packet.msg_type().unwrap(), packet.payload()).unwrap();
+        assert_eq!(parsed, req);
+    }
+
+    #[test]
+    fn requests_roundtrip() {
+        roundtrip(Request::Read("data/os_name"));
+        roundtrip(Request::Write {
+            path: "/local/domain/3/data/x",
+            value: b"hello world",
+        });
+        roundtrip(Request::Write {
+            path: "data/empty",
+            value: b"",
+        });
+        roundtrip(Request::Mkdir("attr"));
+        roundtrip(Request::Rm("attr/vif/0"));
+        roundtrip(Request::Directory("attr/PVAddons"));
+        roundtrip(Request::GetPerms("data"));
+        roundtrip(Request::SetPerms {
+            path: "data",
+            perms: b"n3\0r0\0",
+        });
+        roundtrip(Request::Watch {
+            path: "memory/target",
+            token: "t1",
+        });
+        roundtrip(Request::Unwatch {
+            path: "@releaseDomain",
+            token: "x",
+        });
+        roundtrip(Request::TransactionStart);
+        roundtrip(Request::TransactionEnd { commit: true });
+        roundtrip(Request::TransactionEnd { commit: false });
+        roundtrip(Request::GetDomainPath(0));
+        roundtrip(Request::GetDomainPath(4_000_000_000));
+    }
+
+    #[test]
+    fn write_payload_layout_matches_xenstore_txt() {
+        let mut buf = Vec::new();
+        Request::Write {
+            path: "data/a",
+            value: b"v",
+        }
+        .emit(1, 0, &mut buf);
+        assert_eq!(&buf[HEADER_LEN..], b"data/a\0v");
+        assert_eq!(u32::from_ne_bytes(buf[0..4].try_into().unwrap()), 11);
+        assert_eq!(u32::from_ne_bytes(buf[12..16].try_into().unwrap()), 8);
+    }
+
+    #[test]
+    fn message_len_needs_header_and_rejects_oversize() {
+        assert_eq!(message_len(&[0; 15]), Ok(None));
+        let mut hdr = [0u8; 16];
+        hdr[12..16].copy_from_slice(&4096u32.to_ne_bytes());
+        assert_eq!(message_len(&hdr), Ok(Some(16 + 4096)));
+        hdr[12..16].copy_from_slice(&4097u32.to_ne_bytes());
+        assert_eq!(message_len(&hdr), Err(WireError::PayloadTooLong));
+        hdr[12..16].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert_eq!(message_len(&hdr), Err(WireError::PayloadTooLong));
+    }
+
+    #[test]
+    fn packet_checks_declared_length() {
+        let mut buf = Vec::new();
+        emit_raw(MsgType::Read, 1, 0, &[b"abc"], &mut buf);
+        assert!(Packet::new_checked(&buf[..]).is_ok());
+        assert_eq!(
+            Packet::new_checked(&buf[..buf.len() - 1]).unwrap_err(),
+            WireError::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&buf[..10]).unwrap_err(),
+            WireError::Truncated
+        );
+    }
+
+    #[test]
+    fn replies_parse() {
+        assert_eq!(
+            Reply::parse(MsgType::Write, Some(MsgType::Write), b"OK\0"),
+            Ok(Reply::Ok)
+        );
+        assert_eq!(
+            Reply::parse(MsgType::Read, Some(MsgType::Read), b"12"),
+            Ok(Reply::Value(b"12"))
+        );
+        assert_eq!(
+            Reply::parse(MsgType::Error, Some(MsgType::Read), b"ENOENT\0"),
+            Ok(Reply::Error(XsError::Enoent))
+        );
+        assert_eq!(
+            Reply::parse(MsgType::Error, None, b"EWHATEVER\0"),
+            Ok(Reply::Error(XsError::Unknown))
+        );
+        assert_eq!(
+            Reply::parse(MsgType::TransactionStart, None, b"42\0"),
+            Ok(Reply::TransactionId(42))
+        );
+        let dir = Reply::parse(MsgType::Directory, None, b"a\0bb\0c\0").unwrap();
+        assert_eq!(dir.entries().collect::<Vec<_>>(), ["a", "bb", "c"]);
+        let empty = Reply::parse(MsgType::Directory, None, b"").unwrap();
+        assert_eq!(empty.entries().count(), 0);
+        assert_eq!(
+            Reply::parse(MsgType::WatchEvent, None, b"data/x\0tok\0"),
+            Ok(Reply::WatchEvent {
+                path: "data/x",
+                token: "tok"
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_not_panics() {
+        assert_eq!(
+            Reply::parse(MsgType::Read, Some(MsgType::Write), b"x"),
+            Err(WireError::UnexpectedType)
+        );
+        assert_eq!(
+            Reply::parse(MsgType::Write, Some(MsgType::Write), b"KO\0"),
+            Err(WireError::BadPayload)
+        );
+        assert_eq!(
+            Reply::parse(MsgType::WatchEvent, None, b"no-nul"),
+            Err(WireError::MissingNul)
+        );
+        assert_eq!(
+            Reply::parse(MsgType::WatchEvent, None, b"bad path!\0t\0"),
+            Err(WireError::BadString)
+        );
+        assert_eq!(
+            Reply::parse(MsgType::TransactionStart, None, b"x\0"),
+            Err(WireError::BadPayload)
+        );
+        assert_eq!(
+            Reply::parse(MsgType::Directory, None, b"a\0b"),
+            Err(WireError::MissingNul)
+        );
+        assert_eq!(MsgType::from_u32(20), None);
+        assert_eq!(MsgType::from_u32(99), None);
+    }
+
+    #[test]
+    fn malformed_requests_are_errors() {
+        assert_eq!(
+            Request::parse(MsgType::Read, b"data/x"),
+            Err(WireError::MissingNul)
+        );
+        assert_eq!(
+            Request::parse(MsgType::Read, b"data/x\0junk"),
+            Err(WireError::BadPayload)
+        );
+        assert_eq!(
+            Request::parse(MsgType::Read, b"data//x\0"),
+            Err(WireError::BadString)
+        );
+        assert_eq!(
+            Request::parse(MsgType::Read, b"\xff\0"),
+            Err(WireError::BadString)
+        );
+        assert_eq!(
+            Request::parse(MsgType::TransactionEnd, b"X\0"),
+            Err(WireError::BadPayload)
+        );
+        assert_eq!(
+            Request::parse(MsgType::WatchEvent, b"a\0b\0"),
+            Err(WireError::UnexpectedType)
+        );
+    }
+
+    #[test]
+    fn path_rules() {
+        assert!(is_valid_path("data/os_name"));
+        assert!(is_valid_path("/local/domain/7/attr/vif/0/ipv4/0"));
+        assert!(is_valid_path("/"));
+        assert!(is_valid_path("@releaseDomain"));
+        assert!(!is_valid_path(""));
+        assert!(!is_valid_path("data/"));
+        assert!(!is_valid_path("data//x"));
+        assert!(!is_valid_path("data/a b"));
+        assert!(!is_valid_path("data/é"));
+        assert!(!is_valid_path(&"a".repeat(REL_PATH_MAX + 1)));
+        assert!(is_valid_path(&format!("/{}", "a".repeat(ABS_PATH_MAX - 1))));
+    }
+
+    #[test]
+    fn error_names_roundtrip() {
+        for (e, n) in ERROR_NAMES {
+            assert_eq!(XsError::from_name(n.as_bytes()), e);
+            assert_eq!(e.name(), n);
+        }
+        assert!(XsError::Eagain.is_transient());
+        assert!(!XsError::Eacces.is_transient());
+    }
+}
