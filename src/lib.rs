@@ -5,4 +5,12 @@
 //! [`publisher::Publisher`] diffs that set against what it last wrote and sends the fewest
 //! WRITE/RM requests through its own xenbus client ([`xenbus`]).
 
+pub mod agent;
+pub mod cli;
+pub mod desired;
+pub mod event_loop;
+pub mod model;
+pub mod publisher;
+pub mod sources;
+pub mod sys;
 pub mod xenbus;

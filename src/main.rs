@@ -1,1 +1,92 @@
-fn main() {}
+use std::process::ExitCode;
+use std::time::Duration;
+
+use xenbeacon::agent::{Agent, AgentConfig};
+use xenbeacon::cli::Args;
+use xenbeacon::event_loop::{self, EndpointChoice};
+use xenbeacon::publisher::Op;
+use xenbeacon::sources::hypervisor;
+use xenbeacon::xenbus::conn::Endpoint;
+
+fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    if args.version {
+        println!("xenbeacon {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let Ok(level) = args.log_level.parse::<log::LevelFilter>() else {
+        eprintln!(
+            "xenbeacon: unknown log level '{}' (error, warn, info, debug, trace)",
+            args.log_level
+        );
+        return ExitCode::from(2);
+    };
+    if args.memory_interval == 0 {
+        eprintln!("xenbeacon: --memory-interval must be at least 1 second");
+        return ExitCode::from(2);
+    }
+    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+
+    let mut agent = Agent::new(AgentConfig {
+        root: args.root.clone(),
+        memory_threshold_kb: args.memory_threshold,
+    });
+
+    if args.dry_run {
+        for op in agent.full_plan() {
+            if let Op::Write { key, value } = op {
+                println!("{key} = {value}");
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+
+    let choice = match endpoint_choice(&args) {
+        Ok(c) => c,
+        Err(msg) => {
+            log::error!("{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = if args.once {
+        event_loop::run_once(&mut agent, &choice)
+    } else {
+        event_loop::run(
+            &mut agent,
+            &choice,
+            Duration::from_secs(u64::from(args.memory_interval)),
+        )
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The endpoint from --xenstore or the environment, or the guest's xenbus device. Outside a
+/// Xen guest there is nothing to talk to, which is an error.
+fn endpoint_choice(args: &Args) -> Result<EndpointChoice, String> {
+    let explicit = args
+        .xenstore
+        .clone()
+        .or_else(|| std::env::var_os("XENBEACON_XENSTORE").map(Into::into));
+    if let Some(path) = explicit {
+        return Ok(EndpointChoice::Fixed(Endpoint::for_path(&path)));
+    }
+    if hypervisor::is_xen(&args.root) || Endpoint::discover().is_some() {
+        return Ok(EndpointChoice::Discover);
+    }
+    let seen = hypervisor::hypervisor_type(&args.root).map_or_else(
+        || "no /sys/hypervisor/type".to_owned(),
+        |t| format!("hypervisor type '{t}'"),
+    );
+    Err(format!(
+        "not running in a Xen guest ({seen}, no {} or {}); use --dry-run to see what would be \
+         published, or --xenstore PATH",
+        xenbeacon::xenbus::conn::DEVICE_PATHS[0],
+        xenbeacon::xenbus::conn::DEVICE_PATHS[1],
+    ))
+}

@@ -1,0 +1,60 @@
+//! Command line. The `--help` text is the manual.
+
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+/// Publish what only a Xen guest knows (OS, kernel, memory) to XenStore, so that XAPI,
+/// XCP-ng/XenServer, Xen Orchestra or plain `xl` users can see it. Runs in a domU as one small
+/// static process: at start it reads the guest's keys back, writes only what differs, then keeps
+/// them current on a timer and on signals.
+#[derive(FromArgs, Debug)]
+#[argh(
+    example = "Show what would be published on this machine (no Xen needed):\n  $ xenbeacon --dry-run",
+    example = "Run as the guest agent (systemd, OpenRC, BusyBox init):\n  $ xenbeacon",
+    example = "Publish once and exit (initramfs, scripts):\n  $ xenbeacon --once",
+    example = "Against a xenstored socket (dom0, tests):\n  $ xenbeacon --xenstore /run/xenstored/socket --once",
+    note = "Keys written, relative to /local/domain/<domid> (docs/xenstore-layout.md has the details):\n  data/os_name, data/os_distro, data/os_majorver, data/os_minorver, data/os_uname,\n  data/meminfo_total, data/meminfo_free (KiB), data/updated,\n  attr/PVAddons/{{Major,Minor,Micro,Build}}Version, attr/PVAddons/Installed.\n\nFiles read (below --root): /etc/os-release, /usr/lib/os-release, /proc/meminfo,\n/proc/sys/kernel/osrelease, /sys/hypervisor/type.\n\nSignals: SIGTERM and SIGINT exit with status 0; SIGHUP re-reads every source, reads the\nkeys back from XenStore and rewrites whatever differs.\n\nEnvironment: XENBEACON_XENSTORE is used when --xenstore is not given.",
+    error_code(0, "success (and after SIGTERM/SIGINT)"),
+    error_code(
+        1,
+        "not a Xen guest, or XenStore unreachable with --once, or a setup failure"
+    ),
+    error_code(2, "bad command line")
+)]
+pub struct Args {
+    /// xenStore endpoint: a xenbus device or a xenstored unix socket. Default: the first of
+    /// /dev/xen/xenbus and /proc/xen/xenbus (a guest waits for it to appear).
+    #[argh(option, arg_name = "PATH")]
+    pub xenstore: Option<PathBuf>,
+
+    /// print the key/value set this machine would publish, in publication order, and exit.
+    /// Needs neither Xen nor XenStore.
+    #[argh(switch)]
+    pub dry_run: bool,
+
+    /// publish once and exit (initramfs, scripts); exits 1 if XenStore cannot be reached.
+    #[argh(switch)]
+    pub once: bool,
+
+    /// seconds between memory readings (default 60). Nothing is written when nothing changed.
+    #[argh(option, default = "60", arg_name = "SECS")]
+    pub memory_interval: u32,
+
+    /// smallest change of free memory, in KiB, that is worth a write (default 1024; 0 writes
+    /// every change). The total is written on any change.
+    #[argh(option, default = "1024", arg_name = "KIB")]
+    pub memory_threshold: u64,
+
+    /// log level: error, warn, info (default), debug or trace. Logs go to stderr.
+    #[argh(option, default = "String::from(\"info\")", arg_name = "LEVEL")]
+    pub log_level: String,
+
+    /// prefix for /proc, /sys and /etc (default /); for tests and chroots.
+    #[argh(option, default = "PathBuf::from(\"/\")", arg_name = "DIR")]
+    pub root: PathBuf,
+
+    /// print the version and exit.
+    #[argh(switch, short = 'V')]
+    pub version: bool,
+}

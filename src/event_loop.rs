@@ -1,0 +1,254 @@
+//! fd readiness dispatch: one thread, one `poll(2)` over the xenbus connection, a timerfd for
+//! the memory interval and a signalfd for SIGTERM/SIGINT/SIGHUP. The work itself happens in
+//! [`Agent`].
+
+use std::fmt;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::agent::Agent;
+use crate::sys::{self, SignalFd, TimerFd};
+use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
+
+/// Where to connect: a fixed endpoint, or the first xenbus device that shows up.
+#[derive(Clone, Debug)]
+pub enum EndpointChoice {
+    Fixed(Endpoint),
+    Discover,
+}
+
+impl EndpointChoice {
+    fn resolve(&self) -> Option<Endpoint> {
+        match self {
+            EndpointChoice::Fixed(e) => Some(e.clone()),
+            EndpointChoice::Discover => Endpoint::discover(),
+        }
+    }
+}
+
+impl fmt::Display for EndpointChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointChoice::Fixed(e) => e.fmt(f),
+            EndpointChoice::Discover => {
+                f.write_str("xenbus device (/dev/xen/xenbus or /proc/xen/xenbus)")
+            }
+        }
+    }
+}
+
+/// A failure that stops the agent.
+#[derive(Debug)]
+pub enum RunError {
+    /// cannot set up signal or timer fds
+    Setup(io::Error),
+    /// poll(2) failed
+    Poll(io::Error),
+    /// cannot reach xenstore (with --once)
+    Connect(Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Setup(e) => write!(f, "cannot set up signal and timer fds: {e}"),
+            RunError::Poll(e) => write!(f, "poll failed: {e}"),
+            RunError::Connect(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// First and largest delay between connection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Opens the connection and logs who we are.
+fn connect(choice: &EndpointChoice) -> Result<XenbusConn, Error> {
+    let endpoint = choice.resolve().ok_or_else(|| {
+        Error::Open(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no xenbus device at /dev/xen/xenbus or /proc/xen/xenbus \
+             (mount devtmpfs on /dev, or xenfs on /proc/xen)",
+        ))
+    })?;
+    let mut conn = XenbusConn::open(&endpoint)?;
+    match conn.read_domid() {
+        Ok(id) => log::info!("connected to {endpoint}, domain {id}"),
+        Err(e) if e.is_connection_lost() => return Err(e),
+        Err(e) => log::info!("connected to {endpoint} (domid unknown: {e})"),
+    }
+    Ok(conn)
+}
+
+fn log_round(agent: &Agent, r: crate::publisher::RoundOutcome, first: bool) {
+    if first {
+        log::info!(
+            "published: {} keys desired, {} written, {} removed, {} refused",
+            agent.desired().len(),
+            r.writes,
+            r.removes,
+            r.refused
+        );
+    } else if r.writes + r.removes + r.refused > 0 {
+        log::debug!(
+            "round: {} written, {} removed, {} refused",
+            r.writes,
+            r.removes,
+            r.refused
+        );
+    }
+}
+
+/// `--once`: connect, publish one round, return.
+pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
+    let mut conn = connect(choice).map_err(RunError::Connect)?;
+    let r = agent.publish(&mut conn).map_err(RunError::Connect)?;
+    log_round(agent, r, true);
+    Ok(())
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub fn run(
+    agent: &mut Agent,
+    choice: &EndpointChoice,
+    memory_interval: Duration,
+) -> Result<(), RunError> {
+    let signals =
+        SignalFd::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).map_err(RunError::Setup)?;
+    let timer = TimerFd::new().map_err(RunError::Setup)?;
+    timer
+        .arm(memory_interval, memory_interval)
+        .map_err(RunError::Setup)?;
+
+    let mut link = Link::new();
+    let mut first_round = true;
+
+    loop {
+        if link.conn.is_none() && Instant::now() >= link.next_attempt {
+            match connect(choice) {
+                Ok(mut c) => {
+                    agent.forget_published();
+                    match agent.publish(&mut c) {
+                        Ok(r) => {
+                            log_round(agent, r, first_round);
+                            first_round = false;
+                            link.up(c);
+                        }
+                        Err(e) => link.down("publishing failed", &e, agent),
+                    }
+                }
+                Err(e) => link.down("cannot reach xenstore", &e, agent),
+            }
+        }
+
+        if let Some(c) = link.conn.as_mut() {
+            while let Some(ev) = c.pending_event() {
+                log::debug!("watch event {} ({})", ev.path, ev.token);
+            }
+        }
+
+        let mut fds = [
+            pollfd(signals.as_raw_fd()),
+            pollfd(timer.as_raw_fd()),
+            pollfd(link.conn.as_ref().map_or(-1, |c| c.as_raw_fd())),
+        ];
+        let timeout = link
+            .conn
+            .is_none()
+            .then(|| link.next_attempt.saturating_duration_since(Instant::now()));
+        sys::poll(&mut fds, timeout).map_err(RunError::Poll)?;
+
+        let mut publish_now = false;
+        if fds[0].revents != 0 {
+            while let Some(sig) = signals.read().map_err(RunError::Poll)? {
+                match sig {
+                    libc::SIGHUP => {
+                        log::info!("SIGHUP: re-reading everything and republishing");
+                        agent.refresh_all();
+                        agent.forget_published();
+                        publish_now = true;
+                    }
+                    _ => {
+                        log::info!("signal {sig}: exiting");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if fds[1].revents != 0 && timer.read().map_err(RunError::Poll)? > 0 {
+            agent.refresh_memory();
+            // Every tick runs a round even without changes: it is a pure diff when nothing
+            // changed, and it retries keys refused for transient reasons (quota, EAGAIN).
+            publish_now = true;
+        }
+        if fds[2].revents != 0 {
+            if let Some(c) = link.conn.as_mut() {
+                if let Err(e) = c.receive() {
+                    link.down("xenstore connection lost", &e, agent);
+                }
+            }
+        }
+        if publish_now {
+            if let Some(c) = link.conn.as_mut() {
+                match agent.publish(c) {
+                    Ok(r) => log_round(agent, r, false),
+                    Err(e) => link.down("publishing failed", &e, agent),
+                }
+            }
+        }
+    }
+}
+
+/// The connection and its reconnect schedule.
+struct Link {
+    conn: Option<XenbusConn>,
+    next_attempt: Instant,
+    backoff: Duration,
+    /// Last failure, so that a persisting one is logged once.
+    last_error: Option<String>,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            conn: None,
+            next_attempt: Instant::now(),
+            backoff: BACKOFF_MIN,
+            last_error: None,
+        }
+    }
+
+    fn up(&mut self, conn: XenbusConn) {
+        if self.last_error.take().is_some() {
+            log::info!("xenstore reachable again; everything republished");
+        }
+        self.backoff = BACKOFF_MIN;
+        self.conn = Some(conn);
+    }
+
+    /// Drops the connection, forgets what was published, schedules the next attempt.
+    fn down(&mut self, what: &str, e: &Error, agent: &mut Agent) {
+        let msg = format!("{what}: {e}");
+        if self.last_error.as_deref() == Some(msg.as_str()) {
+            log::debug!("{msg}");
+        } else {
+            log::warn!("{msg}; retrying with backoff, will republish everything");
+            self.last_error = Some(msg);
+        }
+        self.conn = None;
+        agent.forget_published();
+        self.next_attempt = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+fn pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}

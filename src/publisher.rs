@@ -1,0 +1,527 @@
+//! The publisher: turns the desired key set into the fewest WRITE/RM requests.
+//!
+//! It remembers what XenStore holds for the keys the agent owns (`written`), read back from
+//! the store at start and after every reconnect, and diffs the desired set against it. The
+//! plan ([`Publisher::plan`]) is pure and testable without a connection; [`Publisher::apply`]
+//! sends it.
+//!
+//! Order within a round matters to the toolstack: xenopsd watches `attr/` but not `data/`, so
+//! `data/*` goes first, then `data/updated` (squeezed's "an agent runs"), and the round ends
+//! under `attr/`. When a round changed a `data/` key XAPI reads but nothing under `attr/`, the
+//! round ends by rewriting `attr/PVAddons/Installed` so that xenopsd re-reads the guest.
+//!
+//! A key xenstored refuses is logged once, left out of `written`, and not sent again while its
+//! value stays the same, unless the error may clear by itself (quota, EAGAIN), in which case
+//! the next round retries it. Every other key is published regardless.
+
+use std::collections::BTreeMap;
+
+use crate::desired::{self, key, DesiredKeys, OWNED_KEYS, OWNED_SUBTREES};
+use crate::xenbus::conn::{Error, XenbusConn};
+use crate::xenbus::wire::XsError;
+
+/// One request of a round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Write { key: String, value: String },
+    Rm { key: String },
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Write { key, .. } | Op::Rm { key } => key,
+        }
+    }
+
+    /// Position in the round: data/* first, then data/updated, other keys, attr/* last;
+    /// removals before writes in each group, so a write below a stale key is not undone.
+    fn order(&self) -> (u8, bool) {
+        let k = self.key();
+        let group = if k == key::UPDATED {
+            1
+        } else if k.starts_with("data/") {
+            0
+        } else if k.starts_with("attr/") {
+            3
+        } else {
+            2
+        };
+        (group, matches!(self, Op::Write { .. }))
+    }
+}
+
+/// Why a key could not be published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refusal {
+    /// xenstored answered with this error.
+    Xs(XsError),
+    /// The request did not fit in one xenbus message.
+    TooLarge,
+    /// The key is not a valid XenStore path.
+    InvalidPath,
+}
+
+impl Refusal {
+    fn from_error(e: &Error) -> Option<Refusal> {
+        match e {
+            Error::Xs(x) => Some(Refusal::Xs(*x)),
+            Error::TooLarge => Some(Refusal::TooLarge),
+            Error::InvalidPath => Some(Refusal::InvalidPath),
+            _ => None,
+        }
+    }
+
+    /// Worth retrying on a later round without anything else changing.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Refusal::Xs(x) if x.is_transient())
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Xs(x) => write!(f, "xenstored refused: {x}"),
+            Refusal::TooLarge => f.write_str("request larger than one xenbus message"),
+            Refusal::InvalidPath => f.write_str("not a valid xenstore path"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Failure {
+    /// The value that was refused; `None` for a refused removal.
+    value: Option<String>,
+    refusal: Refusal,
+}
+
+/// Counters since start, for logs, tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublisherMetrics {
+    pub rounds: u64,
+    pub writes: u64,
+    pub removes: u64,
+    pub refusals: u64,
+    pub reads: u64,
+}
+
+/// What one round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundOutcome {
+    pub writes: usize,
+    pub removes: usize,
+    pub refused: usize,
+}
+
+/// Deepest level below an owned subtree the read-back descends to, and the most nodes it
+/// reads: a hostile or corrupt tree must not keep the agent busy.
+const READBACK_MAX_DEPTH: usize = 8;
+const READBACK_MAX_NODES: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct Publisher {
+    written: BTreeMap<String, String>,
+    failed: BTreeMap<String, Failure>,
+    loaded: bool,
+    pub metrics: PublisherMetrics,
+}
+
+impl Publisher {
+    pub fn new() -> Publisher {
+        Publisher::default()
+    }
+
+    /// Forgets what was written: after a reconnect, resume or migration the store may hold
+    /// anything, so the next round reads it back and republishes.
+    pub fn forget(&mut self) {
+        self.written.clear();
+        self.failed.clear();
+        self.loaded = false;
+    }
+
+    /// What the publisher believes XenStore holds for the owned keys.
+    pub fn written(&self) -> &BTreeMap<String, String> {
+        &self.written
+    }
+
+    /// Reads the owned keys and subtrees back from XenStore into `written`.
+    pub fn load(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
+        self.written.clear();
+        for k in OWNED_KEYS {
+            self.read_back(conn, k)?;
+        }
+        let mut budget = READBACK_MAX_NODES;
+        for t in OWNED_SUBTREES {
+            self.read_subtree(conn, t, 0, &mut budget)?;
+        }
+        self.loaded = true;
+        log::debug!("read back {} owned keys from xenstore", self.written.len());
+        Ok(())
+    }
+
+    /// Reads one key into `written`; returns whether the node exists.
+    fn read_back(&mut self, conn: &mut XenbusConn, k: &str) -> Result<bool, Error> {
+        self.metrics.reads += 1;
+        match conn.read(k) {
+            Ok(v) => {
+                let v = String::from_utf8_lossy(v).into_owned();
+                self.written.insert(k.to_owned(), v);
+                Ok(true)
+            }
+            Err(e) if e.is_connection_lost() => Err(e),
+            Err(e) => {
+                if e.xs() != Some(XsError::Enoent) {
+                    log::debug!("cannot read back {k}: {e}");
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn read_subtree(
+        &mut self,
+        conn: &mut XenbusConn,
+        path: &str,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<(), Error> {
+        if depth > READBACK_MAX_DEPTH || *budget == 0 {
+            return Ok(());
+        }
+        *budget -= 1;
+        self.metrics.reads += 1;
+        let children: Vec<String> = match conn.directory(path) {
+            Ok(entries) => entries.map(str::to_owned).collect(),
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        if depth > 0 {
+            // A node is a key when it holds a value or is a leaf; an empty inner node is only
+            // a directory that WRITE created on the way.
+            if self.read_back(conn, path)? {
+                if !children.is_empty() && self.written.get(path).is_some_and(|v| v.is_empty()) {
+                    self.written.remove(path);
+                }
+            }
+        }
+        for c in children {
+            self.read_subtree(conn, &format!("{path}/{c}"), depth + 1, budget)?;
+        }
+        Ok(())
+    }
+
+    /// The requests that make XenStore match `desired`, in the order they must be sent.
+    /// `now` (seconds since the epoch) becomes the value of `data/updated`.
+    pub fn plan(&self, desired: &DesiredKeys, now: u64) -> Vec<Op> {
+        let mut ops = Vec::new();
+        for (k, v) in desired.iter() {
+            if k == key::UPDATED || self.written.get(k).is_some_and(|w| w == v) {
+                continue;
+            }
+            if self.refused_for_good(k, Some(v)) {
+                continue;
+            }
+            ops.push(Op::Write {
+                key: k.to_owned(),
+                value: v.to_owned(),
+            });
+        }
+        let mut removed: Option<&str> = None;
+        for k in self.written.keys() {
+            if k == key::UPDATED || desired.contains(k) || self.refused_for_good(k, None) {
+                continue;
+            }
+            if removed.is_some_and(|r| is_below(k, r)) {
+                continue; // goes with its removed ancestor
+            }
+            removed = Some(k);
+            ops.push(Op::Rm { key: k.clone() });
+        }
+        let changed = !ops.is_empty();
+        if changed || !self.written.contains_key(key::UPDATED) {
+            let mut buf = [0u8; 20];
+            ops.push(Op::Write {
+                key: key::UPDATED.into(),
+                value: desired::format_u64(now, &mut buf).into(),
+            });
+        }
+        let xapi_reads_data = ops.iter().any(|op| {
+            let k = op.key();
+            k.starts_with("data/") && k != key::UPDATED && !k.starts_with("data/meminfo_")
+        });
+        let touches_attr = ops.iter().any(|op| op.key().starts_with("attr/"));
+        if xapi_reads_data && !touches_attr {
+            if let Some(v) = desired.get(key::PV_INSTALLED) {
+                ops.push(Op::Write {
+                    key: key::PV_INSTALLED.into(),
+                    value: v.into(),
+                });
+            }
+        }
+        ops.sort_by_key(Op::order);
+        ops
+    }
+
+    fn refused_for_good(&self, k: &str, value: Option<&str>) -> bool {
+        self.failed
+            .get(k)
+            .is_some_and(|f| !f.refusal.is_transient() && f.value.as_deref() == value)
+    }
+
+    /// Sends `ops`. A refused key is recorded and the round goes on; a lost connection ends
+    /// the round with the error.
+    pub fn apply(&mut self, conn: &mut XenbusConn, ops: Vec<Op>) -> Result<RoundOutcome, Error> {
+        self.metrics.rounds += 1;
+        let mut out = RoundOutcome::default();
+        let mut fresh: BTreeMap<Refusal, (usize, String)> = BTreeMap::new();
+        for op in ops {
+            let result = match &op {
+                Op::Write { key, value } => conn.write(key, value.as_bytes()),
+                Op::Rm { key } => conn.rm(key),
+            };
+            let e = match result {
+                Ok(()) => {
+                    match op {
+                        Op::Write { key, value } => {
+                            out.writes += 1;
+                            self.failed.remove(&key);
+                            self.written.insert(key, value);
+                        }
+                        Op::Rm { key } => {
+                            out.removes += 1;
+                            self.failed.remove(&key);
+                            self.written.retain(|k, _| k != &key && !is_below(k, &key));
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => e,
+            };
+            let Some(refusal) = Refusal::from_error(&e) else {
+                self.metrics.writes += out.writes as u64;
+                self.metrics.removes += out.removes as u64;
+                return Err(e);
+            };
+            out.refused += 1;
+            let (key, value) = match op {
+                Op::Write { key, value } => (key, Some(value)),
+                Op::Rm { key } => (key, None),
+            };
+            let seen = self.failed.get(&key).is_some_and(|f| f.refusal == refusal);
+            if !seen {
+                let entry = fresh.entry(refusal).or_insert((0, key.clone()));
+                entry.0 += 1;
+            }
+            self.failed.insert(key, Failure { value, refusal });
+        }
+        for (refusal, (n, first)) in fresh {
+            let retry = if refusal.is_transient() {
+                "retried on the next round"
+            } else {
+                "not retried until it changes"
+            };
+            log::warn!("{n} key(s) not published ({refusal}), e.g. {first}; {retry}");
+        }
+        self.metrics.writes += out.writes as u64;
+        self.metrics.removes += out.removes as u64;
+        self.metrics.refusals += out.refused as u64;
+        Ok(out)
+    }
+
+    /// Reads back (once per connection), plans and applies one round.
+    pub fn publish(
+        &mut self,
+        conn: &mut XenbusConn,
+        desired: &DesiredKeys,
+        now: u64,
+    ) -> Result<RoundOutcome, Error> {
+        if !self.loaded {
+            self.load(conn)?;
+        }
+        let ops = self.plan(desired, now);
+        if ops.is_empty() {
+            return Ok(RoundOutcome::default());
+        }
+        self.apply(conn, ops)
+    }
+
+    /// Keys refused and still unpublished.
+    pub fn refused_keys(&self) -> impl Iterator<Item = &str> {
+        self.failed.keys().map(String::as_str)
+    }
+}
+
+/// True when `k` lies strictly below `dir`.
+fn is_below(k: &str, dir: &str) -> bool {
+    k.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Seconds since the epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(pairs: &[(&str, &str)]) -> DesiredKeys {
+        let mut d = DesiredKeys::new();
+        for (k, v) in pairs {
+            d.set(k, v);
+        }
+        d
+    }
+
+    fn written(p: &mut Publisher, pairs: &[(&str, &str)]) {
+        for (k, v) in pairs {
+            p.written.insert(k.to_string(), v.to_string());
+        }
+        p.loaded = true;
+    }
+
+    fn keys(ops: &[Op]) -> Vec<String> {
+        ops.iter()
+            .map(|o| match o {
+                Op::Write { key, .. } => format!("W {key}"),
+                Op::Rm { key } => format!("R {key}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_round_orders_data_updated_attr() {
+        let p = Publisher::new();
+        let d = desired(&[
+            ("attr/PVAddons/Installed", "1"),
+            ("data/os_name", "Debian"),
+            ("attr/PVAddons/MajorVersion", "0"),
+            ("data/meminfo_free", "5"),
+        ]);
+        let ops = p.plan(&d, 77);
+        assert_eq!(
+            keys(&ops),
+            [
+                "W data/meminfo_free",
+                "W data/os_name",
+                "W data/updated",
+                "W attr/PVAddons/Installed",
+                "W attr/PVAddons/MajorVersion",
+            ]
+        );
+        assert_eq!(
+            ops[2],
+            Op::Write {
+                key: "data/updated".into(),
+                value: "77".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unchanged_store_needs_nothing() {
+        let mut p = Publisher::new();
+        written(
+            &mut p,
+            &[
+                ("data/os_name", "Debian"),
+                ("attr/PVAddons/Installed", "1"),
+                ("data/updated", "5"),
+            ],
+        );
+        let d = desired(&[("data/os_name", "Debian"), ("attr/PVAddons/Installed", "1")]);
+        assert!(p.plan(&d, 99).is_empty());
+    }
+
+    #[test]
+    fn stale_keys_are_removed_and_children_skipped() {
+        let mut p = Publisher::new();
+        written(
+            &mut p,
+            &[
+                ("attr/PVAddons/Old", "x"),
+                ("attr/PVAddons/Old/child", "y"),
+                ("data/os_minorver", "4"),
+                ("data/updated", "1"),
+                ("attr/PVAddons/Installed", "1"),
+            ],
+        );
+        let d = desired(&[("attr/PVAddons/Installed", "1")]);
+        assert_eq!(
+            keys(&p.plan(&d, 2)),
+            [
+                "R data/os_minorver",
+                "W data/updated",
+                "R attr/PVAddons/Old"
+            ]
+        );
+    }
+
+    #[test]
+    fn data_only_change_ends_with_an_attr_write() {
+        let mut p = Publisher::new();
+        written(
+            &mut p,
+            &[
+                ("data/os_name", "Old"),
+                ("attr/PVAddons/Installed", "1"),
+                ("data/updated", "1"),
+            ],
+        );
+        let d = desired(&[("data/os_name", "New"), ("attr/PVAddons/Installed", "1")]);
+        assert_eq!(
+            keys(&p.plan(&d, 2)),
+            [
+                "W data/os_name",
+                "W data/updated",
+                "W attr/PVAddons/Installed"
+            ]
+        );
+        // Memory moves are for the RRD, not for xenopsd: no attr nudge.
+        let d = desired(&[
+            ("data/os_name", "Old"),
+            ("data/meminfo_free", "3"),
+            ("attr/PVAddons/Installed", "1"),
+        ]);
+        assert_eq!(
+            keys(&p.plan(&d, 2)),
+            ["W data/meminfo_free", "W data/updated"]
+        );
+    }
+
+    #[test]
+    fn permanent_refusals_are_not_retried_until_the_value_changes() {
+        let mut p = Publisher::new();
+        written(&mut p, &[("data/updated", "1")]);
+        p.failed.insert(
+            "data/os_name".into(),
+            Failure {
+                value: Some("A".into()),
+                refusal: Refusal::Xs(XsError::Eacces),
+            },
+        );
+        p.failed.insert(
+            "data/os_uname".into(),
+            Failure {
+                value: Some("6.1".into()),
+                refusal: Refusal::Xs(XsError::Enospc),
+            },
+        );
+        let d = desired(&[("data/os_name", "A"), ("data/os_uname", "6.1")]);
+        assert_eq!(keys(&p.plan(&d, 1)), ["W data/os_uname", "W data/updated"]);
+        let d = desired(&[("data/os_name", "B"), ("data/os_uname", "6.1")]);
+        assert_eq!(
+            keys(&p.plan(&d, 1)),
+            ["W data/os_name", "W data/os_uname", "W data/updated"]
+        );
+    }
+
+    #[test]
+    fn is_below_respects_component_boundaries() {
+        assert!(is_below("a/b/c", "a/b"));
+        assert!(!is_below("a/bc", "a/b"));
+        assert!(!is_below("a/b", "a/b"));
+    }
+}

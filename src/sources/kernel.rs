@@ -1,0 +1,53 @@
+//! The running kernel's release (`uname -r`).
+
+use std::path::Path;
+
+use super::rooted;
+
+/// `/proc/sys/kernel/osrelease` under `root`, falling back to `uname(2)` when the file is
+/// missing (an initramfs without /proc mounted) and `root` is the real root.
+pub fn release(root: &Path) -> String {
+    if let Ok(s) = std::fs::read_to_string(rooted(root, "/proc/sys/kernel/osrelease")) {
+        let s = s.trim();
+        if !s.is_empty() {
+            return s.to_owned();
+        }
+    }
+    if root == Path::new("/") {
+        if let Some(r) = uname_release() {
+            return r;
+        }
+    }
+    String::from("unknown")
+}
+
+fn uname_release() -> Option<String> {
+    // SAFETY: utsname is plain old data; uname fills it or fails.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_release_matches_uname() {
+        let r = release(Path::new("/"));
+        assert_eq!(Some(r), uname_release());
+    }
+
+    #[test]
+    fn missing_file_under_fake_root_is_unknown() {
+        assert_eq!(release(Path::new("/nonexistent-xenbeacon-root")), "unknown");
+    }
+}

@@ -1,0 +1,149 @@
+//! `/proc/meminfo`: total and available memory in KiB.
+//!
+//! Read on every memory timer tick, so the reader keeps its buffer and parsing allocates
+//! nothing.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::{read_capped, rooted};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemInfo {
+    pub total_kb: u64,
+    /// `MemAvailable` (Linux >= 3.14).
+    pub available_kb: Option<u64>,
+    pub free_kb: Option<u64>,
+}
+
+impl MemInfo {
+    /// What XAPI calls free memory: `MemAvailable`, or `MemFree` on kernels without it.
+    pub fn free_for_toolstack(&self) -> u64 {
+        self.available_kb.or(self.free_kb).unwrap_or(0)
+    }
+}
+
+/// A /proc/meminfo that could not be used.
+#[derive(Debug)]
+pub enum MeminfoError {
+    /// cannot read /proc/meminfo
+    Io(std::io::Error),
+    /// /proc/meminfo has no MemTotal line
+    NoTotal,
+}
+
+impl fmt::Display for MeminfoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MeminfoError::Io(e) => write!(f, "cannot read /proc/meminfo: {e}"),
+            MeminfoError::NoTotal => f.write_str("/proc/meminfo has no MemTotal line"),
+        }
+    }
+}
+
+impl std::error::Error for MeminfoError {}
+
+/// Parses the lines the agent needs; unknown and malformed lines are skipped.
+pub fn parse(text: &[u8]) -> Result<MemInfo, MeminfoError> {
+    let mut info = MemInfo::default();
+    let mut have_total = false;
+    for line in text.split(|&c| c == b'\n') {
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        let (key, rest) = (&line[..colon], &line[colon + 1..]);
+        let slot = match key {
+            b"MemTotal" => {
+                have_total = true;
+                &mut info.total_kb
+            }
+            b"MemAvailable" => info.available_kb.insert(0),
+            b"MemFree" => info.free_kb.insert(0),
+            _ => continue,
+        };
+        *slot = parse_kb(rest).unwrap_or(0);
+    }
+    if have_total {
+        Ok(info)
+    } else {
+        Err(MeminfoError::NoTotal)
+    }
+}
+
+/// `"   123456 kB"` -> 123456; saturates instead of overflowing.
+fn parse_kb(field: &[u8]) -> Option<u64> {
+    let digits = field.iter().skip_while(|c| c.is_ascii_whitespace());
+    let mut v: u64 = 0;
+    let mut any = false;
+    for &c in digits.take_while(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add(u64::from(c - b'0'));
+        any = true;
+    }
+    any.then_some(v)
+}
+
+/// Re-reads /proc/meminfo into one reused buffer.
+pub struct MeminfoReader {
+    path: PathBuf,
+    buf: Vec<u8>,
+}
+
+impl MeminfoReader {
+    pub fn new(root: &Path) -> MeminfoReader {
+        MeminfoReader {
+            path: rooted(root, "/proc/meminfo"),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    pub fn read(&mut self) -> Result<MemInfo, MeminfoError> {
+        read_capped(&self.path, &mut self.buf, 64 * 1024).map_err(MeminfoError::Io)?;
+        parse(&self.buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_linux_meminfo() {
+        let m = parse(
+            b"MemTotal:        8021396 kB\nMemFree:          512000 kB\nMemAvailable:    4000000 kB\nBuffers: 1 kB\n",
+        )
+        .unwrap();
+        assert_eq!(m.total_kb, 8021396);
+        assert_eq!(m.free_for_toolstack(), 4000000);
+    }
+
+    #[test]
+    fn old_kernel_without_memavailable_uses_memfree() {
+        let m = parse(b"MemTotal: 100 kB\nMemFree: 42 kB\n").unwrap();
+        assert_eq!(m.available_kb, None);
+        assert_eq!(m.free_for_toolstack(), 42);
+    }
+
+    #[test]
+    fn missing_total_is_an_error() {
+        assert!(matches!(
+            parse(b"MemFree: 1 kB\n"),
+            Err(MeminfoError::NoTotal)
+        ));
+        assert!(matches!(parse(b""), Err(MeminfoError::NoTotal)));
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        let m = parse(b"MemTotal: 99999999999999999999999999 kB\nMemAvailable:\n\xff\xfe:\n:::\n")
+            .unwrap();
+        assert_eq!(m.total_kb, u64::MAX);
+        assert_eq!(m.available_kb, Some(0));
+    }
+
+    #[test]
+    fn reader_reads_real_proc() {
+        let m = MeminfoReader::new(Path::new("/")).read().unwrap();
+        assert!(m.total_kb > 0);
+        assert!(m.free_for_toolstack() <= m.total_kb);
+    }
+}

@@ -1,0 +1,164 @@
+//! Thin safe wrappers over the Linux fds the event loop polls: signalfd, timerfd, poll(2).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Reads exactly one fixed-size record from a non-blocking fd; `Ok(None)` if none is ready.
+fn read_record<T: Copy>(fd: RawFd, rec: &mut T) -> io::Result<Option<()>> {
+    let size = std::mem::size_of::<T>();
+    loop {
+        // SAFETY: `rec` is a valid, writable T of `size` bytes.
+        let n = unsafe { libc::read(fd, rec as *mut T as *mut libc::c_void, size) };
+        if n == size as isize {
+            return Ok(Some(()));
+        }
+        if n >= 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read"));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// A signalfd for a set of signals, which are blocked for normal delivery while it lives.
+pub struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    pub fn new(signals: &[libc::c_int]) -> io::Result<SignalFd> {
+        // SAFETY: sigset_t is plain data initialised by sigemptyset; the calls only read it.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+            cvt(libc::sigprocmask(
+                libc::SIG_BLOCK,
+                &set,
+                std::ptr::null_mut(),
+            ))?;
+            let fd = cvt(libc::signalfd(
+                -1,
+                &set,
+                libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+            ))?;
+            Ok(SignalFd {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
+        }
+    }
+
+    /// The next pending signal number, if any.
+    pub fn read(&self) -> io::Result<Option<libc::c_int>> {
+        // SAFETY: signalfd_siginfo is plain data.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        Ok(read_record(self.fd.as_raw_fd(), &mut info)?.map(|()| info.ssi_signo as libc::c_int))
+    }
+}
+
+impl AsRawFd for SignalFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// A timerfd on `CLOCK_MONOTONIC`.
+pub struct TimerFd {
+    fd: OwnedFd,
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+impl TimerFd {
+    pub fn new() -> io::Result<TimerFd> {
+        // SAFETY: plain syscall; the fd is owned from here on.
+        let fd = cvt(unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        })?;
+        Ok(TimerFd {
+            // SAFETY: fd was just created and is not owned elsewhere.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Fires after `first`, then every `interval` (zero: once).
+    pub fn arm(&self, first: Duration, interval: Duration) -> io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: timespec(interval),
+            it_value: timespec(first.max(Duration::from_nanos(1))),
+        };
+        // SAFETY: valid itimerspec; old value not requested.
+        cvt(unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })?;
+        Ok(())
+    }
+
+    /// Expirations since the last read (0 if none).
+    pub fn read(&self) -> io::Result<u64> {
+        let mut n: u64 = 0;
+        Ok(read_record(self.fd.as_raw_fd(), &mut n)?.map_or(0, |()| n))
+    }
+}
+
+impl AsRawFd for TimerFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// poll(2) over `fds` (fd -1 entries are ignored by the kernel). `None` waits forever.
+/// Returns the number of fds with events; EINTR counts as zero.
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    // SAFETY: `fds` is a valid slice of pollfd for the duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_fires() {
+        let t = TimerFd::new().unwrap();
+        assert_eq!(t.read().unwrap(), 0);
+        t.arm(Duration::from_millis(5), Duration::ZERO).unwrap();
+        let mut p = [libc::pollfd {
+            fd: t.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        assert_eq!(poll(&mut p, Some(Duration::from_secs(5))).unwrap(), 1);
+        assert_eq!(t.read().unwrap(), 1);
+    }
+}

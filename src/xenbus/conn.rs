@@ -1,0 +1,483 @@
+//! One connection to XenStore: the xenbus device of a guest or a xenstored unix socket.
+//!
+//! Requests are synchronous: write one message, then read until the reply with our `req_id`
+//! arrives. Watch events that arrive meanwhile are queued, and replies we did not ask for
+//! (left over from a request that timed out) are dropped. The fd stays non-blocking so that
+//! the event loop can `poll(2)` it for watch events between requests; [`XenbusConn::pending_event`]
+//! must be drained before polling, because a request may already have read events into the
+//! buffer.
+//!
+//! Relative paths are sent as they are: xenstored resolves them against the home of the domain
+//! the connection belongs to (`/local/domain/<domid>`), which is what keeps them right after a
+//! restore or migration gives the guest a new domid.
+//!
+//! Quirks of the Linux device (`drivers/xen/xenbus/xenbus_dev_frontend.c`) handled here: it
+//! answers WATCH/UNWATCH itself with `req_id` 0, never reports `POLLOUT`, and buffers at most
+//! 4096 bytes of one message including its header.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::wire::{
+    self, message_len, MsgType, Packet, Reply, Request, WireError, XsError, DEVICE_MSG_MAX,
+    HEADER_LEN, PAYLOAD_MAX,
+};
+
+/// Where XenStore is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A xenbus character device (`/dev/xen/xenbus`, `/proc/xen/xenbus`).
+    Device(PathBuf),
+    /// A xenstored unix socket (`/run/xenstored/socket`, or a test server).
+    Socket(PathBuf),
+}
+
+/// Device nodes tried, in order, when no endpoint is given.
+pub const DEVICE_PATHS: [&str; 2] = ["/dev/xen/xenbus", "/proc/xen/xenbus"];
+
+impl Endpoint {
+    /// A socket if `path` is one, a device otherwise.
+    pub fn for_path(path: &Path) -> Endpoint {
+        match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_socket() => Endpoint::Socket(path.to_path_buf()),
+            _ => Endpoint::Device(path.to_path_buf()),
+        }
+    }
+
+    /// The first xenbus device that exists, if any.
+    pub fn discover() -> Option<Endpoint> {
+        DEVICE_PATHS
+            .iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+            .map(|p| Endpoint::Device(p.to_path_buf()))
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Endpoint::Device(p) | Endpoint::Socket(p) => p,
+        }
+    }
+
+    /// Largest payload one request may carry on this transport.
+    pub fn payload_max(&self) -> usize {
+        match self {
+            Endpoint::Device(_) => DEVICE_MSG_MAX - HEADER_LEN,
+            Endpoint::Socket(_) => PAYLOAD_MAX,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Device(p) => write!(f, "xenbus device {}", p.display()),
+            Endpoint::Socket(p) => write!(f, "xenstored socket {}", p.display()),
+        }
+    }
+}
+
+/// A failed XenStore request or connection.
+#[derive(Debug)]
+pub enum Error {
+    /// xenstored refused the request
+    Xs(XsError),
+    /// the endpoint could not be opened
+    Open(io::Error),
+    /// reading or writing the connection failed
+    Io(io::Error),
+    /// xenstored closed the connection
+    Closed,
+    /// xenstored sent a malformed message
+    Wire(WireError),
+    /// no reply arrived in time
+    Timeout,
+    /// the request does not fit in one message
+    TooLarge,
+    /// the path has characters or a length xenstore does not allow
+    InvalidPath,
+}
+
+impl Error {
+    /// True when the connection can no longer be trusted and must be reopened.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::Open(_) | Error::Io(_) | Error::Closed | Error::Timeout => true,
+            Error::Wire(w) => matches!(w, WireError::PayloadTooLong | WireError::Truncated),
+            Error::Xs(_) | Error::TooLarge | Error::InvalidPath => false,
+        }
+    }
+
+    /// The xenstored error name, if this is one.
+    pub fn xs(&self) -> Option<XsError> {
+        match self {
+            Error::Xs(e) => Some(*e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Xs(e) => write!(f, "xenstored refused: {e}"),
+            Error::Open(e) => write!(f, "cannot open xenstore: {e}"),
+            Error::Io(e) => write!(f, "xenstore connection I/O error: {e}"),
+            Error::Closed => f.write_str("xenstore closed the connection"),
+            Error::Wire(e) => write!(f, "malformed message from xenstore: {e}"),
+            Error::Timeout => f.write_str("no reply from xenstore in time"),
+            Error::TooLarge => f.write_str("request larger than one xenbus message"),
+            Error::InvalidPath => f.write_str("path not allowed by xenstore"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A watch event: `path` changed, for the watch registered with `token`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub path: String,
+    pub token: String,
+}
+
+/// How long a request waits for its reply before the connection is considered dead.
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Room for two whole messages, so a reply and a following event never need a resize.
+const INBUF_LEN: usize = 2 * (HEADER_LEN + PAYLOAD_MAX);
+
+/// A connection to XenStore.
+pub struct XenbusConn {
+    file: File,
+    endpoint: Endpoint,
+    next_req_id: u32,
+    tx_id: u32,
+    inbuf: Box<[u8]>,
+    filled: usize,
+    /// Bytes at the start of `inbuf` holding the last returned reply, dropped on the next read.
+    consumed: usize,
+    outbuf: Vec<u8>,
+    events: VecDeque<WatchEvent>,
+    reply_timeout: Duration,
+    /// Requests sent and stray replies dropped, for metrics and tests.
+    pub requests_sent: u64,
+    pub stray_replies: u64,
+}
+
+impl XenbusConn {
+    /// Opens `endpoint` non-blocking.
+    pub fn open(endpoint: &Endpoint) -> Result<XenbusConn, Error> {
+        let file = match endpoint {
+            Endpoint::Device(p) => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(p)
+                .map_err(Error::Open)?,
+            Endpoint::Socket(p) => {
+                let s = UnixStream::connect(p).map_err(Error::Open)?;
+                s.set_nonblocking(true).map_err(Error::Open)?;
+                File::from(OwnedFd::from(s))
+            }
+        };
+        Ok(XenbusConn {
+            file,
+            endpoint: endpoint.clone(),
+            next_req_id: 0,
+            tx_id: 0,
+            inbuf: vec![0u8; INBUF_LEN].into_boxed_slice(),
+            filled: 0,
+            consumed: 0,
+            outbuf: Vec::with_capacity(HEADER_LEN + PAYLOAD_MAX),
+            events: VecDeque::new(),
+            reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            requests_sent: 0,
+            stray_replies: 0,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    pub fn set_reply_timeout(&mut self, t: Duration) {
+        self.reply_timeout = t;
+    }
+
+    /// Sends `req` and waits for its reply. Errors from xenstored come back as `Error::Xs`.
+    pub fn request(&mut self, req: &Request<'_>) -> Result<Reply<'_>, Error> {
+        if let Some(p) = req.path() {
+            if !wire::is_valid_path(p) {
+                return Err(Error::InvalidPath);
+            }
+        }
+        if req.payload_len() > self.endpoint.payload_max() {
+            return Err(Error::TooLarge);
+        }
+        self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
+        let id = self.next_req_id;
+        self.outbuf.clear();
+        req.emit(id, self.tx_id, &mut self.outbuf);
+        let deadline = Instant::now() + self.reply_timeout;
+        self.send_outbuf(deadline)?;
+        self.requests_sent += 1;
+        // The device answers WATCH/UNWATCH itself and may leave req_id at 0.
+        let zero_ok = matches!(req.msg_type(), MsgType::Watch | MsgType::Unwatch)
+            && matches!(self.endpoint, Endpoint::Device(_));
+        let len = loop {
+            let len = self.recv_message(deadline)?;
+            self.consumed = len;
+            let packet = Packet::new_unchecked(&self.inbuf[..len]);
+            let ty = packet.msg_type_raw();
+            if ty == MsgType::WatchEvent.to_u32() {
+                self.queue_event(len);
+                continue;
+            }
+            let rid = packet.req_id();
+            if rid == id || (rid == 0 && zero_ok) {
+                break len;
+            }
+            self.stray_replies += 1;
+            log::debug!("dropping stray xenstore reply (req_id {rid}, waiting for {id})");
+        };
+        let packet = Packet::new_unchecked(&self.inbuf[..len]);
+        let ty = packet.msg_type().map_err(Error::Wire)?;
+        match Reply::parse(ty, Some(req.msg_type()), &self.inbuf[HEADER_LEN..len]) {
+            Ok(Reply::Error(e)) => Err(Error::Xs(e)),
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(Error::Wire(e)),
+        }
+    }
+
+    fn send_outbuf(&mut self, deadline: Instant) -> Result<(), Error> {
+        let mut sent = 0;
+        while sent < self.outbuf.len() {
+            match self.file.write(&self.outbuf[sent..]) {
+                Ok(0) => return Err(Error::Closed),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Only sockets get here: the device accepts every write at once.
+                    wait_fd(self.file.as_raw_fd(), libc::POLLOUT, deadline)?;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Err(Error::Closed),
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the last returned message and compacts the buffer.
+    fn discard_consumed(&mut self) {
+        if self.consumed > 0 {
+            self.inbuf.copy_within(self.consumed..self.filled, 0);
+            self.filled -= self.consumed;
+            self.consumed = 0;
+        }
+    }
+
+    /// Length of the complete message at the start of the buffer, if there is one.
+    fn buffered_message(&mut self) -> Result<Option<usize>, Error> {
+        self.discard_consumed();
+        match message_len(&self.inbuf[..self.filled]) {
+            Ok(Some(n)) if n <= self.filled => Ok(Some(n)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(Error::Wire(e)),
+        }
+    }
+
+    /// Reads what the fd has; `Ok(false)` if it had nothing.
+    fn read_available(&mut self) -> Result<bool, Error> {
+        loop {
+            match self.file.read(&mut self.inbuf[self.filled..]) {
+                Ok(0) => return Err(Error::Closed),
+                Ok(n) => {
+                    self.filled += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => return Err(Error::Closed),
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+    }
+
+    fn recv_message(&mut self, deadline: Instant) -> Result<usize, Error> {
+        loop {
+            if let Some(n) = self.buffered_message()? {
+                return Ok(n);
+            }
+            if !self.read_available()? {
+                wait_fd(self.file.as_raw_fd(), libc::POLLIN, deadline)?;
+            }
+        }
+    }
+
+    fn queue_event(&mut self, len: usize) {
+        match Reply::parse(MsgType::WatchEvent, None, &self.inbuf[HEADER_LEN..len]) {
+            Ok(Reply::WatchEvent { path, token }) => self.events.push_back(WatchEvent {
+                path: path.to_owned(),
+                token: token.to_owned(),
+            }),
+            _ => log::debug!("dropping malformed watch event"),
+        }
+    }
+
+    /// Reads everything the fd has now and queues the watch events in it. Call when `poll`
+    /// reports the fd readable. Fails with `Error::Closed` when xenstored went away.
+    pub fn receive(&mut self) -> Result<(), Error> {
+        while self.read_available()? {
+            self.queue_buffered()?;
+        }
+        self.queue_buffered()
+    }
+
+    fn queue_buffered(&mut self) -> Result<(), Error> {
+        while let Some(len) = self.buffered_message()? {
+            self.consumed = len;
+            if Packet::new_unchecked(&self.inbuf[..len]).msg_type_raw()
+                == MsgType::WatchEvent.to_u32()
+            {
+                self.queue_event(len);
+            } else {
+                self.stray_replies += 1;
+                log::debug!("dropping unsolicited xenstore message");
+            }
+        }
+        Ok(())
+    }
+
+    /// The next queued watch event, including events already buffered by a request.
+    pub fn pending_event(&mut self) -> Option<WatchEvent> {
+        if self.events.is_empty() {
+            // A malformed buffered message surfaces on the next read; nothing to do here.
+            let _ = self.queue_buffered();
+        }
+        self.events.pop_front()
+    }
+
+    // ---- convenience wrappers -------------------------------------------------------------
+
+    /// Value of `path`, borrowed from the receive buffer.
+    pub fn read(&mut self, path: &str) -> Result<&[u8], Error> {
+        match self.request(&Request::Read(path))? {
+            Reply::Value(v) => Ok(v),
+            _ => Err(Error::Wire(WireError::UnexpectedType)),
+        }
+    }
+
+    /// Value of `path` as a string (lossy for non-UTF-8 values).
+    pub fn read_string(&mut self, path: &str) -> Result<String, Error> {
+        self.read(path)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), Error> {
+        self.request(&Request::Write { path, value }).map(|_| ())
+    }
+
+    pub fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        self.request(&Request::Mkdir(path)).map(|_| ())
+    }
+
+    /// Removes `path` and everything below it; a node that is already gone is not an error.
+    pub fn rm(&mut self, path: &str) -> Result<(), Error> {
+        match self.request(&Request::Rm(path)) {
+            Ok(_) | Err(Error::Xs(XsError::Enoent)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Child names of `path`.
+    pub fn directory(&mut self, path: &str) -> Result<wire::Entries<'_>, Error> {
+        self.request(&Request::Directory(path)).map(|r| r.entries())
+    }
+
+    /// Permission entries of `path` (owner first), e.g. `n0`, `r5`.
+    pub fn get_perms(&mut self, path: &str) -> Result<wire::Entries<'_>, Error> {
+        self.request(&Request::GetPerms(path)).map(|r| r.entries())
+    }
+
+    pub fn watch(&mut self, path: &str, token: &str) -> Result<(), Error> {
+        self.request(&Request::Watch { path, token }).map(|_| ())
+    }
+
+    pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), Error> {
+        self.request(&Request::Unwatch { path, token }).map(|_| ())
+    }
+
+    /// Starts a transaction; requests carry its id until [`XenbusConn::transaction_end`].
+    pub fn transaction_start(&mut self) -> Result<u32, Error> {
+        self.tx_id = 0;
+        match self.request(&Request::TransactionStart)? {
+            Reply::TransactionId(id) => {
+                self.tx_id = id;
+                Ok(id)
+            }
+            _ => Err(Error::Wire(WireError::UnexpectedType)),
+        }
+    }
+
+    /// Commits (or aborts) the open transaction. `Error::Xs(XsError::Eagain)` means it
+    /// conflicted with another change and must be redone from the start.
+    pub fn transaction_end(&mut self, commit: bool) -> Result<(), Error> {
+        let r = self
+            .request(&Request::TransactionEnd { commit })
+            .map(|_| ());
+        self.tx_id = 0;
+        r
+    }
+
+    /// The domain id this connection belongs to, from its home's `domid` node.
+    pub fn read_domid(&mut self) -> Result<u32, Error> {
+        let v = self.read("domid")?;
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or(Error::Wire(WireError::BadPayload))
+    }
+}
+
+impl AsRawFd for XenbusConn {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// Waits until `fd` has `events` or `deadline` passes.
+fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Instant) -> Result<(), Error> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout);
+        }
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Error::Io(e));
+        }
+        if n > 0 {
+            // POLLHUP/POLLERR: the next read or write reports what happened.
+            return Ok(());
+        }
+    }
+}
