@@ -198,10 +198,12 @@ impl Publisher {
         if depth > 0 {
             // A node is a key when it holds a value or is a leaf; an empty inner node is only
             // a directory that WRITE created on the way.
-            if self.read_back(conn, path)? {
-                if !children.is_empty() && self.written.get(path).is_some_and(|v| v.is_empty()) {
-                    self.written.remove(path);
-                }
+            let exists = self.read_back(conn, path)?;
+            if exists
+                && !children.is_empty()
+                && self.written.get(path).is_some_and(|v| v.is_empty())
+            {
+                self.written.remove(path);
             }
         }
         for c in children {
