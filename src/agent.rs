@@ -105,7 +105,25 @@ impl Agent {
 
     /// One publication round.
     pub fn publish(&mut self, conn: &mut XenbusConn) -> Result<RoundOutcome, Error> {
+        if self.publisher.ensure_loaded(conn)? {
+            self.adopt_published_free_memory();
+        }
         self.publisher.publish(conn, &self.desired, unix_now())
+    }
+
+    /// After a read-back, keeps the free-memory figure already in XenStore when the current
+    /// one is within the threshold of it: a restart of an unchanged guest writes nothing.
+    fn adopt_published_free_memory(&mut self) {
+        let published = self
+            .publisher
+            .written()
+            .get(desired::key::MEMINFO_FREE)
+            .and_then(|v| v.parse::<u64>().ok());
+        if let (Some(m), Some(p)) = (self.model.memory, published) {
+            if m.free_for_toolstack().abs_diff(p) < self.cfg.memory_threshold_kb {
+                self.desired.set_u64(desired::key::MEMINFO_FREE, p);
+            }
+        }
     }
 
     /// Forgets what was published; the next round reads the store back and republishes.

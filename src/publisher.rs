@@ -330,6 +330,16 @@ impl Publisher {
         Ok(out)
     }
 
+    /// Reads the store back unless that was done since the last [`Publisher::forget`];
+    /// true if it read.
+    pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
+        if self.loaded {
+            return Ok(false);
+        }
+        self.load(conn)?;
+        Ok(true)
+    }
+
     /// Reads back (once per connection), plans and applies one round.
     pub fn publish(
         &mut self,
@@ -337,9 +347,7 @@ impl Publisher {
         desired: &DesiredKeys,
         now: u64,
     ) -> Result<RoundOutcome, Error> {
-        if !self.loaded {
-            self.load(conn)?;
-        }
+        self.ensure_loaded(conn)?;
         let ops = self.plan(desired, now);
         if ops.is_empty() {
             return Ok(RoundOutcome::default());
