@@ -1,0 +1,39 @@
+# shellcheck shell=sh
+. /root/domu.sh
+report uname "$(uname -r)"
+
+# 1. initramfs: no os-release, publish once
+/bin/agent --once --log-level debug > /tmp/once.log 2>&1; rc=$?
+sed 's/^/domU: once: /' /tmp/once.log
+report once-rc "$rc"
+report stage1 done
+
+# 2. root filesystem with os-release: the daemon
+await go2
+cp /root/os-release /etc/os-release
+/bin/agent --memory-interval 1 --log-level debug > /tmp/daemon.log 2>&1 &
+pid=$!
+report stage2 started
+
+# 3. SIGHUP re-reads os-release and republishes what dom0 removed
+await go3
+sed -i 's/^PRETTY_NAME=.*/PRETTY_NAME="Xenbeacon Test OS, after SIGHUP"/' /etc/os-release
+kill -HUP $pid
+report stage3 hup-sent
+
+# 4. SIGTERM: exit status 0
+await go4
+kill -TERM $pid; wait $pid; rc=$?
+sed 's/^/domU: daemon: /' /tmp/daemon.log
+report term-rc "$rc"
+
+# 5. restart of an unchanged guest writes nothing
+await go5
+/bin/agent --log-level debug > /tmp/restart.log 2>&1 &
+pid=$!
+wait_log /tmp/restart.log 'published:' 30
+sed 's/^/domU: restart: /' /tmp/restart.log
+report stage5 done
+await go6
+kill -TERM $pid; wait $pid
+say "scenario done"
