@@ -23,7 +23,7 @@ use argh::FromArgs;
     error_code(2, "bad command line")
 )]
 pub struct Args {
-    /// xenStore endpoint: a xenbus device or a xenstored unix socket. Default: the first of
+    /// where XenStore is: a xenbus device or a xenstored unix socket. Default: the first of
     /// /dev/xen/xenbus and /proc/xen/xenbus (a guest waits for it to appear).
     #[argh(option, arg_name = "PATH")]
     pub xenstore: Option<PathBuf>,
