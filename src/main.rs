@@ -27,12 +27,12 @@ fn main() -> ExitCode {
     }
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
 
-    let mut agent = Agent::new(AgentConfig {
+    let config = AgentConfig {
         root: args.root.clone(),
         memory_threshold_kb: args.memory_threshold,
-    });
-
+    };
     if args.dry_run {
+        let agent = Agent::new(config);
         for op in agent.full_plan() {
             if let Op::Write { key, value } = op {
                 println!("{key} = {value}");
@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut agent = Agent::new(config);
     let result = if args.once {
         event_loop::run_once(&mut agent, &choice)
     } else {
