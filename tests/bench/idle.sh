@@ -1,0 +1,30 @@
+#!/bin/bash
+# Idle cost of the agent against the fake xenstored: RSS, context switches (wakeups), syscalls
+# and XenStore requests while nothing changes. The memory timer is set to 1 s to amplify 60x
+# what the default 60 s interval costs.
+# Usage: tests/bench/idle.sh [SECONDS]   (default 30; needs strace)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+SECS=${1:-30}
+command -v strace >/dev/null || apt-get install -y -qq strace >/dev/null
+cargo build -q --release --locked --target x86_64-unknown-linux-musl
+cargo build -q --release --locked --example fake-xenstored
+BIN=target/x86_64-unknown-linux-musl/release/xenbeacon
+W=$(mktemp -d); trap 'kill $XS $AG 2>/dev/null; rm -rf "$W"' EXIT
+target/release/examples/fake-xenstored "$W/xs" 5 > "$W/socks" & XS=$!
+while [ "$(wc -l < "$W/socks" 2>/dev/null)" -lt 2 ]; do sleep 0.05; done
+mkdir -p "$W/root/etc" "$W/root/proc/sys/kernel"
+cp /etc/os-release "$W/root/etc/"; cp /proc/sys/kernel/osrelease "$W/root/proc/sys/kernel/"
+printf 'MemTotal: 8000000 kB\nMemFree: 1000 kB\nMemAvailable: 4000000 kB\n' > "$W/root/proc/meminfo"
+"$BIN" --xenstore "$W/xs/dom5.sock" --root "$W/root" --memory-interval 1 --log-level warn & AG=$!
+sleep 1
+status() { grep -E "^$1:" /proc/$AG/status | awk '{print $2}'; }
+echo "after start: VmRSS $(status VmRSS) KiB, VmHWM $(status VmHWM) KiB, threads $(status Threads)"
+ctx() { echo $(($(status voluntary_ctxt_switches) + $(status nonvoluntary_ctxt_switches))); }
+c0=$(ctx); t0=$(awk '{print $14 + $15}' /proc/$AG/stat); sleep "$SECS"
+c1=$(ctx); t1=$(awk '{print $14 + $15}' /proc/$AG/stat)
+echo "over ${SECS}s idle at a 1 s memory interval: $((c1 - c0)) wakeups (context switches), $((t1 - t0)) clock ticks of CPU"
+timeout "$SECS" strace -c -p $AG -o "$W/strace" 2>/dev/null || true
+echo "after: VmRSS $(status VmRSS) KiB, VmHWM $(status VmHWM) KiB"
+echo "syscalls:"; sed -n '/^% time/,$p' "$W/strace"
+echo "XenStore requests in the strace window (write calls): $(awk '$NF=="write" {n=$4} END {print n+0}' "$W/strace")"
