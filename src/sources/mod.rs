@@ -6,6 +6,7 @@ pub mod hypervisor;
 pub mod kernel;
 pub mod meminfo;
 pub mod os_release;
+pub mod sysfs_net;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};

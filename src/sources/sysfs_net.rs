@@ -1,0 +1,1 @@
+//! Placeholder: the sysfs NIC classifier is being written (issue 4).
