@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use crate::desired::{self, DesiredKeys};
 use crate::model::{GuestModel, OsInfo};
+use crate::net::NetState;
+use crate::nics::{parse_mac, NicOptions, NicRenderer, ToolstackHints};
 use crate::publisher::{unix_now, Op, Publisher, RoundOutcome};
 use crate::sources::meminfo::MeminfoReader;
-use crate::sources::{kernel, os_release};
+use crate::sources::{kernel, os_release, sysfs_net};
 use crate::xenbus::conn::{Error, XenbusConn};
 
 #[derive(Clone, Debug)]
@@ -18,6 +20,7 @@ pub struct AgentConfig {
     pub root: PathBuf,
     /// Smallest change of free memory (KiB) worth a write.
     pub memory_threshold_kb: u64,
+    pub nics: NicOptions,
 }
 
 pub struct Agent {
@@ -28,6 +31,9 @@ pub struct Agent {
     meminfo: MeminfoReader,
     /// The last memory read failure, logged once until it changes.
     meminfo_error: Option<String>,
+    net: NetState,
+    nics: NicRenderer,
+    hints: ToolstackHints,
 }
 
 impl Agent {
@@ -40,6 +46,9 @@ impl Agent {
             desired: DesiredKeys::new(),
             publisher: Publisher::new(),
             meminfo_error: None,
+            net: NetState::default(),
+            nics: NicRenderer::new(),
+            hints: ToolstackHints::default(),
         };
         desired::render_pv_addons(&mut agent.desired);
         agent.refresh_all();
@@ -103,10 +112,84 @@ impl Agent {
         &self.publisher
     }
 
+    /// The network state, for the netlink source to update.
+    pub fn net_mut(&mut self) -> &mut NetState {
+        &mut self.net
+    }
+
+    pub fn net(&self) -> &NetState {
+        &self.net
+    }
+
+    /// Classifies links that are new or renamed, and renders the NIC keys again.
+    pub fn refresh_nics(&mut self) {
+        for link in self.net.links.values_mut() {
+            if link.class.is_some() {
+                continue;
+            }
+            match sysfs_net::classify(&self.cfg.root, &link.name) {
+                Ok(class) => link.class = Some(class),
+                // Gone or renamed since the event; the next event says what became of it.
+                Err(e) => log::debug!("cannot classify {}: {e}", link.name),
+            }
+        }
+        self.nics
+            .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
+    }
+
+    /// Reads what the toolstack tells about NICs: SR-IOV VF MACs (XAPI) and the host address
+    /// of PCI devices passed through with pcifront. Missing or unreadable nodes are normal.
+    pub fn read_hints(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
+        let mut hints = ToolstackHints::default();
+        let vfs: Vec<String> = match conn.directory("xenserver/device/net-sriov-vf") {
+            Ok(e) => e.map(str::to_owned).collect(),
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => Vec::new(),
+        };
+        for vf in vfs {
+            let Ok(id) = vf.parse::<u32>() else { continue };
+            match conn.read_string(&format!("xenserver/device/net-sriov-vf/{vf}/mac")) {
+                Ok(m) => hints.sriov_vfs.extend(parse_mac(&m).map(|m| (id, m))),
+                Err(e) if e.is_connection_lost() => return Err(e),
+                Err(_) => {}
+            }
+        }
+        match conn.read_string("device/pci/0/backend") {
+            Ok(backend) => {
+                let n = conn
+                    .read_string(&format!("{backend}/num_devs"))
+                    .ok()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0);
+                for i in 0..n.min(32) {
+                    let vdev = conn.read_string(&format!("{backend}/vdev-{i}"));
+                    let dev = conn.read_string(&format!("{backend}/dev-{i}"));
+                    if let (Ok(v), Ok(d)) = (vdev, dev) {
+                        hints.pci_host.insert(v, d);
+                    }
+                }
+            }
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => {}
+        }
+        if hints != self.hints {
+            log::debug!("toolstack hints: {hints:?}");
+            self.hints = hints;
+            self.nics
+                .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
+        }
+        Ok(())
+    }
+
     /// One publication round.
     pub fn publish(&mut self, conn: &mut XenbusConn) -> Result<RoundOutcome, Error> {
         if self.publisher.ensure_loaded(conn)? {
             self.adopt_published_free_memory();
+            let written = self.publisher.written();
+            self.nics
+                .seed(written.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            self.nics
+                .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
         }
         self.publisher.publish(conn, &self.desired, unix_now())
     }

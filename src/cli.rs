@@ -14,7 +14,7 @@ use argh::FromArgs;
     example = "Run as the guest agent (systemd, OpenRC, BusyBox init):\n  $ xenbeacon",
     example = "Publish once and exit (initramfs, scripts):\n  $ xenbeacon --once",
     example = "Against a xenstored socket (dom0, tests):\n  $ xenbeacon --xenstore /run/xenstored/socket --once",
-    note = "Keys written, relative to /local/domain/<domid> (docs/xenstore-layout.md has the details):\n  data/os_name, data/os_distro, data/os_majorver, data/os_minorver, data/os_uname,\n  data/meminfo_total, data/meminfo_free (KiB), data/updated,\n  attr/PVAddons/{{Major,Minor,Micro,Build}}Version, attr/PVAddons/Installed.\n\nFiles read (below --root): /etc/os-release, /usr/lib/os-release, /proc/meminfo,\n/proc/sys/kernel/osrelease, /sys/hypervisor/type.\n\nSignals: SIGTERM and SIGINT exit with status 0; SIGHUP re-reads every source, reads the\nkeys back from XenStore and rewrites whatever differs.\n\nEnvironment: XENBEACON_XENSTORE is used when --xenstore is not given.",
+    note = "Keys written, relative to /local/domain/<domid> (docs/xenstore-layout.md has the details):\n  data/os_name, data/os_distro, data/os_majorver, data/os_minorver, data/os_uname,\n  data/meminfo_total, data/meminfo_free (KiB), data/updated,\n  attr/PVAddons/{{Major,Minor,Micro,Build}}Version, attr/PVAddons/Installed,\n  attr/vif/<devid>/... (PV NICs), attr/net/<mac>/... (PCI, USB, platform NICs),\n  xenserver/attr/net-sriov-vf/<vfid>/... (SR-IOV VFs under XAPI).\n\nNICs are found by sysfs topology, not by name; bridges and bonds report their addresses on\neach member NIC; VLANs and macvlans below the NIC they sit on.\n\nFiles read (below --root): /etc/os-release, /usr/lib/os-release, /proc/meminfo,\n/proc/sys/kernel/osrelease, /sys/hypervisor/type, /sys/class/net/*/device.\n\nSignals: SIGTERM and SIGINT exit with status 0; SIGHUP re-reads every source, reads the\nkeys back from XenStore and rewrites whatever differs.\n\nEnvironment: XENBEACON_XENSTORE is used when --xenstore is not given.",
     error_code(0, "success (and after SIGTERM/SIGINT)"),
     error_code(
         1,
@@ -45,6 +45,28 @@ pub struct Args {
     /// every change). The total is written on any change.
     #[argh(option, default = "1024", arg_name = "KIB")]
     pub memory_threshold: u64,
+
+    /// report this interface even if it is virtual (lo, veth, dummy, a bridge without a
+    /// reported member); a glob such as 'wg*', repeatable.
+    #[argh(option, arg_name = "GLOB")]
+    pub include_iface: Vec<String>,
+
+    /// never report this interface (glob, repeatable); applies to VLANs and macvlans too.
+    #[argh(option, arg_name = "GLOB")]
+    pub exclude_iface: Vec<String>,
+
+    /// also report link-local addresses (IPv4 169.254/16, IPv6 fe80::/10).
+    #[argh(switch)]
+    pub link_local: bool,
+
+    /// also report IPv6 temporary (privacy) addresses.
+    #[argh(switch)]
+    pub temporary_addresses: bool,
+
+    /// most addresses per NIC and address family (default 16); the rest are left out (logged
+    /// once), permanent global addresses first. Keeps the guest under xenstored's node quota.
+    #[argh(option, default = "16", arg_name = "N")]
+    pub max_addresses: usize,
 
     /// log level: error, warn, info (default), debug or trace. Logs go to stderr.
     #[argh(option, default = "String::from(\"info\")", arg_name = "LEVEL")]

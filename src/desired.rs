@@ -40,7 +40,12 @@ pub const OWNED_KEYS: [&str; 8] = [
 ];
 
 /// Subtrees the agent owns as a whole: anything in them it did not render is stale.
-pub const OWNED_SUBTREES: [&str; 1] = ["attr/PVAddons"];
+pub const OWNED_SUBTREES: [&str; 4] = [
+    "attr/PVAddons",
+    crate::nics::NIC_SUBTREES[0],
+    crate::nics::NIC_SUBTREES[1],
+    crate::nics::NIC_SUBTREES[2],
+];
 
 /// True when `key` is one the agent may write or remove.
 pub fn is_owned(key: &str) -> bool {
@@ -132,6 +137,11 @@ impl DesiredKeys {
 
     pub fn remove(&mut self, key: &str) -> bool {
         self.map.remove(key).is_some()
+    }
+
+    /// Keeps only the keys for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.map.retain(|k, _| keep(k));
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::agent::Agent;
+use crate::netlink::source::NetlinkSource;
 use crate::sys::{self, SignalFd, TimerFd};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
 
@@ -102,9 +103,33 @@ fn log_round(agent: &Agent, r: crate::publisher::RoundOutcome, first: bool) {
     }
 }
 
+/// Opens rtnetlink and dumps links and addresses into the agent. Without it the agent still
+/// publishes everything but NICs.
+pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
+    let mut source = match NetlinkSource::open() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("{e}; NICs are not reported");
+            return None;
+        }
+    };
+    match source.dump(agent.net_mut()) {
+        Ok(()) => {
+            agent.refresh_nics();
+            Some(source)
+        }
+        Err(e) => {
+            log::warn!("{e}; NICs are not reported");
+            None
+        }
+    }
+}
+
 /// `--once`: connect, publish one round, return.
 pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
+    let _netlink = open_netlink(agent);
     let mut conn = connect(choice).map_err(RunError::Connect)?;
+    agent.read_hints(&mut conn).map_err(RunError::Connect)?;
     let r = agent.publish(&mut conn).map_err(RunError::Connect)?;
     log_round(agent, r, true);
     Ok(())
@@ -123,6 +148,7 @@ pub fn run(
         .arm(memory_interval, memory_interval)
         .map_err(RunError::Setup)?;
 
+    let mut netlink = open_netlink(agent);
     let mut link = Link::new();
     let mut first_round = true;
 
@@ -131,7 +157,10 @@ pub fn run(
             match connect(choice) {
                 Ok(mut c) => {
                     agent.forget_published();
-                    match agent.publish(&mut c) {
+                    let round = agent
+                        .read_hints(&mut c)
+                        .and_then(|()| agent.publish(&mut c));
+                    match round {
                         Ok(r) => {
                             log_round(agent, r, first_round);
                             first_round = false;
@@ -154,6 +183,7 @@ pub fn run(
             pollfd(signals.as_raw_fd()),
             pollfd(timer.as_raw_fd()),
             pollfd(link.conn.as_ref().map_or(-1, |c| c.as_raw_fd())),
+            pollfd(netlink.as_ref().map_or(-1, |n| n.as_raw_fd())),
         ];
         let timeout = link
             .conn
@@ -168,7 +198,18 @@ pub fn run(
                     libc::SIGHUP => {
                         log::info!("SIGHUP: re-reading everything and republishing");
                         agent.refresh_all();
+                        if let Some(n) = netlink.as_mut() {
+                            if let Err(e) = n.dump(agent.net_mut()) {
+                                log::warn!("{e}");
+                            }
+                        }
+                        agent.refresh_nics();
                         agent.forget_published();
+                        if let Some(c) = link.conn.as_mut() {
+                            if let Err(e) = agent.read_hints(c) {
+                                link.down("reading toolstack hints failed", &e, agent);
+                            }
+                        }
                         publish_now = true;
                     }
                     _ => {
@@ -188,6 +229,21 @@ pub fn run(
             if let Some(c) = link.conn.as_mut() {
                 if let Err(e) = c.receive() {
                     link.down("xenstore connection lost", &e, agent);
+                }
+            }
+        }
+        if fds[3].revents != 0 {
+            if let Some(n) = netlink.as_mut() {
+                match n.receive(agent.net_mut()) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        agent.refresh_nics();
+                        publish_now = true;
+                    }
+                    Err(e) => {
+                        log::warn!("{e}; NICs are no longer reported until SIGHUP");
+                        netlink = None;
+                    }
                 }
             }
         }

@@ -4,6 +4,7 @@ use std::time::Duration;
 use xenbeacon::agent::{Agent, AgentConfig};
 use xenbeacon::cli::Args;
 use xenbeacon::event_loop::{self, EndpointChoice};
+use xenbeacon::nics::NicOptions;
 use xenbeacon::publisher::Op;
 use xenbeacon::sources::hypervisor;
 use xenbeacon::xenbus::conn::Endpoint;
@@ -30,9 +31,17 @@ fn main() -> ExitCode {
     let config = AgentConfig {
         root: args.root.clone(),
         memory_threshold_kb: args.memory_threshold,
+        nics: NicOptions {
+            include: args.include_iface.clone(),
+            exclude: args.exclude_iface.clone(),
+            link_local: args.link_local,
+            temporary: args.temporary_addresses,
+            max_addresses: args.max_addresses,
+        },
     };
     if args.dry_run {
-        let agent = Agent::new(config);
+        let mut agent = Agent::new(config);
+        let _netlink = event_loop::open_netlink(&mut agent);
         for op in agent.full_plan() {
             if let Op::Write { key, value } = op {
                 println!("{key} = {value}");

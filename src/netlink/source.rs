@@ -1,0 +1,234 @@
+//! The rtnetlink source: one non-blocking socket subscribed to link and IPv4/IPv6 address
+//! events, and dumps of links and addresses at start and whenever the kernel reports an
+//! overrun (`ENOBUFS`: events were dropped, so only a fresh dump tells the truth).
+//!
+//! The event loop calls [`NetlinkSource::receive`] when the fd is readable; it drains every
+//! pending datagram into the [`NetState`] before returning, so a burst of changes becomes one
+//! publication round.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use neli::consts::socket::{Msg, NlFamily};
+use neli::socket::NlSocket;
+use neli::utils::Groups;
+
+use super::wire::{
+    emit_dump_request, NlMsgs, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR, RTMGRP_LINK, RTM_GETADDR, RTM_GETLINK,
+};
+use crate::net::NetState;
+
+/// Receive buffer: larger than the biggest datagram a dump sends (NLMSG_GOODSIZE, <= 32 KiB).
+const RECV_BUF: usize = 64 * 1024;
+/// Socket receive buffer asked for; the kernel caps it at `net.core.rmem_max`.
+const SO_RCVBUF: usize = 1 << 20;
+/// How long a dump may take before the source gives up on it.
+const DUMP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Dumps restarted after overruns before giving up for this round.
+const DUMP_ATTEMPTS: u32 = 5;
+
+/// A netlink failure.
+#[derive(Debug)]
+pub enum NetlinkError {
+    /// cannot open the rtnetlink socket
+    Open(io::Error),
+    /// reading or writing the rtnetlink socket failed
+    Io(io::Error),
+    /// the kernel answered a dump with an error
+    Kernel(i32),
+    /// a dump did not finish in time
+    Timeout,
+    /// dumps kept overrunning
+    Overrun,
+}
+
+impl fmt::Display for NetlinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetlinkError::Open(e) => write!(f, "cannot open rtnetlink socket: {e}"),
+            NetlinkError::Io(e) => write!(f, "rtnetlink I/O error: {e}"),
+            NetlinkError::Kernel(e) => write!(f, "rtnetlink dump failed: errno {}", -e),
+            NetlinkError::Timeout => f.write_str("rtnetlink dump did not finish in time"),
+            NetlinkError::Overrun => f.write_str("rtnetlink dumps kept overrunning"),
+        }
+    }
+}
+
+impl std::error::Error for NetlinkError {}
+
+/// Counters for logs, tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetlinkMetrics {
+    pub datagrams: u64,
+    pub messages: u64,
+    pub overruns: u64,
+    pub dumps: u64,
+    pub malformed: u64,
+}
+
+pub struct NetlinkSource {
+    sock: NlSocket,
+    buf: Box<[u8]>,
+    req: Vec<u8>,
+    seq: u32,
+    pub metrics: NetlinkMetrics,
+}
+
+/// What draining the socket found.
+enum Drained {
+    /// Everything read; `true` if a dump with this sequence number finished.
+    Empty(bool),
+    Overrun,
+}
+
+impl NetlinkSource {
+    pub fn open() -> Result<NetlinkSource, NetlinkError> {
+        let groups = Groups::new_bitmask(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
+        let sock = NlSocket::connect(NlFamily::Route, None, groups).map_err(NetlinkError::Open)?;
+        sock.nonblock().map_err(NetlinkError::Open)?;
+        if let Err(e) = sock.set_recv_buffer_size(SO_RCVBUF) {
+            log::debug!("cannot enlarge the rtnetlink receive buffer: {e}");
+        }
+        Ok(NetlinkSource {
+            sock,
+            buf: vec![0u8; RECV_BUF].into_boxed_slice(),
+            req: Vec::with_capacity(32),
+            seq: 0,
+            metrics: NetlinkMetrics::default(),
+        })
+    }
+
+    /// Replaces `state` with a fresh dump of links, then addresses. Events that arrive
+    /// meanwhile are applied too; an overrun restarts the dump.
+    pub fn dump(&mut self, state: &mut NetState) -> Result<(), NetlinkError> {
+        for _ in 0..DUMP_ATTEMPTS {
+            state.clear();
+            self.metrics.dumps += 1;
+            if self.dump_one(RTM_GETLINK, state)? && self.dump_one(RTM_GETADDR, state)? {
+                return Ok(());
+            }
+            self.metrics.overruns += 1;
+            log::debug!("rtnetlink overrun during a dump; dumping again");
+        }
+        Err(NetlinkError::Overrun)
+    }
+
+    /// One dump; `Ok(false)` if it was overrun.
+    fn dump_one(&mut self, msg_type: u16, state: &mut NetState) -> Result<bool, NetlinkError> {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.req.clear();
+        emit_dump_request(msg_type, self.seq, &mut self.req);
+        self.sock
+            .send(&self.req, Msg::empty())
+            .map_err(NetlinkError::Io)?;
+        let deadline = Instant::now() + DUMP_TIMEOUT;
+        loop {
+            match self.drain(state, Some(self.seq))? {
+                Drained::Empty(true) => return Ok(true),
+                Drained::Overrun => return Ok(false),
+                Drained::Empty(false) => wait_readable(self.sock.as_raw_fd(), deadline)?,
+            }
+        }
+    }
+
+    /// Applies every pending event; true if the state changed. After an overrun the state is
+    /// rebuilt from a dump (and counts as changed).
+    pub fn receive(&mut self, state: &mut NetState) -> Result<bool, NetlinkError> {
+        let mut changed = false;
+        match self.drain_inner(state, None, &mut changed)? {
+            Drained::Empty(_) => Ok(changed),
+            Drained::Overrun => {
+                self.metrics.overruns += 1;
+                log::info!(
+                    "rtnetlink overrun (events were dropped): dumping links and addresses again"
+                );
+                self.dump(state)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn drain(
+        &mut self,
+        state: &mut NetState,
+        dump_seq: Option<u32>,
+    ) -> Result<Drained, NetlinkError> {
+        let mut changed = false;
+        self.drain_inner(state, dump_seq, &mut changed)
+    }
+
+    fn drain_inner(
+        &mut self,
+        state: &mut NetState,
+        dump_seq: Option<u32>,
+        changed: &mut bool,
+    ) -> Result<Drained, NetlinkError> {
+        let mut done = false;
+        loop {
+            let n = match self.sock.recv(&mut self.buf[..], Msg::empty()) {
+                Ok((n, _)) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Drained::Empty(done)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(Drained::Overrun),
+                Err(e) => return Err(NetlinkError::Io(e)),
+            };
+            self.metrics.datagrams += 1;
+            for msg in NlMsgs::new(&self.buf[..n]) {
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.metrics.malformed += 1;
+                        log::debug!("dropping malformed rtnetlink datagram: {e}");
+                        break;
+                    }
+                };
+                self.metrics.messages += 1;
+                let ours = dump_seq.is_some_and(|s| msg.seq() == s);
+                match msg.msg_type() {
+                    NLMSG_DONE if ours => done = true,
+                    NLMSG_OVERRUN => return Ok(Drained::Overrun),
+                    NLMSG_ERROR if ours => match msg.error_code() {
+                        Some(0) | None => {}
+                        Some(e) if -e == libc::EBUSY || -e == libc::EINTR => {
+                            return Ok(Drained::Overrun)
+                        }
+                        Some(e) => return Err(NetlinkError::Kernel(e)),
+                    },
+                    _ => match state.apply(&msg) {
+                        Ok(c) => *changed |= c,
+                        Err(e) => {
+                            self.metrics.malformed += 1;
+                            log::debug!("dropping malformed rtnetlink message: {e}");
+                        }
+                    },
+                }
+            }
+            if done {
+                return Ok(Drained::Empty(true));
+            }
+        }
+    }
+}
+
+impl AsRawFd for NetlinkSource {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+fn wait_readable(fd: RawFd, deadline: Instant) -> Result<(), NetlinkError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(NetlinkError::Timeout);
+    }
+    let mut pfd = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    crate::sys::poll(&mut pfd, Some(left)).map_err(NetlinkError::Io)?;
+    Ok(())
+}

@@ -1,0 +1,446 @@
+//! rtnetlink messages: zero-copy views over a receive buffer and validated representations of
+//! the few payloads the agent reads (links and addresses), in the style of smoltcp's `wire`.
+//!
+//! Layouts and constants come from the Linux uapi (`linux/netlink.h`, `linux/rtnetlink.h`,
+//! `linux/if_link.h`, `linux/if_addr.h`). Everything is host-endian; every access is bounds
+//! checked, so a malformed message is an error, never a panic. Nothing here allocates.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub const NLMSG_HDRLEN: usize = 16;
+pub const NLMSG_NOOP: u16 = 1;
+pub const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_DONE: u16 = 3;
+pub const NLMSG_OVERRUN: u16 = 4;
+pub const RTM_NEWLINK: u16 = 16;
+pub const RTM_DELLINK: u16 = 17;
+pub const RTM_GETLINK: u16 = 18;
+pub const RTM_NEWADDR: u16 = 20;
+pub const RTM_DELADDR: u16 = 21;
+pub const RTM_GETADDR: u16 = 22;
+
+pub const NLM_F_REQUEST: u16 = 0x1;
+pub const NLM_F_DUMP: u16 = 0x300;
+
+pub const RTMGRP_LINK: u32 = 0x1;
+pub const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+pub const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+
+const IFINFOMSG_LEN: usize = 16;
+const IFADDRMSG_LEN: usize = 8;
+
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_CARRIER: u16 = 33;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_VLAN_ID: u16 = 1;
+
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_FLAGS: u16 = 8;
+
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+
+pub const IFF_UP: u32 = 0x1;
+pub const IFF_LOOPBACK: u32 = 0x8;
+pub const IFF_LOWER_UP: u32 = 0x1_0000;
+
+/// `ifa_flags` bits (`linux/if_addr.h`).
+pub const IFA_F_SECONDARY: u32 = 0x01;
+/// Same bit as `IFA_F_SECONDARY`; it means "temporary" for IPv6 privacy addresses.
+pub const IFA_F_TEMPORARY: u32 = 0x01;
+pub const IFA_F_DADFAILED: u32 = 0x08;
+pub const IFA_F_DEPRECATED: u32 = 0x20;
+pub const IFA_F_TENTATIVE: u32 = 0x40;
+pub const IFA_F_PERMANENT: u32 = 0x80;
+
+/// A malformed netlink message or attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NlError {
+    /// netlink message shorter than its header or its declared length
+    Truncated,
+    /// payload too short for its fixed header
+    ShortPayload,
+    /// attribute value has the wrong size
+    BadAttribute,
+}
+
+impl core::fmt::Display for NlError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            NlError::Truncated => "netlink message shorter than its declared length",
+            NlError::ShortPayload => "netlink payload too short for its header",
+            NlError::BadAttribute => "netlink attribute with the wrong size",
+        })
+    }
+}
+
+impl std::error::Error for NlError {}
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// One netlink message in a buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct NlMsg<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> NlMsg<'a> {
+    pub fn msg_type(&self) -> u16 {
+        u16_at(self.buf, 4)
+    }
+    pub fn flags(&self) -> u16 {
+        u16_at(self.buf, 6)
+    }
+    pub fn seq(&self) -> u32 {
+        u32_at(self.buf, 8)
+    }
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buf[NLMSG_HDRLEN..]
+    }
+    /// For `NLMSG_ERROR`: the (negative) errno, 0 for an ACK.
+    pub fn error_code(&self) -> Option<i32> {
+        let p = self.payload();
+        (self.msg_type() == NLMSG_ERROR && p.len() >= 4).then(|| u32_at(p, 0) as i32)
+    }
+}
+
+/// Iterates the messages of one datagram. Stops (with an error item) at the first malformed
+/// message, since nothing after it can be framed.
+#[derive(Clone, Debug)]
+pub struct NlMsgs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> NlMsgs<'a> {
+    pub fn new(datagram: &'a [u8]) -> NlMsgs<'a> {
+        NlMsgs { rest: datagram }
+    }
+}
+
+impl<'a> Iterator for NlMsgs<'a> {
+    type Item = Result<NlMsg<'a>, NlError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        if self.rest.len() < NLMSG_HDRLEN {
+            self.rest = &[];
+            return Some(Err(NlError::Truncated));
+        }
+        let len = u32_at(self.rest, 0) as usize;
+        if len < NLMSG_HDRLEN || len > self.rest.len() {
+            self.rest = &[];
+            return Some(Err(NlError::Truncated));
+        }
+        let msg = NlMsg {
+            buf: &self.rest[..len],
+        };
+        self.rest = self.rest.get(align4(len)..).unwrap_or(&[]);
+        Some(Ok(msg))
+    }
+}
+
+/// Route attributes (`struct rtattr` + value), iterated; a malformed tail ends the iteration.
+#[derive(Clone, Debug)]
+pub struct Attrs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    /// (type without the nested/byte-order bits, value)
+    type Item = (u16, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.len() < 4 {
+            return None;
+        }
+        let len = u16_at(self.rest, 0) as usize;
+        let ty = u16_at(self.rest, 2) & 0x3fff;
+        if len < 4 || len > self.rest.len() {
+            self.rest = &[];
+            return None;
+        }
+        let value = &self.rest[4..len];
+        self.rest = self.rest.get(align4(len)..).unwrap_or(&[]);
+        Some((ty, value))
+    }
+}
+
+fn attrs(b: &[u8]) -> Attrs<'_> {
+    Attrs { rest: b }
+}
+
+/// A NUL-terminated attribute string; `None` unless it is valid UTF-8.
+fn attr_str(v: &[u8]) -> Option<&str> {
+    let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
+    core::str::from_utf8(&v[..end]).ok()
+}
+
+fn attr_u32(v: &[u8]) -> Result<u32, NlError> {
+    if v.len() == 4 {
+        Ok(u32_at(v, 0))
+    } else {
+        Err(NlError::BadAttribute)
+    }
+}
+
+/// An RTM_NEWLINK / RTM_DELLINK payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkRepr<'a> {
+    pub index: u32,
+    pub flags: u32,
+    pub name: Option<&'a str>,
+    /// `IFLA_ADDRESS`, when it is an Ethernet-size MAC.
+    pub mac: Option<[u8; 6]>,
+    /// `IFLA_MASTER`: the bridge or bond this link is enslaved to.
+    pub master: Option<u32>,
+    /// `IFLA_LINK`: the lower device of a VLAN or macvlan.
+    pub lower: Option<u32>,
+    pub carrier: Option<bool>,
+    /// `IFLA_INFO_KIND`: `bridge`, `vlan`, `bond`, `macvlan`, `veth`, ...
+    pub kind: Option<&'a str>,
+    pub vlan_id: Option<u16>,
+}
+
+impl<'a> LinkRepr<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<LinkRepr<'a>, NlError> {
+        if payload.len() < IFINFOMSG_LEN {
+            return Err(NlError::ShortPayload);
+        }
+        let mut link = LinkRepr {
+            index: u32_at(payload, 4),
+            flags: u32_at(payload, 8),
+            name: None,
+            mac: None,
+            master: None,
+            lower: None,
+            carrier: None,
+            kind: None,
+            vlan_id: None,
+        };
+        for (ty, v) in attrs(&payload[IFINFOMSG_LEN..]) {
+            match ty {
+                IFLA_IFNAME => link.name = attr_str(v),
+                IFLA_ADDRESS => link.mac = <[u8; 6]>::try_from(v).ok(),
+                IFLA_MASTER => link.master = Some(attr_u32(v)?).filter(|&m| m != 0),
+                IFLA_LINK => link.lower = Some(attr_u32(v)?).filter(|&l| l != 0),
+                IFLA_CARRIER => link.carrier = v.first().map(|&c| c != 0),
+                IFLA_LINKINFO => {
+                    for (ity, iv) in attrs(v) {
+                        match ity {
+                            IFLA_INFO_KIND => link.kind = attr_str(iv),
+                            IFLA_INFO_DATA if link.kind == Some("vlan") => {
+                                for (vty, vv) in attrs(iv) {
+                                    if vty == IFLA_VLAN_ID && vv.len() >= 2 {
+                                        link.vlan_id = Some(u16_at(vv, 0));
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(link)
+    }
+}
+
+/// An RTM_NEWADDR / RTM_DELADDR payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrRepr {
+    pub index: u32,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub scope: u8,
+    /// `IFA_FLAGS` when present (it carries the bits above 8), else `ifa_flags`.
+    pub flags: u32,
+}
+
+impl AddrRepr {
+    /// `Ok(None)` for families other than IPv4/IPv6 or a message without an address.
+    pub fn parse(payload: &[u8]) -> Result<Option<AddrRepr>, NlError> {
+        if payload.len() < IFADDRMSG_LEN {
+            return Err(NlError::ShortPayload);
+        }
+        let family = payload[0];
+        let mut flags = u32::from(payload[2]);
+        let (mut local, mut address) = (None, None);
+        for (ty, v) in attrs(&payload[IFADDRMSG_LEN..]) {
+            let ip = match (family, v.len()) {
+                (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
+                (AF_INET6, 16) => <[u8; 16]>::try_from(v)
+                    .ok()
+                    .map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+                _ => None,
+            };
+            match ty {
+                IFA_LOCAL => local = ip,
+                IFA_ADDRESS => address = ip,
+                IFA_FLAGS => flags = attr_u32(v)?,
+                _ => {}
+            }
+        }
+        // For IPv4 point-to-point links IFA_ADDRESS is the peer; IFA_LOCAL is ours.
+        let Some(addr) = local.or(address) else {
+            return Ok(None);
+        };
+        Ok(Some(AddrRepr {
+            index: u32_at(payload, 4),
+            addr,
+            prefix_len: payload[1],
+            scope: payload[3],
+            flags,
+        }))
+    }
+}
+
+/// Appends a dump request (`RTM_GETLINK` or `RTM_GETADDR` for every family) to `out`.
+pub fn emit_dump_request(msg_type: u16, seq: u32, out: &mut Vec<u8>) {
+    let payload_len = if msg_type == RTM_GETLINK {
+        IFINFOMSG_LEN
+    } else {
+        IFADDRMSG_LEN
+    };
+    let len = NLMSG_HDRLEN + payload_len;
+    out.extend_from_slice(&(len as u32).to_ne_bytes());
+    out.extend_from_slice(&msg_type.to_ne_bytes());
+    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.resize(out.len() + payload_len, 0); // family AF_UNSPEC: everything
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(ty: u16, v: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+        out.extend_from_slice(&ty.to_ne_bytes());
+        out.extend_from_slice(v);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    }
+
+    fn msg(ty: u16, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&7u32.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(payload);
+        m
+    }
+
+    fn link_payload() -> Vec<u8> {
+        let mut p = vec![0u8; 16];
+        p[4..8].copy_from_slice(&3u32.to_ne_bytes());
+        p[8..12].copy_from_slice(&(IFF_UP | IFF_LOWER_UP).to_ne_bytes());
+        attr(IFLA_IFNAME, b"eth0.100\0", &mut p);
+        attr(IFLA_ADDRESS, &[0, 0x16, 0x3e, 0, 0, 1], &mut p);
+        attr(IFLA_LINK, &2u32.to_ne_bytes(), &mut p);
+        attr(IFLA_MASTER, &0u32.to_ne_bytes(), &mut p);
+        attr(IFLA_CARRIER, &[1], &mut p);
+        let mut vlan_data = Vec::new();
+        attr(IFLA_VLAN_ID, &100u16.to_ne_bytes(), &mut vlan_data);
+        let mut info = Vec::new();
+        attr(IFLA_INFO_KIND, b"vlan\0", &mut info);
+        attr(IFLA_INFO_DATA | 0x8000, &vlan_data, &mut info);
+        attr(IFLA_LINKINFO | 0x8000, &info, &mut p);
+        p
+    }
+
+    #[test]
+    fn parses_a_vlan_link() {
+        let l = LinkRepr::parse(&link_payload()).unwrap();
+        assert_eq!(l.index, 3);
+        assert_eq!(l.name, Some("eth0.100"));
+        assert_eq!(l.mac, Some([0, 0x16, 0x3e, 0, 0, 1]));
+        assert_eq!(l.lower, Some(2));
+        assert_eq!(l.master, None);
+        assert_eq!(l.carrier, Some(true));
+        assert_eq!(l.kind, Some("vlan"));
+        assert_eq!(l.vlan_id, Some(100));
+    }
+
+    #[test]
+    fn parses_addresses() {
+        let mut p = vec![AF_INET, 24, 0, 0, 3, 0, 0, 0];
+        p[4..8].copy_from_slice(&3u32.to_ne_bytes());
+        attr(IFA_ADDRESS, &[10, 0, 0, 2], &mut p);
+        attr(IFA_LOCAL, &[10, 0, 0, 2], &mut p);
+        attr(IFA_FLAGS, &IFA_F_PERMANENT.to_ne_bytes(), &mut p);
+        let a = AddrRepr::parse(&p).unwrap().unwrap();
+        assert_eq!(a.addr, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!((a.index, a.prefix_len, a.flags), (3, 24, IFA_F_PERMANENT));
+
+        let mut p6 = vec![AF_INET6, 64, IFA_F_TENTATIVE as u8, 0, 0, 0, 0, 0];
+        p6[4..8].copy_from_slice(&9u32.to_ne_bytes());
+        let ip: std::net::Ipv6Addr = "2001:db8::2".parse().unwrap();
+        attr(IFA_ADDRESS, &ip.octets(), &mut p6);
+        let a = AddrRepr::parse(&p6).unwrap().unwrap();
+        assert_eq!(a.addr, IpAddr::V6(ip));
+        assert_eq!(a.flags, IFA_F_TENTATIVE);
+    }
+
+    #[test]
+    fn iterates_messages_and_rejects_bad_framing() {
+        let mut dgram = msg(RTM_NEWLINK, &link_payload());
+        dgram.extend(msg(NLMSG_DONE, &[0, 0, 0, 0]));
+        let msgs: Vec<_> = NlMsgs::new(&dgram).collect::<Result<_, _>>().unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0].msg_type(), RTM_NEWLINK);
+        assert_eq!(msgs[0].seq(), 7);
+        assert_eq!(msgs[1].msg_type(), NLMSG_DONE);
+
+        let mut bad = msg(RTM_NEWLINK, &link_payload());
+        bad[0..4].copy_from_slice(&9999u32.to_ne_bytes());
+        assert_eq!(NlMsgs::new(&bad).next(), Some(Err(NlError::Truncated)));
+        assert_eq!(
+            NlMsgs::new(&bad[..10]).next(),
+            Some(Err(NlError::Truncated))
+        );
+        assert_eq!(LinkRepr::parse(&[0; 8]), Err(NlError::ShortPayload));
+        assert_eq!(AddrRepr::parse(&[0; 4]), Err(NlError::ShortPayload));
+    }
+
+    #[test]
+    fn garbage_attributes_do_not_panic() {
+        for n in 0..64u8 {
+            let mut p = vec![0u8; 16];
+            p.extend((0..n).map(|i| i.wrapping_mul(37)));
+            let _ = LinkRepr::parse(&p);
+            let mut a = vec![AF_INET6, 64, 0, 0, 0, 0, 0, 0];
+            a.extend((0..n).map(|i| i.wrapping_mul(91)));
+            let _ = AddrRepr::parse(&a);
+        }
+    }
+
+    #[test]
+    fn dump_request_layout() {
+        let mut out = Vec::new();
+        emit_dump_request(RTM_GETADDR, 5, &mut out);
+        assert_eq!(out.len(), 24);
+        let m = NlMsgs::new(&out).next().unwrap().unwrap();
+        assert_eq!((m.msg_type(), m.flags(), m.seq()), (RTM_GETADDR, 0x301, 5));
+    }
+}

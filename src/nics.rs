@@ -1,0 +1,448 @@
+//! NIC keys: which interfaces are reported, under which XenStore path, with which addresses.
+//!
+//! Identity comes from sysfs topology ([`crate::sources::sysfs_net`]), never from names:
+//!
+//! * a PV vif is `attr/vif/<devid>/` (XAPI's layout, plus the Xen-documented `name`, `mac/0`,
+//!   `ipv4/<n>/prefix`);
+//! * a NIC whose MAC the toolstack lists under `xenserver/device/net-sriov-vf/<vfid>/mac` is an
+//!   SR-IOV VF: `xenserver/attr/net-sriov-vf/<vfid>/` (what XAPI reads);
+//! * any other Ethernet (PCI, USB, platform, or an SR-IOV VF without a XAPI mapping) is
+//!   `attr/net/<mac>/`, the MAC in lowercase hex without separators;
+//! * bridges and bonds are not reported themselves: their addresses appear on each member, with
+//!   `bridge` / `bond` naming the upper device; VLANs and macvlans on a NIC go below it
+//!   (`vlan/<vid>/`, `macvlan/<mac>/`), out of the way of XAPI's `ipv4/<n>` parsing;
+//! * purely virtual links (lo, veth, dummy, tun, bridges without a reported member) only with
+//!   `--include-iface`.
+//!
+//! An address keeps its index `<n>` while it exists; a freed index is reused by the next new
+//! address, and the first address of a family gets the lowest one. Indexes are seeded from
+//! the keys read back at start, so a restart does not renumber anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::desired::DesiredKeys;
+use crate::net::{Addr, Link, NetState};
+use crate::netlink::wire::{
+    IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_F_PERMANENT, IFA_F_TEMPORARY, IFA_F_TENTATIVE,
+    IFF_LOWER_UP,
+};
+use crate::sources::sysfs_net::NicClass;
+
+/// Subtrees the NIC keys live in; the publisher owns them as a whole.
+pub const NIC_SUBTREES: [&str; 3] = ["attr/vif", "attr/net", "xenserver/attr/net-sriov-vf"];
+
+/// What to report.
+#[derive(Clone, Debug)]
+pub struct NicOptions {
+    /// Glob patterns of interface names to report even when virtual.
+    pub include: Vec<String>,
+    /// Glob patterns of interface names never to report.
+    pub exclude: Vec<String>,
+    /// Report IPv4 169.254/16 and IPv6 fe80::/10 addresses.
+    pub link_local: bool,
+    /// Report IPv6 temporary (privacy) addresses.
+    pub temporary: bool,
+    /// Most addresses per NIC and family.
+    pub max_addresses: usize,
+}
+
+impl Default for NicOptions {
+    fn default() -> NicOptions {
+        NicOptions {
+            include: Vec::new(),
+            exclude: Vec::new(),
+            link_local: false,
+            temporary: false,
+            max_addresses: 16,
+        }
+    }
+}
+
+/// Facts only the toolstack's XenStore entries tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolstackHints {
+    /// `xenserver/device/net-sriov-vf/<vfid>/mac` (XAPI only).
+    pub sriov_vfs: Vec<(u32, [u8; 6])>,
+    /// Guest PCI address -> host PCI address, from the pcifront backend (`vdev-N` / `dev-N`).
+    pub pci_host: BTreeMap<String, String>,
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_text(mac: &[u8; 6]) -> String {
+    let mut s = String::with_capacity(17);
+    for (i, b) in mac.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// `aabbccddeeff`: a MAC as a XenStore path component.
+pub fn mac_key(mac: &[u8; 6]) -> String {
+    mac.iter().fold(String::with_capacity(12), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (any case).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in out.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Shell-style glob with `*` and `?`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// Whether an address is worth reporting, and how much it is preferred when capping.
+fn admit(ip: &IpAddr, a: &Addr, opts: &NicOptions) -> Option<u8> {
+    if ip.is_loopback() || ip.is_unspecified() || (!opts.link_local && is_link_local(ip)) {
+        return None;
+    }
+    if ip.is_ipv6() {
+        if a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_DEPRECATED) != 0 {
+            return None;
+        }
+        if !opts.temporary && a.flags & IFA_F_TEMPORARY != 0 {
+            return None;
+        }
+    }
+    // Lower is better: permanent global first, then other global, then link-local.
+    let rank = if is_link_local(ip) {
+        2
+    } else if a.flags & IFA_F_PERMANENT != 0 || ip.is_ipv4() {
+        0
+    } else {
+        1
+    };
+    Some(rank)
+}
+
+/// Keeps address indexes stable per directory (`attr/vif/0/ipv4`, ...).
+#[derive(Debug, Default)]
+pub struct NicRenderer {
+    slots: BTreeMap<String, BTreeMap<IpAddr, u32>>,
+    /// Directories whose truncation was logged, to log it once.
+    truncated: BTreeSet<String>,
+}
+
+impl NicRenderer {
+    pub fn new() -> NicRenderer {
+        NicRenderer::default()
+    }
+
+    /// Takes over the indexes of addresses already in XenStore (keys `.../ipv4/<n>` whose value
+    /// is an address): for every directory found there, the store's numbering replaces the
+    /// one in memory, so that a restart keeps it.
+    pub fn seed<'a>(&mut self, published: impl Iterator<Item = (&'a str, &'a str)>) {
+        let mut found: BTreeMap<String, BTreeMap<IpAddr, u32>> = BTreeMap::new();
+        for (k, v) in published {
+            let Some((dir, n)) = k.rsplit_once('/') else {
+                continue;
+            };
+            if !(dir.ends_with("/ipv4") || dir.ends_with("/ipv6")) {
+                continue;
+            }
+            let (Ok(n), Ok(ip)) = (n.parse::<u32>(), v.parse::<IpAddr>()) else {
+                continue;
+            };
+            let slots = found.entry(dir.to_owned()).or_default();
+            if !slots.values().any(|&i| i == n) {
+                slots.entry(ip).or_insert(n);
+            }
+        }
+        self.slots.extend(found);
+    }
+
+    /// Replaces every NIC key in `d` with what `net` says now.
+    pub fn render(
+        &mut self,
+        net: &NetState,
+        hints: &ToolstackHints,
+        opts: &NicOptions,
+        d: &mut DesiredKeys,
+    ) {
+        d.retain(|k| !NIC_SUBTREES.iter().any(|t| is_under(k, t)));
+        let mut used_dirs = BTreeSet::new();
+        for link in net.links.values() {
+            let Some(base) = base_path(link, hints, opts) else {
+                continue;
+            };
+            self.render_nic(net, link, &base, hints, opts, d, &mut used_dirs);
+        }
+        self.slots.retain(|dir, _| used_dirs.contains(dir));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn render_nic(
+        &mut self,
+        net: &NetState,
+        link: &Link,
+        base: &str,
+        hints: &ToolstackHints,
+        opts: &NicOptions,
+        d: &mut DesiredKeys,
+        used_dirs: &mut BTreeSet<String>,
+    ) {
+        let key = |rel: &str| format!("{base}/{rel}");
+        d.set(&key("name"), &link.name);
+        let carrier = link.carrier.unwrap_or(link.flags & IFF_LOWER_UP != 0);
+        d.set(&key("carrier"), if carrier { "1" } else { "0" });
+        if let Some(mac) = &link.mac {
+            let rel = if base.starts_with("attr/vif/") {
+                "mac/0"
+            } else {
+                "mac"
+            };
+            d.set(&key(rel), &mac_text(mac));
+        }
+        if base.starts_with("attr/net/") {
+            describe_device(link, hints, base, d);
+        }
+
+        // Own addresses, then those of the bridges/bonds above (as if not enslaved).
+        let mut sources = vec![link.index];
+        let mut master = link.master;
+        for _ in 0..4 {
+            let Some(m) = master.and_then(|m| net.links.get(&m)) else {
+                break;
+            };
+            match m.kind.as_deref() {
+                Some("bridge") => d.set(&key("bridge"), &m.name),
+                Some("bond") => d.set(&key("bond"), &m.name),
+                _ => break,
+            };
+            sources.push(m.index);
+            master = m.master;
+        }
+        self.render_addrs(net, &sources, base, &link.name, opts, d, used_dirs);
+
+        // VLANs and macvlans on this NIC or on the bridge/bond above it.
+        for upper in net.links.values() {
+            let Some(lower) = upper.lower else { continue };
+            if !sources.contains(&lower) || upper.index == link.index {
+                continue;
+            }
+            if opts.exclude.iter().any(|g| glob_match(g, &upper.name)) {
+                continue;
+            }
+            let sub = match (upper.kind.as_deref(), upper.vlan_id, &upper.mac) {
+                (Some("vlan"), Some(vid), _) => format!("{base}/vlan/{vid}"),
+                (Some("macvlan" | "macvtap" | "ipvlan"), _, Some(mac)) => {
+                    format!("{base}/macvlan/{}", mac_key(mac))
+                }
+                _ => continue,
+            };
+            d.set(&format!("{sub}/name"), &upper.name);
+            if let (Some(mac), false) = (&upper.mac, sub.contains("/vlan/")) {
+                d.set(&format!("{sub}/mac"), &mac_text(mac));
+            }
+            self.render_addrs(net, &[upper.index], &sub, &upper.name, opts, d, used_dirs);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn render_addrs(
+        &mut self,
+        net: &NetState,
+        sources: &[u32],
+        base: &str,
+        name: &str,
+        opts: &NicOptions,
+        d: &mut DesiredKeys,
+        used_dirs: &mut BTreeSet<String>,
+    ) {
+        for (family, v4) in [("ipv4", true), ("ipv6", false)] {
+            let mut wanted: Vec<(u8, u64, IpAddr, u8)> = Vec::new();
+            for &src in sources {
+                for (ip, a) in net.addrs_of(src) {
+                    if ip.is_ipv4() != v4 || wanted.iter().any(|w| w.2 == ip) {
+                        continue;
+                    }
+                    if let Some(rank) = admit(&ip, &a, opts) {
+                        wanted.push((rank, a.order, ip, a.prefix_len));
+                    }
+                }
+            }
+            let dir = format!("{base}/{family}");
+            if wanted.is_empty() {
+                continue;
+            }
+            wanted.sort();
+            used_dirs.insert(dir.clone());
+            let slots = self.slots.entry(dir.clone()).or_default();
+            slots.retain(|ip, _| wanted.iter().any(|w| w.2 == *ip));
+            let max = opts.max_addresses;
+            while slots.len() > max {
+                let worst = slots.iter().max_by_key(|(_, &i)| i).map(|(ip, _)| *ip);
+                worst.map(|ip| slots.remove(&ip));
+            }
+            for w in &wanted {
+                if slots.len() >= max {
+                    break;
+                }
+                if !slots.contains_key(&w.2) {
+                    let free = (0u32..)
+                        .find(|i| !slots.values().any(|v| v == i))
+                        .unwrap_or(0);
+                    slots.insert(w.2, free);
+                }
+            }
+            if wanted.len() > slots.len() {
+                if self.truncated.insert(dir.clone()) {
+                    log::warn!(
+                        "{name}: {} {family} addresses, publishing {} (--max-addresses)",
+                        wanted.len(),
+                        slots.len()
+                    );
+                }
+            } else {
+                self.truncated.remove(&dir);
+            }
+            for (ip, n) in slots.iter() {
+                let prefix = wanted.iter().find(|w| w.2 == *ip).map_or(0, |w| w.3);
+                d.set(&format!("{dir}/{n}"), &ip.to_string());
+                d.set_u64(&format!("{dir}/{n}/prefix"), u64::from(prefix));
+            }
+        }
+    }
+}
+
+/// Where a link's keys go, or `None` if it is not reported.
+fn base_path(link: &Link, hints: &ToolstackHints, opts: &NicOptions) -> Option<String> {
+    if opts.exclude.iter().any(|g| glob_match(g, &link.name)) {
+        return None;
+    }
+    let included = opts.include.iter().any(|g| glob_match(g, &link.name));
+    match link.class.as_ref()? {
+        NicClass::Vif { devid } => Some(format!("attr/vif/{devid}")),
+        NicClass::Virtual if !included => None,
+        _ => {
+            let mac = link.mac?;
+            if let Some((vf, _)) = hints.sriov_vfs.iter().find(|(_, m)| *m == mac) {
+                return Some(format!("xenserver/attr/net-sriov-vf/{vf}"));
+            }
+            Some(format!("attr/net/{}", mac_key(&mac)))
+        }
+    }
+}
+
+/// `bus`, `location`, ids, driver and topology of a non-vif NIC.
+fn describe_device(link: &Link, hints: &ToolstackHints, base: &str, d: &mut DesiredKeys) {
+    let mut set = |rel: &str, v: Option<&str>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            d.set(&format!("{base}/{rel}"), v);
+        }
+    };
+    match link.class.as_ref() {
+        Some(NicClass::Pci(p)) => {
+            set("bus", Some("pci"));
+            set("location", Some(&p.bdf));
+            set(
+                "host-location",
+                hints.pci_host.get(&p.bdf).map(String::as_str),
+            );
+            set("vendor", p.vendor.as_deref());
+            set("product", p.device.as_deref());
+            set("driver", p.driver.as_deref());
+            set("topology", Some(&p.topology));
+        }
+        Some(NicClass::Usb(u)) => {
+            set("bus", Some("usb"));
+            set("location", Some(&u.bus_path));
+            set("vendor", u.vendor.as_deref());
+            set("product", u.product.as_deref());
+            set("driver", u.driver.as_deref());
+            set("topology", Some(&u.topology));
+        }
+        Some(NicClass::Platform(p)) => {
+            set("bus", Some("platform"));
+            set("location", p.node.as_deref().or(Some(&p.name)));
+            set("compatible", Some(&p.compatible.join(" ")));
+            set("driver", p.driver.as_deref());
+            set("topology", Some(&p.topology));
+        }
+        Some(NicClass::Other { bus }) => set("bus", Some(bus)),
+        Some(NicClass::Virtual) => set("bus", Some("virtual")),
+        Some(NicClass::Vif { .. }) | None => {}
+    }
+    if let Some(kind) = &link.kind {
+        set("kind", Some(kind));
+    }
+}
+
+fn is_under(k: &str, dir: &str) -> bool {
+    k.strip_prefix(dir)
+        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("eth*", "eth0"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("en?0", "enX0"));
+        assert!(!glob_match("eth?", "eth10"));
+        assert!(glob_match("docker*", "docker0"));
+        assert!(!glob_match("br", "br0"));
+    }
+
+    #[test]
+    fn macs() {
+        let m = parse_mac("00:16:3E:0a:00:ff").unwrap();
+        assert_eq!(mac_text(&m), "00:16:3e:0a:00:ff");
+        assert_eq!(mac_key(&m), "00163e0a00ff");
+        assert_eq!(parse_mac("00:16:3e"), None);
+        assert_eq!(parse_mac("00:16:3e:00:00:00:00"), None);
+        assert_eq!(parse_mac("zz:16:3e:00:00:00"), None);
+    }
+
+    #[test]
+    fn seeding_keeps_indexes() {
+        let mut r = NicRenderer::new();
+        let published = [
+            ("attr/vif/0/ipv4/1", "10.0.0.2"),
+            ("attr/vif/0/ipv4/1/prefix", "24"),
+            ("attr/vif/0/name", "eth0"),
+            ("attr/vif/0/ipv4/0", "not-an-ip"),
+        ];
+        // An earlier allocation in memory loses to what the store holds.
+        r.slots
+            .entry("attr/vif/0/ipv4".into())
+            .or_default()
+            .insert("10.0.0.2".parse().unwrap(), 0);
+        r.seed(published.iter().copied());
+        let slots = &r.slots["attr/vif/0/ipv4"];
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[&"10.0.0.2".parse::<IpAddr>().unwrap()], 1);
+    }
+}
