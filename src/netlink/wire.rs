@@ -95,7 +95,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// One netlink message in a buffer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NlMsg<'a> {
     buf: &'a [u8],
 }
@@ -371,7 +371,8 @@ mod tests {
 
     #[test]
     fn parses_a_vlan_link() {
-        let l = LinkRepr::parse(&link_payload()).unwrap();
+        let payload = link_payload();
+        let l = LinkRepr::parse(&payload).unwrap();
         assert_eq!(l.index, 3);
         assert_eq!(l.name, Some("eth0.100"));
         assert_eq!(l.mac, Some([0, 0x16, 0x3e, 0, 0, 1]));
