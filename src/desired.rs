@@ -47,6 +47,14 @@ pub const OWNED_SUBTREES: [&str; 4] = [
     crate::nics::NIC_SUBTREES[2],
 ];
 
+/// The owned subtree `key` lies in (or is), if any.
+pub fn owning_subtree(key: &str) -> Option<&'static str> {
+    OWNED_SUBTREES.iter().copied().find(|t| {
+        key.strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 /// True when `key` is one the agent may write or remove.
 pub fn is_owned(key: &str) -> bool {
     OWNED_KEYS.contains(&key)
@@ -150,6 +158,16 @@ impl DesiredKeys {
 
     pub fn contains(&self, key: &str) -> bool {
         self.map.contains_key(key)
+    }
+
+    /// True when `dir` itself or any key below it is desired.
+    pub fn has_under(&self, dir: &str) -> bool {
+        self.map
+            .range::<str, _>((std::ops::Bound::Included(dir), std::ops::Bound::Unbounded))
+            .next()
+            .is_some_and(|(k, _)| {
+                k == dir || k.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+            })
     }
 
     /// Keys in order, with their values.

@@ -236,8 +236,16 @@ impl Publisher {
             if removed.is_some_and(|r| is_below(k, r)) {
                 continue; // goes with its removed ancestor
             }
-            removed = Some(k);
-            ops.push(Op::Rm { key: k.clone() });
+            // In an owned subtree, remove the highest directory nothing desired lives in, so
+            // that a vanished NIC is one RM and leaves no empty directories behind.
+            let target = match desired::owning_subtree(k) {
+                Some(root) => topmost_unwanted(k, root, desired),
+                None => k.as_str(),
+            };
+            removed = Some(target);
+            ops.push(Op::Rm {
+                key: target.to_owned(),
+            });
         }
         let changed = !ops.is_empty();
         if changed || !self.written.contains_key(key::UPDATED) {
@@ -358,6 +366,18 @@ impl Publisher {
     /// Keys refused and still unpublished.
     pub fn refused_keys(&self) -> impl Iterator<Item = &str> {
         self.failed.keys().map(String::as_str)
+    }
+}
+
+/// The first of `root`, `root/a`, `root/a/b`, ... up to `k` below which nothing is desired.
+fn topmost_unwanted<'k>(k: &'k str, root: &str, desired: &DesiredKeys) -> &'k str {
+    let mut end = root.len();
+    loop {
+        let candidate = &k[..end];
+        if !desired.has_under(candidate) || end == k.len() {
+            return candidate;
+        }
+        end = k[end + 1..].find('/').map_or(k.len(), |i| end + 1 + i);
     }
 }
 
@@ -526,6 +546,33 @@ mod tests {
             keys(&p.plan(&d, 1)),
             ["W data/os_name", "W data/os_uname", "W data/updated"]
         );
+    }
+
+    #[test]
+    fn a_vanished_nic_is_one_removal_of_its_directory() {
+        let mut p = Publisher::new();
+        written(
+            &mut p,
+            &[
+                ("attr/vif/0/ipv4/0", "10.0.0.2"),
+                ("attr/vif/0/ipv4/0/prefix", "24"),
+                ("attr/vif/0/name", "eth0"),
+                ("attr/vif/1/ipv4/0", "10.0.0.3"),
+                ("attr/vif/1/ipv4/1", "10.0.0.4"),
+                ("attr/vif/1/name", "eth1"),
+                ("data/updated", "1"),
+            ],
+        );
+        let d = desired(&[
+            ("attr/vif/1/ipv4/0", "10.0.0.3"),
+            ("attr/vif/1/name", "eth1"),
+        ]);
+        assert_eq!(
+            keys(&p.plan(&d, 2)),
+            ["W data/updated", "R attr/vif/0", "R attr/vif/1/ipv4/1"]
+        );
+        let d = desired(&[]);
+        assert_eq!(keys(&p.plan(&d, 2)), ["W data/updated", "R attr/vif"]);
     }
 
     #[test]

@@ -6,154 +6,15 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use support::fake_xenstored::FakeXenstored;
 use support::fault_injector::{Fault, MalformedKind};
-use support::{tempdir, TempDir};
+use support::guest::{meminfo, wait_until, Guest, DOMID, HOME};
+use support::tempdir;
 use xenbeacon::xenbus::conn::{Endpoint, XenbusConn};
 use xenbeacon::xenbus::wire::{MsgType, XsError};
-
-const DOMID: u32 = 5;
-const HOME: &str = "/local/domain/5";
-
-const DEBIAN: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n\
-                      VERSION_ID=\"12\"\nID=debian\n";
-
-fn meminfo(total: u64, avail: u64) -> String {
-    format!("MemTotal: {total} kB\nMemFree: 1000 kB\nMemAvailable: {avail} kB\nBuffers: 1 kB\n")
-}
-
-/// A guest: the fake xenstored with domain 5, and a fake root tree.
-struct Guest {
-    xs: FakeXenstored,
-    sock: PathBuf,
-    root: TempDir,
-    _dir: TempDir,
-}
-
-impl Guest {
-    fn new(name: &str) -> Guest {
-        let dir = tempdir(name);
-        let xs = FakeXenstored::start(dir.path());
-        let sock = xs.add_domain(DOMID);
-        let root = tempdir(&format!("{name}-root"));
-        let g = Guest {
-            xs,
-            sock,
-            root,
-            _dir: dir,
-        };
-        g.file("etc/os-release", DEBIAN);
-        g.file("proc/meminfo", &meminfo(8_000_000, 4_000_000));
-        g.file("proc/sys/kernel/osrelease", "6.1.0-test\n");
-        g.file("sys/hypervisor/type", "xen\n");
-        g
-    }
-
-    fn file(&self, rel: &str, content: &str) {
-        let p = self.root.path().join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_xenbeacon"));
-        c.arg("--xenstore")
-            .arg(&self.sock)
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args)
-            .env_remove("XENBEACON_XENSTORE");
-        c
-    }
-
-    fn once(&self, args: &[&str]) -> Output {
-        let out = self
-            .command(&[&["--once"], args].concat())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "--once failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn daemon(&self, args: &[&str]) -> Daemon {
-        let log = self.root.path().join("daemon.log");
-        let child = self
-            .command(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        Daemon { child, log }
-    }
-
-    fn get(&self, key: &str) -> Option<String> {
-        self.xs.read(&format!("{HOME}/{key}"))
-    }
-
-    /// Every node under data/ and attr/, relative to the home.
-    fn published(&self) -> BTreeMap<String, String> {
-        let mut all = self.xs.dump(&format!("{HOME}/data"));
-        all.extend(self.xs.dump(&format!("{HOME}/attr")));
-        all.into_iter()
-            .map(|(k, v)| (k.trim_start_matches(&format!("{HOME}/")).to_owned(), v))
-            .filter(|(k, _)| k != "data" && k != "attr")
-            .collect()
-    }
-
-    fn wait_for(&self, key: &str, value: &str) {
-        wait_until(&format!("{key} = {value}"), || {
-            self.get(key).as_deref() == Some(value)
-        });
-    }
-}
-
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn signal(&self, sig: i32) {
-        // SAFETY: plain kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status must be 0.
-    fn stop(mut self) -> String {
-        self.signal(libc::SIGTERM);
-        let status = self.child.wait().unwrap();
-        let log = self.log();
-        assert!(status.success(), "exit status {status:?}; log:\n{log}");
-        log
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn expected_debian() -> BTreeMap<String, String> {
     [
@@ -259,15 +120,17 @@ fn stale_keys_go_foreign_keys_stay() {
     g.xs.write(&format!("{HOME}/attr/PVAddons/Old"), "x");
     g.xs.write(&format!("{HOME}/attr/PVAddons/Old/deeper"), "y");
     g.xs.write(&format!("{HOME}/data/other-agent/status"), "keep");
+    // A NIC of a previous run that no longer exists: ours, stale.
     g.xs.write(&format!("{HOME}/attr/vif/0/ipv4/0"), "10.0.0.2");
+    g.xs.write(&format!("{HOME}/attr/net/00163e000001/name"), "eth9");
+    // Another tool's key under attr/: not ours.
+    g.xs.write(&format!("{HOME}/attr/os/hotfixes"), "keep");
     g.once(&[]);
     let mut want = expected_debian();
     want.insert("data/other-agent".into(), "".into());
     want.insert("data/other-agent/status".into(), "keep".into());
-    want.insert("attr/vif".into(), "".into());
-    want.insert("attr/vif/0".into(), "".into());
-    want.insert("attr/vif/0/ipv4".into(), "".into());
-    want.insert("attr/vif/0/ipv4/0".into(), "10.0.0.2".into());
+    want.insert("attr/os".into(), "".into());
+    want.insert("attr/os/hotfixes".into(), "keep".into());
     assert_eq!(without_updated(g.published()), want);
 }
 

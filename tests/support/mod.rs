@@ -3,8 +3,10 @@
 //! Each test binary uses a different subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
+pub mod fake_sysfs;
 pub mod fake_xenstored;
 pub mod fault_injector;
+pub mod guest;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,162 @@
+//! A guest for the agent's integration tests: the fake xenstored with domain 5, a fake root
+//! tree (/proc, /sys, /etc) behind `--root`, optionally a network namespace the agent runs in,
+//! and helpers to run the agent once or as a daemon and to wait for keys.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::fake_xenstored::FakeXenstored;
+use super::{tempdir, TempDir};
+
+pub const DOMID: u32 = 5;
+pub const HOME: &str = "/local/domain/5";
+
+pub const DEBIAN: &str =
+    "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n\
+                      VERSION_ID=\"12\"\nID=debian\n";
+
+pub fn meminfo(total: u64, avail: u64) -> String {
+    format!("MemTotal: {total} kB\nMemFree: 1000 kB\nMemAvailable: {avail} kB\nBuffers: 1 kB\n")
+}
+
+/// A guest: the fake xenstored with domain 5, and a fake root tree.
+pub struct Guest {
+    pub xs: FakeXenstored,
+    pub sock: PathBuf,
+    pub root: TempDir,
+    /// Network namespace the agent runs in (`ip netns exec`), if any.
+    pub netns: Option<String>,
+    _dir: TempDir,
+}
+
+impl Guest {
+    pub fn new(name: &str) -> Guest {
+        let dir = tempdir(name);
+        let xs = FakeXenstored::start(dir.path());
+        let sock = xs.add_domain(DOMID);
+        let root = tempdir(&format!("{name}-root"));
+        let g = Guest {
+            xs,
+            sock,
+            root,
+            netns: None,
+            _dir: dir,
+        };
+        g.file("etc/os-release", DEBIAN);
+        g.file("proc/meminfo", &meminfo(8_000_000, 4_000_000));
+        g.file("proc/sys/kernel/osrelease", "6.1.0-test\n");
+        g.file("sys/hypervisor/type", "xen\n");
+        g
+    }
+
+    pub fn file(&self, rel: &str, content: &str) {
+        let p = self.root.path().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_xenbeacon")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_xenbeacon")),
+        };
+        c.arg("--xenstore")
+            .arg(&self.sock)
+            .arg("--root")
+            .arg(self.root.path())
+            .args(args)
+            .env_remove("XENBEACON_XENSTORE");
+        c
+    }
+
+    pub fn once(&self, args: &[&str]) -> Output {
+        let out = self
+            .command(&[&["--once"], args].concat())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "--once failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn daemon(&self, args: &[&str]) -> Daemon {
+        let log = self.root.path().join("daemon.log");
+        let child = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.xs.read(&format!("{HOME}/{key}"))
+    }
+
+    /// Every node under data/ and attr/, relative to the home.
+    pub fn published(&self) -> BTreeMap<String, String> {
+        let mut all = self.xs.dump(&format!("{HOME}/data"));
+        all.extend(self.xs.dump(&format!("{HOME}/attr")));
+        all.into_iter()
+            .map(|(k, v)| (k.trim_start_matches(&format!("{HOME}/")).to_owned(), v))
+            .filter(|(k, _)| k != "data" && k != "attr")
+            .collect()
+    }
+
+    pub fn wait_for(&self, key: &str, value: &str) {
+        wait_until(&format!("{key} = {value}"), || {
+            self.get(key).as_deref() == Some(value)
+        });
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status must be 0.
+    pub fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        let log = self.log();
+        assert!(status.success(), "exit status {status:?}; log:\n{log}");
+        log
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
