@@ -279,40 +279,51 @@ impl NicRenderer {
         used_dirs: &mut BTreeSet<String>,
     ) {
         for (family, v4) in [("ipv4", true), ("ipv6", false)] {
-            let mut wanted: Vec<(u8, u64, IpAddr, u8)> = Vec::new();
+            // address -> (preference rank, arrival order, prefix length)
+            let mut wanted: BTreeMap<IpAddr, (u8, u64, u8)> = BTreeMap::new();
             for &src in sources {
                 for (ip, a) in net.addrs_of(src) {
-                    if ip.is_ipv4() != v4 || wanted.iter().any(|w| w.2 == ip) {
+                    if ip.is_ipv4() != v4 || wanted.contains_key(&ip) {
                         continue;
                     }
                     if let Some(rank) = admit(&ip, &a, opts) {
-                        wanted.push((rank, a.order, ip, a.prefix_len));
+                        wanted.insert(ip, (rank, a.order, a.prefix_len));
                     }
                 }
             }
-            let dir = format!("{base}/{family}");
             if wanted.is_empty() {
                 continue;
             }
-            wanted.sort();
+            let dir = format!("{base}/{family}");
             used_dirs.insert(dir.clone());
             let slots = self.slots.entry(dir.clone()).or_default();
-            slots.retain(|ip, _| wanted.iter().any(|w| w.2 == *ip));
+            slots.retain(|ip, _| wanted.contains_key(ip));
             let max = opts.max_addresses;
-            while slots.len() > max {
-                let worst = slots.iter().max_by_key(|(_, &i)| i).map(|(ip, _)| *ip);
-                worst.map(|ip| slots.remove(&ip));
+            if slots.len() > max {
+                let mut by_index: Vec<(u32, IpAddr)> =
+                    slots.iter().map(|(ip, &i)| (i, *ip)).collect();
+                by_index.sort_unstable();
+                for (_, ip) in &by_index[max..] {
+                    slots.remove(ip);
+                }
             }
-            for w in &wanted {
+            let mut fresh: Vec<(&(u8, u64, u8), &IpAddr)> = wanted
+                .iter()
+                .filter(|(ip, _)| !slots.contains_key(*ip))
+                .map(|(ip, w)| (w, ip))
+                .collect();
+            fresh.sort_unstable();
+            let mut used: BTreeSet<u32> = slots.values().copied().collect();
+            let mut next_free = 0u32;
+            for (_, ip) in fresh {
                 if slots.len() >= max {
                     break;
                 }
-                if !slots.contains_key(&w.2) {
-                    let free = (0u32..)
-                        .find(|i| !slots.values().any(|v| v == i))
-                        .unwrap_or(0);
-                    slots.insert(w.2, free);
+                while used.contains(&next_free) {
+                    next_free += 1;
                 }
+                slots.insert(*ip, next_free);
+                used.insert(next_free);
             }
             if wanted.len() > slots.len() {
                 if self.truncated.insert(dir.clone()) {
@@ -326,7 +337,7 @@ impl NicRenderer {
                 self.truncated.remove(&dir);
             }
             for (ip, n) in slots.iter() {
-                let prefix = wanted.iter().find(|w| w.2 == *ip).map_or(0, |w| w.3);
+                let prefix = wanted.get(ip).map_or(0, |w| w.2);
                 d.set(&format!("{dir}/{n}"), &ip.to_string());
                 d.set_u64(&format!("{dir}/{n}/prefix"), u64::from(prefix));
             }

@@ -105,6 +105,9 @@ impl NetlinkSource {
     /// meanwhile are applied too; an overrun restarts the dump.
     pub fn dump(&mut self, state: &mut NetState) -> Result<(), NetlinkError> {
         for _ in 0..DUMP_ATTEMPTS {
+            // Events still queued are older than the dump: applied after it they would bring
+            // back what no longer exists.
+            self.discard_pending()?;
             state.clear();
             self.metrics.dumps += 1;
             if self.dump_one(RTM_GETLINK, state)? && self.dump_one(RTM_GETADDR, state)? {
@@ -114,6 +117,19 @@ impl NetlinkSource {
             log::debug!("rtnetlink overrun during a dump; dumping again");
         }
         Err(NetlinkError::Overrun)
+    }
+
+    /// Reads and drops everything queued on the socket.
+    fn discard_pending(&mut self) -> Result<(), NetlinkError> {
+        loop {
+            match self.sock.recv(&mut self.buf[..], Msg::empty()) {
+                Ok(_) => self.metrics.datagrams += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) => return Err(NetlinkError::Io(e)),
+            }
+        }
     }
 
     /// One dump; `Ok(false)` if it was overrun.
