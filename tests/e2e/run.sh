@@ -3,11 +3,12 @@
 # packages) in QEMU with software emulation, runs each scenario's domU fragment with the agent
 # in a PV domU, and checks XenStore from dom0.
 #
-# Usage: tests/e2e/run.sh [SCENARIO...]     (default: every directory in tests/e2e/scenarios)
+# Usage: tests/e2e/run.sh [SCENARIO...]     (default: every scenario for E2E_ARCH)
 # Env:   E2E_ARCH=x86_64 (default) | arm64   E2E_WORK=DIR (cache, default /tmp/xenbeacon-e2e-ARCH)
 #        E2E_TIMEOUT=SECS per boot (default 300)
 # Each scenario directory holds domu.sh (domU fragment), check.sh (dom0 checks), optionally
-# pre.sh (dom0, domU paused), args (extra harness options) and files passed to the domU.
+# pre.sh (dom0, domU paused), args (extra harness options), arches (default x86_64) and files
+# passed to the domU.
 # Needs root (apt-get for QEMU and friends on first use). Exit status 0 iff all pass.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +31,11 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-  for d in "$HERE"/scenarios/*/; do scenarios+=("$(basename "$d")"); done
+  # every scenario whose `arches` file (default: x86_64) names this architecture
+  for d in "$HERE"/scenarios/*/; do
+    arches=x86_64; [ -f "$d/arches" ] && arches=$(cat "$d/arches")
+    case " $arches " in *" $ARCH "*) scenarios+=("$(basename "$d")") ;; esac
+  done
 fi
 
 pass=(); failed=()
@@ -42,7 +47,7 @@ for s in "${scenarios[@]}"; do
   cat "$HERE/lib/pre.sh" > "$tmp/pre.sh"; [ -f "$dir/pre.sh" ] && cat "$dir/pre.sh" >> "$tmp/pre.sh"
   files=(-f "$HERE/lib/domu.sh")
   for f in "$dir"/*; do
-    case $(basename "$f") in domu.sh|check.sh|pre.sh|args|README) ;; *) files+=(-f "$f") ;; esac
+    case $(basename "$f") in domu.sh|check.sh|pre.sh|args|arches|README) ;; *) files+=(-f "$f") ;; esac
   done
   extra=()
   [ -f "$dir/args" ] && read -r -a extra < "$dir/args"
