@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::desired::{self, DesiredKeys};
 use crate::model::{GuestModel, OsInfo};
 use crate::net::NetState;
-use crate::nics::{parse_mac, NicOptions, NicRenderer, ToolstackHints};
+use crate::nics::{normalize_bdf, parse_mac, NicOptions, NicRenderer, ToolstackHints};
 use crate::publisher::{unix_now, Op, Publisher, RoundOutcome};
 use crate::sources::meminfo::MeminfoReader;
 use crate::sources::{kernel, os_release, sysfs_net};
@@ -165,7 +165,9 @@ impl Agent {
                     let vdev = conn.read_string(&format!("{backend}/vdev-{i}"));
                     let dev = conn.read_string(&format!("{backend}/dev-{i}"));
                     if let (Ok(v), Ok(d)) = (vdev, dev) {
-                        hints.pci_host.insert(v, d);
+                        if let (Some(v), Some(d)) = (normalize_bdf(&v), normalize_bdf(&d)) {
+                            hints.pci_host.insert(v, d);
+                        }
                     }
                 }
             }

@@ -99,6 +99,21 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
+/// A PCI address in the kernel's form `dddd:bb:ss.f`, from any of the spellings toolstacks
+/// use (pciback writes the function with two digits: `0000:00:00.00`).
+pub fn normalize_bdf(s: &str) -> Option<String> {
+    let (dbs, func) = s.trim().rsplit_once('.')?;
+    let mut parts = dbs.split(':');
+    let (d, b, sl) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let hex = |x: &str| u32::from_str_radix(x, 16).ok();
+    let (d, b, sl, f) = (hex(d)?, hex(b)?, hex(sl)?, hex(func)?);
+    (d <= 0xffff && b <= 0xff && sl <= 0x1f && f <= 7)
+        .then(|| format!("{d:04x}:{b:02x}:{sl:02x}.{f:x}"))
+}
+
 /// Shell-style glob with `*` and `?`.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     fn go(p: &[u8], n: &[u8]) -> bool {
@@ -425,6 +440,22 @@ mod tests {
         assert!(!glob_match("eth?", "eth10"));
         assert!(glob_match("docker*", "docker0"));
         assert!(!glob_match("br", "br0"));
+    }
+
+    #[test]
+    fn pci_addresses() {
+        assert_eq!(
+            normalize_bdf("0000:00:00.00").as_deref(),
+            Some("0000:00:00.0")
+        );
+        assert_eq!(
+            normalize_bdf("0000:00:05.0").as_deref(),
+            Some("0000:00:05.0")
+        );
+        assert_eq!(normalize_bdf("0:3:1f.7").as_deref(), Some("0000:03:1f.7"));
+        assert_eq!(normalize_bdf("0000:00:20.0"), None);
+        assert_eq!(normalize_bdf("0000:00:00"), None);
+        assert_eq!(normalize_bdf("x"), None);
     }
 
     #[test]
