@@ -1,8 +1,9 @@
 #!/bin/bash
 # Every test of the project: formatting and lints, unit and integration tests (fake xenstored,
 # fake sysfs/procfs trees), then the end-to-end suite on real Xen in QEMU (tests/e2e/run.sh).
-# Needs root for the e2e suite (it installs QEMU and friends with apt-get on first use).
-# E2E=0 skips the e2e suite.
+# then the packaging checks (.ci/packaging: cross builds for every target, Buildroot, Yocto,
+# init scripts). Needs root (network namespaces, apt-get on first use).
+# E2E=0 skips the e2e suite, PACKAGING=0 the packaging checks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo fmt --check
@@ -10,5 +11,9 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 if [ "${E2E:-1}" != 0 ]; then
   tests/e2e/run.sh
+  E2E_ARCH=arm64 tests/e2e/run.sh
+fi
+if [ "${PACKAGING:-1}" != 0 ]; then
+  .ci/packaging
 fi
 echo "all tests passed"
