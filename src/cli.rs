@@ -79,4 +79,27 @@ pub struct Args {
     /// print the version and exit.
     #[argh(switch, short = 'V')]
     pub version: bool,
+
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one, xenbeacon is the guest agent.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Booted(BootedArgs),
+    List(crate::dom0::cli::ListArgs),
+    Show(crate::dom0::cli::ShowArgs),
+    Wait(crate::dom0::cli::WaitArgs),
+}
+
+/// tell the toolstack that this guest has finished booting: writes data/xenbeacon/booted = 1.
+/// Call it from a late systemd unit, a BusyBox S99 script or OpenRC's local service.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "booted")]
+pub struct BootedArgs {
+    /// where XenStore is (default: /dev/xen/xenbus, then /proc/xen/xenbus).
+    #[argh(option, arg_name = "PATH")]
+    pub xenstore: Option<PathBuf>,
 }

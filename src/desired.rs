@@ -24,7 +24,26 @@ pub mod key {
     pub const PV_MICRO: &str = "attr/PVAddons/MicroVersion";
     pub const PV_BUILD: &str = "attr/PVAddons/BuildVersion";
     pub const PV_INSTALLED: &str = "attr/PVAddons/Installed";
+    /// Version of the layout this agent publishes (docs/xenstore-layout.md); readers such as
+    /// `xenbeacon list` use it to tell xenbeacon guests from other agents.
+    pub const LAYOUT: &str = "data/xenbeacon/layout";
+    pub const VERSION: &str = "data/xenbeacon/version";
+    /// `initramfs` or `rootfs`: where the agent that published last runs.
+    pub const STAGE: &str = "data/xenbeacon/stage";
+    /// `1` once the guest finished booting; written by `xenbeacon booted` (or the agent with
+    /// `--booted`), never removed by the agent.
+    pub const BOOTED: &str = "data/xenbeacon/booted";
+    pub const BALLOON_TARGET: &str = "data/balloon_target_kb";
+    pub const BALLOON_CURRENT: &str = "data/balloon_current_kb";
+    /// `reached`, `ballooning` or `stuck`.
+    pub const BALLOON_STATE: &str = "data/balloon_state";
+    pub const BALLOON_REASON: &str = "data/balloon_reason";
+    /// XAPI's squeezed: exists = "booted far enough for balloon targets".
+    pub const FEATURE_BALLOON: &str = "control/feature-balloon";
 }
+
+/// The layout version in `data/xenbeacon/layout`.
+pub const LAYOUT_VERSION: &str = "1";
 
 /// Single keys in directories shared with other software (`data/` is "available for arbitrary
 /// domain use"): only these are ever read back or removed there.

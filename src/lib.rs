@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod cli;
 pub mod desired;
+pub mod dom0;
 pub mod event_loop;
 pub mod model;
 pub mod net;

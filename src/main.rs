@@ -2,7 +2,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use xenbeacon::agent::{Agent, AgentConfig};
-use xenbeacon::cli::Args;
+use xenbeacon::cli::{Args, Command};
 use xenbeacon::event_loop::{self, EndpointChoice};
 use xenbeacon::nics::NicOptions;
 use xenbeacon::publisher::Op;
@@ -14,6 +14,14 @@ fn main() -> ExitCode {
     if args.version {
         println!("xenbeacon {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
+    }
+    if let Some(cmd) = &args.command {
+        return match cmd {
+            Command::Booted(_) | Command::List(_) | Command::Show(_) | Command::Wait(_) => {
+                eprintln!("xenbeacon: this subcommand is not implemented yet");
+                ExitCode::from(2)
+            }
+        };
     }
     let Ok(level) = args.log_level.parse::<log::LevelFilter>() else {
         eprintln!(
