@@ -17,10 +17,13 @@ fn main() -> ExitCode {
     }
     if let Some(cmd) = &args.command {
         return match cmd {
-            Command::Booted(_) | Command::List(_) | Command::Show(_) | Command::Wait(_) => {
+            Command::Booted(_) => {
                 eprintln!("xenbeacon: this subcommand is not implemented yet");
                 ExitCode::from(2)
             }
+            Command::List(a) => xenbeacon::dom0::list(a),
+            Command::Show(a) => xenbeacon::dom0::show(a),
+            Command::Wait(a) => xenbeacon::dom0::wait(a),
         };
     }
     let Ok(level) = args.log_level.parse::<log::LevelFilter>() else {
