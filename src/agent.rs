@@ -4,15 +4,21 @@
 //! arrives or the connection changes, so all of this is testable without a poll loop.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use crate::desired::{self, DesiredKeys};
+use crate::balloon::{self, BalloonState, BalloonTracker};
+use crate::desired::{self, key, DesiredKeys};
 use crate::model::{GuestModel, OsInfo};
 use crate::net::NetState;
 use crate::nics::{normalize_bdf, parse_mac, NicOptions, NicRenderer, ToolstackHints};
+use crate::publisher::Refusal;
 use crate::publisher::{unix_now, Op, Publisher, RoundOutcome};
+use crate::sources::balloon::BalloonReader;
 use crate::sources::meminfo::MeminfoReader;
+use crate::sources::stage::{self, BootStage};
 use crate::sources::{kernel, os_release, sysfs_net};
 use crate::xenbus::conn::{Error, XenbusConn};
+use crate::xenbus::wire::XsError;
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -21,6 +27,22 @@ pub struct AgentConfig {
     /// Smallest change of free memory (KiB) worth a write.
     pub memory_threshold_kb: u64,
     pub nics: NicOptions,
+    /// Boot stage to publish; detected from /proc/self/mountinfo when `None`.
+    pub stage: Option<BootStage>,
+    /// Publish `data/xenbeacon/booted` = 1 at start.
+    pub booted: bool,
+    /// Write `control/feature-balloon` once memory settled.
+    pub feature_balloon: bool,
+    /// How long a balloon may stand still short of its target before it counts as stuck.
+    pub balloon_stuck_after: Duration,
+}
+
+/// Who the connection's domain is: after a restore, migration or a rebuilt tree the same guest
+/// runs in a domain with another domid or another `unique-domain-id` (XAPI).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainIdentity {
+    pub domid: Option<u32>,
+    pub unique_id: Option<String>,
 }
 
 pub struct Agent {
@@ -34,6 +56,12 @@ pub struct Agent {
     net: NetState,
     nics: NicRenderer,
     hints: ToolstackHints,
+    balloon_reader: BalloonReader,
+    balloon: BalloonTracker,
+    balloon_state: Option<BalloonState>,
+    /// `control/feature-balloon` was refused with EACCES (xl): never tried again.
+    feature_balloon_denied: bool,
+    identity: DomainIdentity,
 }
 
 impl Agent {
@@ -41,6 +69,8 @@ impl Agent {
     pub fn new(cfg: AgentConfig) -> Agent {
         let mut agent = Agent {
             meminfo: MeminfoReader::new(&cfg.root),
+            balloon_reader: BalloonReader::new(&cfg.root),
+            balloon: BalloonTracker::new(cfg.balloon_stuck_after),
             cfg,
             model: GuestModel::default(),
             desired: DesiredKeys::new(),
@@ -49,8 +79,16 @@ impl Agent {
             net: NetState::default(),
             nics: NicRenderer::new(),
             hints: ToolstackHints::default(),
+            balloon_state: None,
+            feature_balloon_denied: false,
+            identity: DomainIdentity::default(),
         };
         desired::render_pv_addons(&mut agent.desired);
+        let stage = agent
+            .cfg
+            .stage
+            .unwrap_or_else(|| stage::detect(&agent.cfg.root));
+        desired::render_identity(stage.as_str(), agent.cfg.booted, &mut agent.desired);
         agent.refresh_all();
         agent
     }
@@ -59,6 +97,30 @@ impl Agent {
     pub fn refresh_all(&mut self) {
         self.refresh_os();
         self.refresh_memory();
+        self.refresh_balloon(Instant::now());
+    }
+
+    /// Re-reads the balloon driver; returns its state (`None`: no balloon driver).
+    pub fn refresh_balloon(&mut self, now: Instant) -> Option<BalloonState> {
+        let reading = self
+            .balloon_reader
+            .read()
+            .map(|info| (info, self.balloon.update(info, now)));
+        let state = reading.map(|(_, s)| s);
+        if state != self.balloon_state {
+            if let Some((info, s)) = reading {
+                log::debug!(
+                    "balloon {}: current {} kB, target {} kB",
+                    s.as_str(),
+                    info.current_kb,
+                    info.target_kb
+                );
+            }
+            self.balloon_state = state;
+        }
+        let feature = self.cfg.feature_balloon && !self.feature_balloon_denied;
+        balloon::render(reading, feature, self.balloon.settled(), &mut self.desired);
+        state
     }
 
     fn refresh_os(&mut self) {
@@ -193,7 +255,60 @@ impl Agent {
             self.nics
                 .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
         }
-        self.publisher.publish(conn, &self.desired, unix_now())
+        let round = self.publisher.publish(conn, &self.desired, unix_now());
+        if self.publisher.refusal(key::FEATURE_BALLOON) == Some(Refusal::Xs(XsError::Eacces)) {
+            self.feature_balloon_denied = true;
+            self.desired.remove(key::FEATURE_BALLOON);
+        }
+        round
+    }
+
+    /// Reads who the connection's domain is now.
+    pub fn read_identity(conn: &mut XenbusConn) -> Result<DomainIdentity, Error> {
+        let domid = match conn.read_domid() {
+            Ok(d) => Some(d),
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => None,
+        };
+        let unique_id = match conn.read_string("unique-domain-id") {
+            Ok(u) => Some(u),
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => None,
+        };
+        Ok(DomainIdentity { domid, unique_id })
+    }
+
+    /// Remembers the identity at connect time.
+    pub fn set_identity(&mut self, id: DomainIdentity) {
+        self.identity = id;
+    }
+
+    /// After a hint that the domain may have changed (watches firing again after resume, a
+    /// wall-clock jump, a new `unique-domain-id`): true if it did, or if keys the agent wrote
+    /// are gone; then everything is forgotten and the next round republishes it all.
+    pub fn check_domain(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
+        let now = Agent::read_identity(conn)?;
+        let mut changed = now != self.identity;
+        if changed {
+            log::info!(
+                "new domain (domid {:?} -> {:?}, unique-domain-id {:?} -> {:?}): republishing everything",
+                self.identity.domid, now.domid, self.identity.unique_id, now.unique_id
+            );
+        } else if self.publisher.written().contains_key(key::LAYOUT) {
+            match conn.read(key::LAYOUT) {
+                Ok(_) => {}
+                Err(e) if e.is_connection_lost() => return Err(e),
+                Err(_) => {
+                    log::info!("published keys are gone (resume or a rebuilt tree): republishing everything");
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.identity = now;
+            self.forget_published();
+        }
+        Ok(changed)
     }
 
     /// After a read-back, keeps the free-memory figure already in XenStore when the current

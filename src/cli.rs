@@ -14,7 +14,7 @@ use argh::FromArgs;
     example = "Run as the guest agent (systemd, OpenRC, BusyBox init):\n  $ xenbeacon",
     example = "Publish once and exit (initramfs, scripts):\n  $ xenbeacon --once",
     example = "Against a xenstored socket (dom0, tests):\n  $ xenbeacon --xenstore /run/xenstored/socket --once",
-    note = "Keys written, relative to /local/domain/<domid> (docs/xenstore-layout.md has the details):\n  data/os_name, data/os_distro, data/os_majorver, data/os_minorver, data/os_uname,\n  data/meminfo_total, data/meminfo_free (KiB), data/updated,\n  attr/PVAddons/{{Major,Minor,Micro,Build}}Version, attr/PVAddons/Installed,\n  attr/vif/<devid>/... (PV NICs), attr/net/<mac>/... (PCI, USB, platform NICs),\n  xenserver/attr/net-sriov-vf/<vfid>/... (SR-IOV VFs under XAPI).\n\nNICs are found by sysfs topology, not by name; bridges and bonds report their addresses on\neach member NIC; VLANs and macvlans below the NIC they sit on.\n\nFiles read (below --root): /etc/os-release, /usr/lib/os-release, /proc/meminfo,\n/proc/sys/kernel/osrelease, /sys/hypervisor/type, /sys/class/net/*/device.\n\nSignals: SIGTERM and SIGINT exit with status 0; SIGHUP re-reads every source, reads the\nkeys back from XenStore and rewrites whatever differs.\n\nEnvironment: XENBEACON_XENSTORE is used when --xenstore is not given.",
+    note = "Keys written, relative to /local/domain/<domid> (docs/xenstore-layout.md has the details):\n  data/os_name, data/os_distro, data/os_majorver, data/os_minorver, data/os_uname,\n  data/meminfo_total, data/meminfo_free (KiB), data/updated,\n  attr/PVAddons/{{Major,Minor,Micro,Build}}Version, attr/PVAddons/Installed,\n  attr/vif/<devid>/... (PV NICs), attr/net/<mac>/... (PCI, USB, platform NICs),\n  xenserver/attr/net-sriov-vf/<vfid>/... (SR-IOV VFs under XAPI).\n\nNICs are found by sysfs topology, not by name; bridges and bonds report their addresses on\neach member NIC; VLANs and macvlans below the NIC they sit on.\n\nFiles read (below --root): /etc/os-release, /usr/lib/os-release, /proc/meminfo,\n/proc/sys/kernel/osrelease, /sys/hypervisor/type, /sys/class/net/*/device.\n\nAlso data/xenbeacon/{{layout,version,stage,booted}}, data/balloon_{{target_kb,current_kb,state,reason}}\nand control/feature-balloon (once memory settled; refused under xl, which is logged once).\n\nAfter a restore or migration (new domid, new unique-domain-id, watches firing again, the\nwall clock jumping) and after a xenstored reconnect, everything is published again.\n\nSignals: SIGTERM and SIGINT exit with status 0; SIGHUP re-reads every source, reads the\nkeys back from XenStore and rewrites whatever differs.\n\nEnvironment: XENBEACON_XENSTORE is used when --xenstore is not given.",
     error_code(0, "success (and after SIGTERM/SIGINT)"),
     error_code(
         1,
@@ -67,6 +67,26 @@ pub struct Args {
     /// once), permanent global addresses first. Keeps the guest under xenstored's node quota.
     #[argh(option, default = "16", arg_name = "N")]
     pub max_addresses: usize,
+
+    /// boot stage to publish in data/xenbeacon/stage: initramfs, rootfs, or auto (default:
+    /// initramfs when / is the kernel's rootfs mount).
+    #[argh(option, default = "String::from(\"auto\")", arg_name = "STAGE")]
+    pub stage: String,
+
+    /// publish data/xenbeacon/booted = 1 at start: for an agent started last in the boot (a
+    /// BusyBox S99 script). Otherwise `xenbeacon booted` says it when the boot is done.
+    #[argh(switch)]
+    pub booted: bool,
+
+    /// never write control/feature-balloon (XAPI's squeezed reads it as "booted, you may
+    /// balloon"; by default it is written once the balloon driver's memory has settled).
+    #[argh(switch)]
+    pub no_feature_balloon: bool,
+
+    /// seconds a balloon may stand still short of its target before data/balloon_state says
+    /// stuck (default 30).
+    #[argh(option, default = "30", arg_name = "SECS")]
+    pub balloon_stuck_after: u32,
 
     /// log level: error, warn, info (default), debug or trace. Logs go to stderr.
     #[argh(option, default = "String::from(\"info\")", arg_name = "LEVEL")]

@@ -47,7 +47,7 @@ pub const LAYOUT_VERSION: &str = "1";
 
 /// Single keys in directories shared with other software (`data/` is "available for arbitrary
 /// domain use"): only these are ever read back or removed there.
-pub const OWNED_KEYS: [&str; 8] = [
+pub const OWNED_KEYS: [&str; 15] = [
     key::OS_NAME,
     key::OS_DISTRO,
     key::OS_MAJORVER,
@@ -56,8 +56,19 @@ pub const OWNED_KEYS: [&str; 8] = [
     key::MEMINFO_TOTAL,
     key::MEMINFO_FREE,
     key::UPDATED,
+    key::LAYOUT,
+    key::VERSION,
+    key::STAGE,
+    key::BALLOON_TARGET,
+    key::BALLOON_CURRENT,
+    key::BALLOON_STATE,
+    key::BALLOON_REASON,
 ];
 
+/// Keys read back and written like the others, but never removed: `data/xenbeacon/booted` is
+/// also written by `xenbeacon booted`, and squeezed takes the existence of
+/// `control/feature-balloon` as "booted", which must not flap.
+pub const KEEP_KEYS: [&str; 2] = [key::BOOTED, key::FEATURE_BALLOON];
 /// Subtrees the agent owns as a whole: anything in them it did not render is stale.
 pub const OWNED_SUBTREES: [&str; 4] = [
     "attr/PVAddons",
@@ -219,6 +230,16 @@ pub fn build_number() -> u64 {
     option_env!("XENBEACON_BUILD_NUMBER")
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// `data/xenbeacon/*`: layout version, agent version, boot stage, and `booted` when asked.
+pub fn render_identity(stage: &str, booted: bool, d: &mut DesiredKeys) {
+    d.set(key::LAYOUT, LAYOUT_VERSION);
+    d.set(key::VERSION, env!("CARGO_PKG_VERSION"));
+    d.set(key::STAGE, stage);
+    if booted {
+        d.set(key::BOOTED, "1");
+    }
 }
 
 /// `data/os_*`.

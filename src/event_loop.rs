@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::agent::Agent;
+use crate::balloon::BalloonState;
 use crate::netlink::source::NetlinkSource;
 use crate::sys::{self, SignalFd, TimerFd};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
@@ -151,15 +152,21 @@ pub fn run(
     let mut netlink = open_netlink(agent);
     let mut link = Link::new();
     let mut first_round = true;
+    let clock = TimerFd::clock_jump_detector().map_err(RunError::Setup)?;
+    let balloon_timer = TimerFd::new().map_err(RunError::Setup)?;
+    // Watch tokens whose registration event has not arrived yet.
+    let mut unseen: Vec<&'static str> = Vec::new();
 
     loop {
         if link.conn.is_none() && Instant::now() >= link.next_attempt {
             match connect(choice) {
                 Ok(mut c) => {
                     agent.forget_published();
-                    let round = agent
-                        .read_hints(&mut c)
-                        .and_then(|()| agent.publish(&mut c));
+                    let round = Agent::read_identity(&mut c)
+                        .map(|id| agent.set_identity(id))
+                        .and_then(|()| agent.read_hints(&mut c))
+                        .and_then(|()| agent.publish(&mut c))
+                        .and_then(|r| watch(&mut c, &mut unseen).map(|()| r));
                     match round {
                         Ok(r) => {
                             log_round(agent, r, first_round);
@@ -174,8 +181,43 @@ pub fn run(
         }
 
         if let Some(c) = link.conn.as_mut() {
+            let mut check = false;
+            let mut republish = false;
             while let Some(ev) = c.pending_event() {
-                log::debug!("watch event {} ({})", ev.path, ev.token);
+                let first = match unseen.iter().position(|t| *t == ev.token) {
+                    Some(i) => {
+                        unseen.swap_remove(i);
+                        true
+                    }
+                    None => false,
+                };
+                log::debug!(
+                    "watch event {} ({}){}",
+                    ev.path,
+                    ev.token,
+                    if first { ", registration" } else { "" }
+                );
+                if ev.token == TOKEN_TARGET && agent.refresh_balloon(Instant::now()).is_some() {
+                    arm_balloon_recheck(&balloon_timer);
+                    republish = true;
+                }
+                // Watches fire again after a resume, and unique-domain-id changes with the
+                // domain: is this still the domain we published to?
+                check |= !first;
+            }
+            if check {
+                match agent.check_domain(c) {
+                    Ok(changed) => republish |= changed,
+                    Err(e) => link.down("xenstore connection lost", &e, agent),
+                }
+            }
+            if republish {
+                if let Some(c) = link.conn.as_mut() {
+                    match agent.publish(c) {
+                        Ok(r) => log_round(agent, r, false),
+                        Err(e) => link.down("publishing failed", &e, agent),
+                    }
+                }
             }
         }
 
@@ -184,6 +226,8 @@ pub fn run(
             pollfd(timer.as_raw_fd()),
             pollfd(link.conn.as_ref().map_or(-1, |c| c.as_raw_fd())),
             pollfd(netlink.as_ref().map_or(-1, |n| n.as_raw_fd())),
+            pollfd(clock.as_raw_fd()),
+            pollfd(balloon_timer.as_raw_fd()),
         ];
         let timeout = link
             .conn
@@ -221,6 +265,7 @@ pub fn run(
         }
         if fds[1].revents != 0 && timer.read().map_err(RunError::Poll)? > 0 {
             agent.refresh_memory();
+            agent.refresh_balloon(Instant::now());
             // Every tick runs a round even without changes: it is a pure diff when nothing
             // changed, and it retries keys refused for transient reasons (quota, EAGAIN).
             publish_now = true;
@@ -246,6 +291,28 @@ pub fn run(
                     }
                 }
             }
+        }
+        if fds[4].revents != 0 {
+            if let Err(e) = clock.read() {
+                if e.raw_os_error() != Some(libc::ECANCELED) {
+                    return Err(RunError::Poll(e));
+                }
+                clock.arm_clock_jump().map_err(RunError::Poll)?;
+                log::debug!("the wall clock jumped: checking that the domain is still ours");
+                if let Some(c) = link.conn.as_mut() {
+                    match agent.check_domain(c) {
+                        Ok(changed) => publish_now |= changed,
+                        Err(e) => link.down("xenstore connection lost", &e, agent),
+                    }
+                }
+            }
+        }
+        if fds[5].revents != 0 && balloon_timer.read().map_err(RunError::Poll)? > 0 {
+            agent.refresh_memory();
+            if agent.refresh_balloon(Instant::now()) == Some(BalloonState::Ballooning) {
+                arm_balloon_recheck(&balloon_timer);
+            }
+            publish_now = true;
         }
         if publish_now {
             if let Some(c) = link.conn.as_mut() {
@@ -298,6 +365,30 @@ impl Link {
         agent.forget_published();
         self.next_attempt = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Watch tokens: `memory/target` (the balloon's new target) and `unique-domain-id` (XAPI
+/// writes a fresh one for every domain, so a change means resume in a new domain).
+const TOKEN_TARGET: &str = "xenbeacon:memory-target";
+const TOKEN_UDID: &str = "xenbeacon:unique-domain-id";
+
+fn watch(c: &mut XenbusConn, unseen: &mut Vec<&'static str>) -> Result<(), Error> {
+    unseen.clear();
+    for (path, token) in [
+        ("memory/target", TOKEN_TARGET),
+        ("unique-domain-id", TOKEN_UDID),
+    ] {
+        c.watch(path, token)?;
+        unseen.push(token);
+    }
+    Ok(())
+}
+
+/// While the balloon moves, look again every second until it reached its target or is stuck.
+fn arm_balloon_recheck(t: &TimerFd) {
+    if let Err(e) = t.arm(Duration::from_secs(1), Duration::ZERO) {
+        log::warn!("cannot arm the balloon timer: {e}");
     }
 }
 

@@ -6,6 +6,7 @@
 //! WRITE/RM requests through its own xenbus client ([`xenbus`]).
 
 pub mod agent;
+pub mod balloon;
 pub mod cli;
 pub mod desired;
 pub mod dom0;

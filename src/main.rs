@@ -2,12 +2,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use xenbeacon::agent::{Agent, AgentConfig};
-use xenbeacon::cli::{Args, Command};
+use xenbeacon::cli::{Args, BootedArgs, Command};
+use xenbeacon::desired::key;
 use xenbeacon::event_loop::{self, EndpointChoice};
 use xenbeacon::nics::NicOptions;
 use xenbeacon::publisher::Op;
 use xenbeacon::sources::hypervisor;
-use xenbeacon::xenbus::conn::Endpoint;
+use xenbeacon::sources::stage::BootStage;
+use xenbeacon::xenbus::conn::{Endpoint, XenbusConn};
 
 fn main() -> ExitCode {
     let args: Args = argh::from_env();
@@ -17,10 +19,7 @@ fn main() -> ExitCode {
     }
     if let Some(cmd) = &args.command {
         return match cmd {
-            Command::Booted(_) => {
-                eprintln!("xenbeacon: this subcommand is not implemented yet");
-                ExitCode::from(2)
-            }
+            Command::Booted(a) => booted(a),
             Command::List(a) => xenbeacon::dom0::list(a),
             Command::Show(a) => xenbeacon::dom0::show(a),
             Command::Wait(a) => xenbeacon::dom0::wait(a),
@@ -49,6 +48,18 @@ fn main() -> ExitCode {
             temporary: args.temporary_addresses,
             max_addresses: args.max_addresses,
         },
+        stage: match args.stage.as_str() {
+            "auto" => None,
+            "initramfs" => Some(BootStage::Initramfs),
+            "rootfs" => Some(BootStage::Rootfs),
+            other => {
+                eprintln!("xenbeacon: unknown stage '{other}' (auto, initramfs, rootfs)");
+                return ExitCode::from(2);
+            }
+        },
+        booted: args.booted,
+        feature_balloon: !args.no_feature_balloon,
+        balloon_stuck_after: Duration::from_secs(u64::from(args.balloon_stuck_after)),
     };
     if args.dry_run {
         let mut agent = Agent::new(config);
@@ -82,6 +93,35 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `xenbeacon booted`: one write, then exit.
+fn booted(args: &BootedArgs) -> ExitCode {
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(log::LevelFilter::Info)
+        .init();
+    let path = args
+        .xenstore
+        .clone()
+        .or_else(|| std::env::var_os("XENBEACON_XENSTORE").map(Into::into));
+    let endpoint = match path {
+        Some(p) => Endpoint::for_path(&p),
+        None => match Endpoint::discover() {
+            Some(e) => e,
+            None => {
+                log::error!("no xenbus device at /dev/xen/xenbus or /proc/xen/xenbus");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let result = XenbusConn::open(&endpoint).and_then(|mut c| c.write(key::BOOTED, b"1"));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("cannot write {}: {e}", key::BOOTED);
             ExitCode::FAILURE
         }
     }

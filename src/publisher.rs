@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::desired::{self, key, DesiredKeys, OWNED_KEYS, OWNED_SUBTREES};
+use crate::desired::{self, key, DesiredKeys, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
 
@@ -147,7 +147,7 @@ impl Publisher {
     /// Reads the owned keys and subtrees back from XenStore into `written`.
     pub fn load(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
         self.written.clear();
-        for k in OWNED_KEYS {
+        for k in OWNED_KEYS.iter().chain(KEEP_KEYS.iter()) {
             self.read_back(conn, k)?;
         }
         let mut budget = READBACK_MAX_NODES;
@@ -230,7 +230,11 @@ impl Publisher {
         }
         let mut removed: Option<&str> = None;
         for k in self.written.keys() {
-            if k == key::UPDATED || desired.contains(k) || self.refused_for_good(k, None) {
+            if k == key::UPDATED
+                || KEEP_KEYS.contains(&k.as_str())
+                || desired.contains(k)
+                || self.refused_for_good(k, None)
+            {
                 continue;
             }
             if removed.is_some_and(|r| is_below(k, r)) {
@@ -318,7 +322,14 @@ impl Publisher {
                 Op::Rm { key } => (key, None),
             };
             let seen = self.failed.get(&key).is_some_and(|f| f.refusal == refusal);
-            if !seen {
+            if key == key::FEATURE_BALLOON && refusal == Refusal::Xs(XsError::Eacces) {
+                if !seen {
+                    log::info!(
+                        "{key} cannot be created (EACCES): normal under xl/libxl, where control/ \
+                         is read-only to the guest; XAPI's squeezed is not there to read it anyway"
+                    );
+                }
+            } else if !seen {
                 let entry = fresh.entry(refusal).or_insert((0, key.clone()));
                 entry.0 += 1;
             }
@@ -361,6 +372,11 @@ impl Publisher {
             return Ok(RoundOutcome::default());
         }
         self.apply(conn, ops)
+    }
+
+    /// Why `key` was refused on the last try, if it was.
+    pub fn refusal(&self, key: &str) -> Option<Refusal> {
+        self.failed.get(key).map(|f| f.refusal)
     }
 
     /// Keys refused and still unpublished.

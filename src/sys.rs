@@ -90,14 +90,41 @@ fn timespec(d: Duration) -> libc::timespec {
 }
 
 impl TimerFd {
+    /// A timer on `CLOCK_MONOTONIC`.
     pub fn new() -> io::Result<TimerFd> {
-        // SAFETY: plain syscall; the fd is owned from here on.
-        let fd = cvt(unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
+        TimerFd::on_clock(libc::CLOCK_MONOTONIC)
+    }
+
+    /// A timer on `CLOCK_REALTIME` that reports wall-clock jumps: armed with
+    /// [`TimerFd::arm_clock_jump`], its reads fail with `ECANCELED` whenever the clock is set
+    /// (settimeofday, NTP steps, and the jump a Xen guest sees after resume or migration).
+    pub fn clock_jump_detector() -> io::Result<TimerFd> {
+        let t = TimerFd::on_clock(libc::CLOCK_REALTIME)?;
+        t.arm_clock_jump()?;
+        Ok(t)
+    }
+
+    /// (Re-)arms a clock-jump detector: an absolute expiry far in the future.
+    pub fn arm_clock_jump(&self) -> io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: timespec(Duration::ZERO),
+            it_value: libc::timespec {
+                tv_sec: i32::MAX as _,
+                tv_nsec: 0,
+            },
+        };
+        let flags = libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET;
+        // SAFETY: valid itimerspec; old value not requested.
+        cvt(unsafe {
+            libc::timerfd_settime(self.fd.as_raw_fd(), flags, &spec, std::ptr::null_mut())
         })?;
+        Ok(())
+    }
+
+    fn on_clock(clock: libc::clockid_t) -> io::Result<TimerFd> {
+        // SAFETY: plain syscall; the fd is owned from here on.
+        let fd =
+            cvt(unsafe { libc::timerfd_create(clock, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) })?;
         Ok(TimerFd {
             // SAFETY: fd was just created and is not owned elsewhere.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -109,6 +136,17 @@ impl TimerFd {
         let spec = libc::itimerspec {
             it_interval: timespec(interval),
             it_value: timespec(first.max(Duration::from_nanos(1))),
+        };
+        // SAFETY: valid itimerspec; old value not requested.
+        cvt(unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })?;
+        Ok(())
+    }
+
+    /// Stops the timer.
+    pub fn disarm(&self) -> io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: timespec(Duration::ZERO),
+            it_value: timespec(Duration::ZERO),
         };
         // SAFETY: valid itimerspec; old value not requested.
         cvt(unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })?;
@@ -147,6 +185,12 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_jump_detector_arms_and_stays_quiet() {
+        let t = TimerFd::clock_jump_detector().unwrap();
+        assert_eq!(t.read().unwrap(), 0);
+    }
 
     #[test]
     fn timer_fires() {

@@ -24,6 +24,11 @@ fn expected_debian() -> BTreeMap<String, String> {
         ("data/os_uname", "6.1.0-test"),
         ("data/meminfo_total", "8000000"),
         ("data/meminfo_free", "4000000"),
+        ("data/xenbeacon", ""),
+        ("data/xenbeacon/layout", "1"),
+        ("data/xenbeacon/version", env!("CARGO_PKG_VERSION")),
+        // the fake root has no /proc/self/mountinfo: the real root is assumed
+        ("data/xenbeacon/stage", "rootfs"),
         ("attr/PVAddons", ""),
         (
             "attr/PVAddons/MajorVersion",
@@ -310,6 +315,9 @@ fn dry_run_prints_the_keys_in_publication_order() {
             "data/os_majorver",
             "data/os_name",
             "data/os_uname",
+            "data/xenbeacon/layout",
+            "data/xenbeacon/stage",
+            "data/xenbeacon/version",
             "data/updated",
             "attr/PVAddons/BuildVersion",
             "attr/PVAddons/Installed",

@@ -2,10 +2,12 @@
 //!
 //! Every source takes the root prefix (`--root`) so tests can point it at a fake tree.
 
+pub mod balloon;
 pub mod hypervisor;
 pub mod kernel;
 pub mod meminfo;
 pub mod os_release;
+pub mod stage;
 pub mod sysfs_net;
 
 use std::io::{self, Read};

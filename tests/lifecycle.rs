@@ -1,0 +1,207 @@
+//! Balloon state, control/feature-balloon, boot stage and "booted", and republishing after the
+//! domain changed under the agent (new unique-domain-id, a rebuilt tree), against the fake
+//! xenstored with a fake balloon driver in sysfs.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::guest::{wait_until, Guest, DOMID, HOME};
+
+const BALLOON: &str = "sys/devices/system/xen_memory/xen_memory0";
+
+fn balloon(g: &Guest, target: u64, current: u64) {
+    g.file(&format!("{BALLOON}/target_kb"), &format!("{target}\n"));
+    g.file(
+        &format!("{BALLOON}/info/current_kb"),
+        &format!("{current}\n"),
+    );
+}
+
+/// Makes control/ writable by the guest, as xenopsd (XAPI) does; libxl leaves it read-only.
+fn xapi_control(g: &Guest) {
+    g.xs.set_perms(&format!("{HOME}/control"), &format!("n{DOMID}"));
+}
+
+#[test]
+fn balloon_keys_follow_the_driver_and_a_new_target() {
+    let g = Guest::new("balloon");
+    xapi_control(&g);
+    balloon(&g, 131072, 131072);
+    let d = g.daemon(&["--balloon-stuck-after", "2"]);
+    g.wait_for("data/balloon_state", "reached");
+    assert_eq!(g.get("data/balloon_target_kb").as_deref(), Some("131072"));
+    assert_eq!(g.get("data/balloon_current_kb").as_deref(), Some("131072"));
+    assert_eq!(g.get("control/feature-balloon").as_deref(), Some("1"));
+    assert_eq!(g.get("data/balloon_reason"), None);
+
+    // The toolstack sets a new target; the driver moves part of the way, then stops.
+    balloon(&g, 98304, 110000);
+    g.xs.write(&format!("{HOME}/memory/target"), "98304");
+    g.wait_for("data/balloon_state", "ballooning");
+    assert_eq!(g.get("data/balloon_target_kb").as_deref(), Some("98304"));
+    g.wait_for("data/balloon_state", "stuck");
+    let reason = g.get("data/balloon_reason").unwrap();
+    assert!(reason.starts_with("above target by 11696 kB"), "{reason}");
+    // ... and finally gets there.
+    balloon(&g, 98304, 98304);
+    g.xs.write(&format!("{HOME}/memory/target"), "98304");
+    g.wait_for("data/balloon_state", "reached");
+    wait_until("reason removed", || g.get("data/balloon_reason").is_none());
+    assert_eq!(g.get("control/feature-balloon").as_deref(), Some("1"));
+    d.stop();
+}
+
+#[test]
+fn feature_balloon_waits_for_memory_to_settle() {
+    let g = Guest::new("settle");
+    xapi_control(&g);
+    balloon(&g, 131072, 120000);
+    let d = g.daemon(&["--memory-interval", "1"]);
+    g.wait_for("data/balloon_state", "ballooning");
+    assert_eq!(g.get("control/feature-balloon"), None);
+    // current_kb stops moving: settled, even short of the target
+    wait_until("feature-balloon", || {
+        g.get("control/feature-balloon").is_some()
+    });
+    d.stop();
+}
+
+#[test]
+fn under_xl_feature_balloon_is_refused_once_and_never_retried() {
+    let g = Guest::new("xl");
+    balloon(&g, 131072, 131072);
+    let d = g.daemon(&["--memory-interval", "1", "--memory-threshold", "0"]);
+    g.wait_for("data/balloon_state", "reached");
+    for free in [1, 2, 3] {
+        g.file(
+            "proc/meminfo",
+            &support::guest::meminfo(8_000_000, 4_000_000 + free),
+        );
+        g.wait_for("data/meminfo_free", &(4_000_000 + free).to_string());
+    }
+    d.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(g.get("control/feature-balloon"), None);
+    let log = d.stop();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("feature-balloon"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].starts_with("INFO"), "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+#[test]
+fn no_feature_balloon_option() {
+    let g = Guest::new("nofeature");
+    xapi_control(&g);
+    balloon(&g, 131072, 131072);
+    g.once(&["--no-feature-balloon"]);
+    assert_eq!(g.get("data/balloon_state").as_deref(), Some("reached"));
+    assert_eq!(g.get("control/feature-balloon"), None);
+}
+
+#[test]
+fn without_a_balloon_driver_there_are_no_balloon_keys() {
+    let g = Guest::new("noballoon");
+    xapi_control(&g);
+    g.once(&[]);
+    assert_eq!(g.get("data/balloon_state"), None);
+    assert_eq!(g.get("control/feature-balloon"), None);
+}
+
+#[test]
+fn booted_subcommand_and_flag() {
+    let g = Guest::new("booted");
+    g.once(&[]);
+    assert_eq!(g.get("data/xenbeacon/booted"), None);
+    let out = Command::new(env!("CARGO_BIN_EXE_xenbeacon"))
+        .args(["booted", "--xenstore"])
+        .arg(&g.sock)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(g.get("data/xenbeacon/booted").as_deref(), Some("1"));
+    // the agent never removes it, and a restart rewrites nothing
+    g.xs.reset_stats();
+    g.once(&[]);
+    assert_eq!(g.get("data/xenbeacon/booted").as_deref(), Some("1"));
+    assert_eq!(
+        g.xs.stats()
+            .count(DOMID, xenbeacon::xenbus::wire::MsgType::Write),
+        0
+    );
+
+    let g = Guest::new("bootedflag");
+    g.once(&["--booted"]);
+    assert_eq!(g.get("data/xenbeacon/booted").as_deref(), Some("1"));
+}
+
+#[test]
+fn boot_stage_from_mountinfo_or_option() {
+    let g = Guest::new("stage");
+    g.file(
+        "proc/self/mountinfo",
+        "1 1 0:2 / / rw - rootfs rootfs rw\n22 1 0:21 / /proc rw - proc proc rw\n",
+    );
+    g.once(&[]);
+    assert_eq!(g.get("data/xenbeacon/stage").as_deref(), Some("initramfs"));
+    // after switch_root the root-filesystem instance takes over
+    g.file(
+        "proc/self/mountinfo",
+        "31 30 0:32 / / rw - tmpfs tmpfs rw\n",
+    );
+    g.xs.reset_stats();
+    g.once(&[]);
+    assert_eq!(g.get("data/xenbeacon/stage").as_deref(), Some("rootfs"));
+    // only the stage, data/updated and the attr nudge were written
+    assert_eq!(
+        g.xs.stats()
+            .count(DOMID, xenbeacon::xenbus::wire::MsgType::Write),
+        3
+    );
+    g.once(&["--stage", "initramfs"]);
+    assert_eq!(g.get("data/xenbeacon/stage").as_deref(), Some("initramfs"));
+}
+
+#[test]
+fn a_new_unique_domain_id_republishes_everything() {
+    let g = Guest::new("udid");
+    g.xs.write(&format!("{HOME}/unique-domain-id"), "11111111-aaaa");
+    let d = g.daemon(&[]);
+    g.wait_for("attr/PVAddons/Installed", "1");
+    // The toolstack rebuilt the home for a new domain (same domid, new unique-domain-id).
+    g.xs.rm(&format!("{HOME}/data"));
+    g.xs.rm(&format!("{HOME}/attr"));
+    g.xs.write(&format!("{HOME}/data"), "");
+    g.xs.set_perms(&format!("{HOME}/data"), &format!("n{DOMID}"));
+    g.xs.write(&format!("{HOME}/attr"), "");
+    g.xs.set_perms(&format!("{HOME}/attr"), &format!("n{DOMID}"));
+    g.xs.write(&format!("{HOME}/unique-domain-id"), "22222222-bbbb");
+    g.wait_for("attr/PVAddons/Installed", "1");
+    g.wait_for("data/os_name", "Debian GNU/Linux 12 (bookworm)");
+    let log = d.stop();
+    assert!(log.contains("new domain"), "{log}");
+}
+
+#[test]
+fn watches_firing_again_with_keys_gone_republish() {
+    let g = Guest::new("refire");
+    let d = g.daemon(&[]);
+    g.wait_for("attr/PVAddons/Installed", "1");
+    g.xs.rm(&format!("{HOME}/data/xenbeacon"));
+    g.xs.rm(&format!("{HOME}/data/os_name"));
+    // what a resume looks like to the agent: its watches fire again
+    g.xs.write(&format!("{HOME}/memory/target"), "131072");
+    g.wait_for("data/xenbeacon/layout", "1");
+    g.wait_for("data/os_name", "Debian GNU/Linux 12 (bookworm)");
+    let log = d.stop();
+    assert!(log.contains("published keys are gone"), "{log}");
+}
