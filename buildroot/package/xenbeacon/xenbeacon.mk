@@ -49,6 +49,8 @@ endef
 define XENBEACON_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(XENBEACON_PKGDIR)/xenbeacon.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/xenbeacon.service
+	$(INSTALL) -D -m 0644 $(XENBEACON_PKGDIR)/xenbeacon-booted.service \
+		$(TARGET_DIR)/usr/lib/systemd/system/xenbeacon-booted.service
 endef
 
 $(eval $(cargo-package))

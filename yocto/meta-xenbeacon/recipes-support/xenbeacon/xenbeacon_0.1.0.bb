@@ -25,7 +25,7 @@ inherit cargo cargo-update-recipe-crates systemd update-rc.d
 export CARGO_PROFILE_RELEASE_STRIP = "false"
 
 # The unit and the init script ship in the source tree (one copy, shared with Buildroot).
-SYSTEMD_SERVICE:${PN} = "xenbeacon.service"
+SYSTEMD_SERVICE:${PN} = "xenbeacon.service xenbeacon-booted.service"
 INITSCRIPT_NAME = "xenbeacon"
 INITSCRIPT_PARAMS = "defaults 99"
 
@@ -33,6 +33,7 @@ do_install:append() {
     if ${@bb.utils.contains('DISTRO_FEATURES', 'systemd', 'true', 'false', d)}; then
         install -d ${D}${systemd_system_unitdir}
         install -m 0644 ${S}/buildroot/package/xenbeacon/xenbeacon.service ${D}${systemd_system_unitdir}/
+        install -m 0644 ${S}/buildroot/package/xenbeacon/xenbeacon-booted.service ${D}${systemd_system_unitdir}/
     fi
     if ${@bb.utils.contains('DISTRO_FEATURES', 'sysvinit', 'true', 'false', d)}; then
         install -d ${D}${sysconfdir}/init.d
