@@ -180,47 +180,6 @@ pub fn run(
             }
         }
 
-        if let Some(c) = link.conn.as_mut() {
-            let mut check = false;
-            let mut republish = false;
-            while let Some(ev) = c.pending_event() {
-                let first = match unseen.iter().position(|t| *t == ev.token) {
-                    Some(i) => {
-                        unseen.swap_remove(i);
-                        true
-                    }
-                    None => false,
-                };
-                log::debug!(
-                    "watch event {} ({}){}",
-                    ev.path,
-                    ev.token,
-                    if first { ", registration" } else { "" }
-                );
-                if ev.token == TOKEN_TARGET && agent.refresh_balloon(Instant::now()).is_some() {
-                    arm_balloon_recheck(&balloon_timer);
-                    republish = true;
-                }
-                // Watches fire again after a resume, and unique-domain-id changes with the
-                // domain: is this still the domain we published to?
-                check |= !first;
-            }
-            if check {
-                match agent.check_domain(c) {
-                    Ok(changed) => republish |= changed,
-                    Err(e) => link.down("xenstore connection lost", &e, agent),
-                }
-            }
-            if republish {
-                if let Some(c) = link.conn.as_mut() {
-                    match agent.publish(c) {
-                        Ok(r) => log_round(agent, r, false),
-                        Err(e) => link.down("publishing failed", &e, agent),
-                    }
-                }
-            }
-        }
-
         let mut fds = [
             pollfd(signals.as_raw_fd()),
             pollfd(timer.as_raw_fd()),
@@ -229,13 +188,17 @@ pub fn run(
             pollfd(clock.as_raw_fd()),
             pollfd(balloon_timer.as_raw_fd()),
         ];
-        let timeout = link
-            .conn
-            .is_none()
-            .then(|| link.next_attempt.saturating_duration_since(Instant::now()));
+        // Events a request already read into the buffer do not make the fd readable.
+        let timeout = match link.conn.as_mut().map(XenbusConn::has_pending_event) {
+            Some(true) => Some(Duration::ZERO),
+            Some(false) => None,
+            None => Some(link.next_attempt.saturating_duration_since(Instant::now())),
+        };
         sys::poll(&mut fds, timeout).map_err(RunError::Poll)?;
 
         let mut publish_now = false;
+        // Something hints that the domain under the agent may have changed.
+        let mut check_domain = false;
         if fds[0].revents != 0 {
             while let Some(sig) = signals.read().map_err(RunError::Poll)? {
                 match sig {
@@ -299,12 +262,7 @@ pub fn run(
                 }
                 clock.arm_clock_jump().map_err(RunError::Poll)?;
                 log::debug!("the wall clock jumped: checking that the domain is still ours");
-                if let Some(c) = link.conn.as_mut() {
-                    match agent.check_domain(c) {
-                        Ok(changed) => publish_now |= changed,
-                        Err(e) => link.down("xenstore connection lost", &e, agent),
-                    }
-                }
+                check_domain = true;
             }
         }
         if fds[5].revents != 0 && balloon_timer.read().map_err(RunError::Poll)? > 0 {
@@ -313,6 +271,38 @@ pub fn run(
                 arm_balloon_recheck(&balloon_timer);
             }
             publish_now = true;
+        }
+        if let Some(c) = link.conn.as_mut() {
+            while let Some(ev) = c.pending_event() {
+                let first = match unseen.iter().position(|t| *t == ev.token) {
+                    Some(i) => {
+                        unseen.swap_remove(i);
+                        true
+                    }
+                    None => false,
+                };
+                log::debug!(
+                    "watch event {} ({}){}",
+                    ev.path,
+                    ev.token,
+                    if first { ", registration" } else { "" }
+                );
+                if ev.token == TOKEN_TARGET && agent.refresh_balloon(Instant::now()).is_some() {
+                    arm_balloon_recheck(&balloon_timer);
+                    publish_now = true;
+                }
+                // Watches fire again after a resume, and unique-domain-id changes with the
+                // domain: is this still the domain we published to?
+                check_domain |= !first;
+            }
+        }
+        if check_domain {
+            if let Some(c) = link.conn.as_mut() {
+                match agent.check_domain(c) {
+                    Ok(changed) => publish_now |= changed,
+                    Err(e) => link.down("xenstore connection lost", &e, agent),
+                }
+            }
         }
         if publish_now {
             if let Some(c) = link.conn.as_mut() {

@@ -358,11 +358,21 @@ impl XenbusConn {
 
     /// The next queued watch event, including events already buffered by a request.
     pub fn pending_event(&mut self) -> Option<WatchEvent> {
+        if self.has_pending_event() {
+            self.events.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// True when a watch event waits, read already (by a request) but not yet taken. The fd
+    /// does not report those as readable, so check this before sleeping in `poll`.
+    pub fn has_pending_event(&mut self) -> bool {
         if self.events.is_empty() {
             // A malformed buffered message surfaces on the next read; nothing to do here.
             let _ = self.queue_buffered();
         }
-        self.events.pop_front()
+        !self.events.is_empty()
     }
 
     // ---- convenience wrappers -------------------------------------------------------------
