@@ -8,7 +8,7 @@ HOMEPAGE = "https://github.com/xenbeacon/xenbeacon"
 BUGTRACKER = "https://github.com/xenbeacon/xenbeacon/issues"
 SECTION = "admin"
 CVE_PRODUCT = "xenbeacon"
-LICENSE = "MIT | Apache-2.0"
+LICENSE = "MIT OR Apache-2.0"
 LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=99198bf6d8cead846f089f4449dda1fb \
                     file://LICENSE-APACHE;md5=1836efb2eb779966696f473ee8540542"
 
