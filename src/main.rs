@@ -12,12 +12,17 @@ use xenbeacon::sources::stage::BootStage;
 use xenbeacon::xenbus::conn::{Endpoint, XenbusConn};
 
 fn main() -> ExitCode {
-    let args: Args = argh::from_env();
+    let args: Args = parse_args();
     if args.version {
         println!("xenbeacon {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     if let Some(cmd) = &args.command {
+        if let Some(p) = &args.xenstore {
+            // `xenbeacon --xenstore P list`: the subcommands read it from the environment;
+            // their own --xenstore still wins. Single-threaded here, before anything else runs.
+            std::env::set_var("XENBEACON_XENSTORE", p);
+        }
         return match cmd {
             Command::Booted(a) => booted(a),
             Command::List(a) => xenbeacon::dom0::list(a),
@@ -94,6 +99,34 @@ fn main() -> ExitCode {
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `argh::from_env`, except that a bad command line exits 2 (as `--help` documents), not 1,
+/// which `wait` uses for "timed out".
+fn parse_args() -> Args {
+    use argh::FromArgs;
+    let all: Vec<String> = std::env::args().collect();
+    let cmd = all
+        .first()
+        .map_or("xenbeacon", |s| s.rsplit('/').next().unwrap_or(s));
+    let rest: Vec<&str> = all.iter().skip(1).map(String::as_str).collect();
+    match Args::from_args(&[cmd], &rest) {
+        Ok(a) => a,
+        Err(argh::EarlyExit {
+            output,
+            status: Ok(()),
+        }) => {
+            println!("{output}");
+            std::process::exit(0)
+        }
+        Err(argh::EarlyExit {
+            output,
+            status: Err(()),
+        }) => {
+            eprintln!("{output}\nRun {cmd} --help for more information.");
+            std::process::exit(2)
         }
     }
 }

@@ -1,26 +1,148 @@
-//! Command-line arguments of the dom0 subcommands.
+//! Command-line arguments of the dom0 subcommands. Each takes its own `--xenstore`, so that
+//! `xenbeacon list --xenstore PATH` reads like every other option of the subcommand.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use argh::FromArgs;
 
-/// list domains and what their guests report.
+/// list domains and what their guests report: agent, OS and kernel, boot stage, memory and
+/// balloon, and every NIC with its kind and addresses. Guests without an agent, with another
+/// (XAPI-style) agent, or that this domain may not read are listed too.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "list")]
-pub struct ListArgs {}
+#[argh(
+    subcommand,
+    name = "list",
+    example = "In dom0:\n  $ xenbeacon list\n  $ xenbeacon list --json | jq '.domains[].name'",
+    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".",
+    error_code(0, "listed"),
+    error_code(3, "XenStore could not be reached or read")
+)]
+pub struct ListArgs {
+    /// where XenStore is: a xenstored unix socket or a xenbus device. Default:
+    /// /run/xenstored/socket if it exists, else /dev/xen/xenbus, /proc/xen/xenbus.
+    #[argh(option, arg_name = "PATH")]
+    pub xenstore: Option<PathBuf>,
 
-/// everything one guest publishes.
+    /// print one JSON document instead of the tables.
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// everything one guest publishes, grouped: identity, boot, memory, NICs, other keys.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "show")]
+#[argh(
+    subcommand,
+    name = "show",
+    example = "  $ xenbeacon show web1\n  $ xenbeacon show 3 --json",
+    error_code(0, "shown"),
+    error_code(1, "no such domain"),
+    error_code(3, "XenStore could not be reached or read, or no access to the domain")
+)]
 pub struct ShowArgs {
     /// domid or name.
     #[argh(positional)]
     pub domain: String,
+
+    /// where XenStore is (default: /run/xenstored/socket if it exists, else /dev/xen/xenbus,
+    /// /proc/xen/xenbus).
+    #[argh(option, arg_name = "PATH")]
+    pub xenstore: Option<PathBuf>,
+
+    /// print JSON instead of text.
+    #[argh(switch)]
+    pub json: bool,
 }
 
-/// wait until a guest reports something.
+/// wait until a guest reports something, then print it. Blocks on XenStore watches (no
+/// polling). Without a condition: until the guest's agent is detected.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "wait")]
+#[argh(
+    subcommand,
+    name = "wait",
+    example = "Log in as soon as the guest has an address:\n  $ ssh root@$(xenbeacon wait web1 --ip --timeout 120)",
+    example = "Create, then wait until the boot is done:\n  $ xl create web1.cfg && xenbeacon wait web1 --booted",
+    note = "A name that no domain has yet is waited for: xenbeacon watches /local/domain until a\ndomain with that name appears (and again if it is destroyed and recreated, as by xl reboot),\nthen only that domain's home.\n\n--ip prints the first IPv4 address: lowest vif devid, lowest index, then SR-IOV VFs, then\nthe other NICs (attr/net). --booted is data/xenbeacon/booted = 1, or for XAPI-style agents\n(no data/xenbeacon/layout) the existence of data/updated. --nic MAC waits for that NIC and\nprints its interface name (with --ip: its first IPv4 address). Conditions combine.",
+    error_code(0, "the guest reported it (printed on stdout)"),
+    error_code(1, "timed out"),
+    error_code(2, "bad command line"),
+    error_code(
+        3,
+        "XenStore could not be reached or read, no access, or the domain (by domid) is gone"
+    )
+)]
 pub struct WaitArgs {
     /// domid or name.
     #[argh(positional)]
     pub domain: String,
+
+    /// until the guest has finished booting.
+    #[argh(switch)]
+    pub booted: bool,
+
+    /// until the guest reports an IPv4 address; prints it.
+    #[argh(switch)]
+    pub ip: bool,
+
+    /// until the guest reports the NIC with this MAC (aa:bb:cc:dd:ee:ff or aabbccddeeff).
+    #[argh(option, arg_name = "MAC")]
+    pub nic: Option<String>,
+
+    /// give up after this many seconds (fractions allowed); default: wait forever.
+    #[argh(option, arg_name = "SECS", from_str_fn(parse_secs))]
+    pub timeout: Option<Duration>,
+
+    /// where XenStore is (default: /run/xenstored/socket if it exists, else /dev/xen/xenbus,
+    /// /proc/xen/xenbus).
+    #[argh(option, arg_name = "PATH")]
+    pub xenstore: Option<PathBuf>,
+}
+
+/// Seconds as a decimal number (`20`, `0.5`); at most a year.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let bad = || format!("'{s}' is not a number of seconds");
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) {
+        return Err(bad());
+    }
+    let secs: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    if secs > 366 * 24 * 3600 {
+        return Err(format!("{s} seconds is more than a year"));
+    }
+    let mut nanos = 0u32;
+    for (i, b) in frac.bytes().take(9).enumerate() {
+        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+    }
+    Ok(Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_secs("20"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_secs(".25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_secs("1."), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_secs("1.0000000019"), Ok(Duration::new(1, 1)));
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1e3",
+            "1.2.3",
+            "abc",
+            " 1",
+            "99999999999999999999",
+        ] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,21 +1,145 @@
 //! The dom0 side: `xenbeacon list`, `show` and `wait` read what guests publish.
-//! (Being written: issue 8.)
+//!
+//! Most Xen users run plain `xl`, whose `xl list` knows nothing of a guest's IPs, OS or boot
+//! state; the guests publish all of that in XenStore. These commands read it back with the
+//! project's own client, in the same static binary (no libxenstore in dom0 either):
+//!
+//! * [`reader`] reads each domain's keys (I/O; EACCES and vanishing domains handled there);
+//! * [`report`] turns one domain's keys into a [`report::GuestReport`] (pure, tested without
+//!   fds), for xenbeacon's layout and for other agents' XAPI-style keys;
+//! * [`text`] and [`json`] print reports for people and for scripts;
+//! * [`wait`] blocks on XenStore watches until a guest reports what was asked.
+//!
+//! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`), 2 bad command line,
+//! 3 XenStore unreachable or unreadable.
 
 pub mod cli;
+pub mod json;
+pub mod reader;
+pub mod report;
+pub mod text;
+pub mod wait;
 
+use std::io::Write;
 use std::process::ExitCode;
 
-pub fn list(_args: &cli::ListArgs) -> ExitCode {
-    eprintln!("xenbeacon list: not implemented yet");
-    ExitCode::from(2)
+use reader::{DomainSpec, Domains, Reader};
+
+const EXIT_NOT_FOUND: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_XENSTORE: u8 = 3;
+
+/// Writes `s` to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn emit(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
 }
 
-pub fn show(_args: &cli::ShowArgs) -> ExitCode {
-    eprintln!("xenbeacon show: not implemented yet");
-    ExitCode::from(2)
+fn fail(cmd: &str, msg: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("xenbeacon {cmd}: {msg}");
+    ExitCode::from(code)
 }
 
-pub fn wait(_args: &cli::WaitArgs) -> ExitCode {
-    eprintln!("xenbeacon wait: not implemented yet");
-    ExitCode::from(2)
+/// `xenbeacon list`.
+pub fn list(args: &cli::ListArgs) -> ExitCode {
+    let mut reader = match Reader::open(args.xenstore.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return fail("list", e, EXIT_XENSTORE),
+    };
+    let ids = match reader.domains() {
+        Ok(Domains::All(ids)) => ids,
+        Ok(Domains::OnlyOwn(d)) => {
+            eprintln!(
+                "xenbeacon list: no access to /local/domain (not dom0?); showing this domain ({d}) only"
+            );
+            vec![d]
+        }
+        Err(e) => return fail("list", e, EXIT_XENSTORE),
+    };
+    let mut reports = Vec::with_capacity(ids.len());
+    for d in ids {
+        match reader.read_domain(d) {
+            Ok(Some(tree)) => reports.push(report::parse(&tree)),
+            Ok(None) => {} // destroyed since the listing
+            Err(e) => return fail("list", e, EXIT_XENSTORE),
+        }
+    }
+    if args.json {
+        let mut out = String::new();
+        json::list(&mut out, &reports);
+        out.push('\n');
+        emit(&out);
+    } else {
+        emit(&text::list(&reports));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `xenbeacon show DOMAIN`.
+pub fn show(args: &cli::ShowArgs) -> ExitCode {
+    let spec = DomainSpec::parse(&args.domain);
+    let mut reader = match Reader::open(args.xenstore.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return fail("show", e, EXIT_XENSTORE),
+    };
+    let tree = match reader
+        .resolve(&spec)
+        .and_then(|d| d.map_or(Ok(None), |d| reader.read_domain(d)))
+    {
+        Ok(Some(t)) => t,
+        Ok(None) => return fail("show", format!("no {spec}"), EXIT_NOT_FOUND),
+        Err(e) => return fail("show", e, EXIT_XENSTORE),
+    };
+    let r = report::parse(&tree);
+    if args.json {
+        let mut out = String::new();
+        json::report(&mut out, &r);
+        out.push('\n');
+        emit(&out);
+    } else {
+        emit(&text::show(&r));
+    }
+    if r.fully_denied() {
+        return fail(
+            "show",
+            format!("no access to /local/domain/{} (not dom0?)", r.domid),
+            EXIT_XENSTORE,
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `xenbeacon wait DOMAIN [--booted] [--ip] [--nic MAC] [--timeout SECS]`.
+pub fn wait(args: &cli::WaitArgs) -> ExitCode {
+    let nic = match args.nic.as_deref().map(wait::parse_nic).transpose() {
+        Ok(n) => n,
+        Err(e) => return fail("wait", e, EXIT_USAGE),
+    };
+    let cond = wait::Conditions {
+        booted: args.booted,
+        ip: args.ip,
+        nic,
+    };
+    let spec = DomainSpec::parse(&args.domain);
+    let mut reader = match Reader::open(args.xenstore.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return fail("wait", e, EXIT_XENSTORE),
+    };
+    match wait::wait(&mut reader, &spec, &cond, args.timeout) {
+        Ok(out) => {
+            emit(&format!("{}\n", text::clean(&out)));
+            ExitCode::SUCCESS
+        }
+        Err(wait::WaitError::Timeout) => {
+            let secs = text::secs(args.timeout.unwrap_or_default());
+            let msg = format!(
+                "timed out after {secs} s: {spec} has not reported {}",
+                cond.describe()
+            );
+            fail("wait", msg, EXIT_NOT_FOUND)
+        }
+        Err(e @ wait::WaitError::BadMac(_)) => fail("wait", e, EXIT_USAGE),
+        Err(e) => fail("wait", e, EXIT_XENSTORE),
+    }
 }

@@ -1,0 +1,312 @@
+//! Reading guests' keys from XenStore with the project's own client: the I/O half of `list`,
+//! `show` and `wait` (the parsing is in [`super::report`]).
+//!
+//! Read one node at a time (READ + DIRECTORY, recursively), without a transaction: a listing
+//! must not fail because a guest wrote a key meanwhile. What that costs is handled here:
+//! * a node that disappears between DIRECTORY and READ is simply absent;
+//! * a domain that disappears while it is read (destroyed, or migrated away) is skipped: its
+//!   home is checked again after reading, and a listing leaves it out;
+//! * EACCES is recorded per subtree ([`DomainTree::denied`]) and shown as "no access", so a
+//!   guest the reader may not see never looks like one without an agent.
+//!
+//! A guest controls how many keys it has (up to its xenstored quota, ~1000 nodes by default),
+//! so a domain's read stops at [`NODE_LIMIT`] nodes and [`DEPTH_LIMIT`] levels.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::report::{DomainTree, SINGLE_KEYS, SUBTREES};
+use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEVICE_PATHS};
+use crate::xenbus::wire::XsError;
+
+/// xenstored's socket in dom0, tried before the xenbus devices.
+pub const XENSTORED_SOCKET: &str = "/run/xenstored/socket";
+/// Most nodes read below one home.
+pub const NODE_LIMIT: usize = 4096;
+/// Deepest path read below a subtree (`attr/vif/0/vlan/100/ipv4/0/prefix` is 7 below `attr`).
+pub const DEPTH_LIMIT: usize = 10;
+
+/// XenStore could not be reached or read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// no XenStore found
+    NotFound,
+    /// cannot open XenStore
+    Open(Endpoint, Error),
+    /// a XenStore request failed
+    Request(String, Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::NotFound => write!(
+                f,
+                "no XenStore found at {XENSTORED_SOCKET}, {} or {} (not dom0? use --xenstore PATH)",
+                DEVICE_PATHS[0], DEVICE_PATHS[1]
+            ),
+            ReadError::Open(ep, e) => {
+                write!(f, "cannot open {ep}: {e}")?;
+                match e {
+                    Error::Open(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                        f.write_str(" (run as root)")
+                    }
+                    _ => Ok(()),
+                }
+            }
+            ReadError::Request(path, e) => write!(f, "reading {path}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// `--xenstore`, else `XENBEACON_XENSTORE`, else the first of xenstored's socket and the
+/// xenbus devices that exists.
+pub fn endpoint(explicit: Option<&Path>) -> Result<Endpoint, ReadError> {
+    let chosen: Option<PathBuf> = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("XENBEACON_XENSTORE").map(PathBuf::from));
+    if let Some(p) = chosen {
+        return Ok(Endpoint::for_path(&p));
+    }
+    let socket = Path::new(XENSTORED_SOCKET);
+    if socket.exists() {
+        return Ok(Endpoint::for_path(socket));
+    }
+    Endpoint::discover().ok_or(ReadError::NotFound)
+}
+
+/// A domain named on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DomainSpec {
+    Domid(u32),
+    Name(String),
+}
+
+impl DomainSpec {
+    /// All digits: a domid (as in xl); anything else: a name.
+    pub fn parse(s: &str) -> DomainSpec {
+        match s.parse::<u32>() {
+            Ok(d) if s.bytes().all(|b| b.is_ascii_digit()) => DomainSpec::Domid(d),
+            _ => DomainSpec::Name(s.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for DomainSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainSpec::Domid(d) => write!(f, "domain {d}"),
+            DomainSpec::Name(n) => write!(f, "domain '{n}'"),
+        }
+    }
+}
+
+/// The domains this connection can list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Domains {
+    /// Every domid under `/local/domain`, ascending.
+    All(Vec<u32>),
+    /// `/local/domain` may not be listed (a domU): only the connection's own domain.
+    OnlyOwn(u32),
+}
+
+/// Result of one node request, with the errors that are data turned into values.
+enum Got<T> {
+    Value(T),
+    Absent,
+    Denied,
+}
+
+/// A XenStore connection for reading guests.
+pub struct Reader {
+    conn: XenbusConn,
+}
+
+impl Reader {
+    pub fn open(explicit: Option<&Path>) -> Result<Reader, ReadError> {
+        let ep = endpoint(explicit)?;
+        let conn = XenbusConn::open(&ep).map_err(|e| ReadError::Open(ep.clone(), e))?;
+        Ok(Reader { conn })
+    }
+
+    pub fn conn(&mut self) -> &mut XenbusConn {
+        &mut self.conn
+    }
+
+    fn classify<T>(path: &str, r: Result<T, Error>) -> Result<Got<T>, ReadError> {
+        match r {
+            Ok(v) => Ok(Got::Value(v)),
+            Err(Error::Xs(XsError::Eacces | XsError::Eperm)) => Ok(Got::Denied),
+            // Gone, or something xenstored will not do for this one node: not there for us.
+            Err(Error::Xs(_) | Error::InvalidPath | Error::TooLarge) => Ok(Got::Absent),
+            Err(e) => Err(ReadError::Request(path.to_owned(), e)),
+        }
+    }
+
+    fn read(&mut self, path: &str) -> Result<Got<String>, ReadError> {
+        let r = self.conn.read_string(path);
+        Self::classify(path, r)
+    }
+
+    fn list(&mut self, path: &str) -> Result<Got<Vec<String>>, ReadError> {
+        let r = self
+            .conn
+            .directory(path)
+            .map(|e| e.map(str::to_owned).collect());
+        Self::classify(path, r)
+    }
+
+    /// The domids under `/local/domain`, or only our own when that may not be listed.
+    pub fn domains(&mut self) -> Result<Domains, ReadError> {
+        match self.list("/local/domain")? {
+            Got::Value(names) => {
+                let mut ids: Vec<u32> = Vec::with_capacity(names.len());
+                for n in names
+                    .iter()
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    if let Ok(d) = n.parse::<u32>() {
+                        // Sorted insert, not a sort: smaller binary.
+                        if let Err(at) = ids.binary_search(&d) {
+                            ids.insert(at, d);
+                        }
+                    }
+                }
+                Ok(Domains::All(ids))
+            }
+            Got::Absent => Ok(Domains::All(Vec::new())),
+            Got::Denied => match self.conn.read_domid() {
+                Ok(d) => Ok(Domains::OnlyOwn(d)),
+                Err(e) => Err(ReadError::Request("domid".into(), e)),
+            },
+        }
+    }
+
+    /// The `name` of a domain, if readable.
+    pub fn name(&mut self, domid: u32) -> Result<Option<String>, ReadError> {
+        match self.read(&format!("/local/domain/{domid}/name"))? {
+            Got::Value(n) => Ok(Some(n)),
+            Got::Absent | Got::Denied => Ok(None),
+        }
+    }
+
+    /// True if `/local/domain/<domid>` exists (readable or not).
+    pub fn exists(&mut self, domid: u32) -> Result<bool, ReadError> {
+        let home = format!("/local/domain/{domid}");
+        Ok(!matches!(self.read(&home)?, Got::Absent))
+    }
+
+    /// The domid `spec` names now, if any. A name matches the lowest domid with that `name`.
+    pub fn resolve(&mut self, spec: &DomainSpec) -> Result<Option<u32>, ReadError> {
+        let name = match spec {
+            DomainSpec::Domid(d) => return Ok(self.exists(*d)?.then_some(*d)),
+            DomainSpec::Name(n) => n,
+        };
+        let ids = match self.domains()? {
+            Domains::All(ids) => ids,
+            Domains::OnlyOwn(d) => vec![d],
+        };
+        for d in ids {
+            if self.name(d)?.as_deref() == Some(name.as_str()) {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Everything [`super::report::parse`] needs of one domain; `None` if it does not exist
+    /// (any more).
+    pub fn read_domain(&mut self, domid: u32) -> Result<Option<DomainTree>, ReadError> {
+        let home = format!("/local/domain/{domid}");
+        let mut tree = DomainTree::new(domid);
+        match self.list(&home)? {
+            Got::Absent => return Ok(None),
+            Got::Denied => {
+                tree.denied.insert(String::new());
+                if let Got::Value(n) = self.read(&format!("{home}/name"))? {
+                    tree.nodes.insert("name".into(), n);
+                }
+                return Ok(Some(tree));
+            }
+            Got::Value(_) => {}
+        }
+        for key in SINGLE_KEYS {
+            match self.read(&format!("{home}/{key}"))? {
+                Got::Value(v) => {
+                    tree.nodes.insert(key.into(), v);
+                }
+                Got::Denied => {
+                    tree.denied.insert(key.into());
+                }
+                Got::Absent => {}
+            }
+        }
+        for sub in SUBTREES {
+            self.read_subtree(&home, sub, 0, &mut tree)?;
+        }
+        // Destroyed (or migrated away) while we read: leave it out.
+        if !self.exists(domid)? {
+            return Ok(None);
+        }
+        Ok(Some(tree))
+    }
+
+    /// `rel` (relative to `home`) and everything below it.
+    fn read_subtree(
+        &mut self,
+        home: &str,
+        rel: &str,
+        depth: usize,
+        tree: &mut DomainTree,
+    ) -> Result<(), ReadError> {
+        if tree.nodes.len() >= NODE_LIMIT || depth > DEPTH_LIMIT {
+            tree.truncated = true;
+            return Ok(());
+        }
+        let path = format!("{home}/{rel}");
+        match self.read(&path)? {
+            Got::Value(v) => {
+                tree.nodes.insert(rel.to_owned(), v);
+            }
+            Got::Denied => {
+                tree.denied.insert(rel.to_owned());
+                return Ok(());
+            }
+            Got::Absent => return Ok(()),
+        }
+        let children = match self.list(&path)? {
+            Got::Value(c) => c,
+            Got::Denied => {
+                tree.denied.insert(rel.to_owned());
+                return Ok(());
+            }
+            Got::Absent => return Ok(()),
+        };
+        for c in children {
+            if c.is_empty() || c.contains('/') {
+                continue;
+            }
+            self.read_subtree(home, &format!("{rel}/{c}"), depth + 1, tree)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_specs() {
+        assert_eq!(DomainSpec::parse("7"), DomainSpec::Domid(7));
+        assert_eq!(DomainSpec::parse("007"), DomainSpec::Domid(7));
+        assert_eq!(DomainSpec::parse("web1"), DomainSpec::Name("web1".into()));
+        assert_eq!(DomainSpec::parse("+7"), DomainSpec::Name("+7".into()));
+        assert_eq!(
+            DomainSpec::parse("99999999999"),
+            DomainSpec::Name("99999999999".into())
+        );
+    }
+}

@@ -1,0 +1,564 @@
+//! Output for people: the `list` tables and the `show` page.
+//!
+//! Values come from guests and end up on an administrator's terminal, so every value is made
+//! harmless first ([`clean`]: control characters, escape sequences included, become `?`) and,
+//! in tables, cut to a width that keeps the columns readable. Missing values are `-`; values
+//! xenstored would not let us read are `no access`, never blank, so an unreadable guest does
+//! not look like one without an agent.
+
+use std::fmt::Write as _;
+
+use super::report::{Address, Agent, GuestReport, Nic};
+
+/// Widest table cell, in characters; longer values end with `…`.
+const CELL_MAX: usize = 40;
+const NO_ACCESS: &str = "no access";
+
+/// `s` with control characters (ESC, CR, NUL, C1, bidi controls excepted) replaced by `?`.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn cut(s: &str, max: usize) -> String {
+    let s = clean(s);
+    if s.chars().count() <= max {
+        return s;
+    }
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+/// A size in KiB for people: `512 KiB`, `77.1 MiB`, `1.9 GiB`.
+pub fn human_kib(kib: u64) -> String {
+    const MIB: u64 = 1024;
+    const GIB: u64 = 1024 * 1024;
+    let one_decimal = |n: u64, unit: u64, name: &str| {
+        let (q, r) = (n / unit, n % unit);
+        let tenths = q.saturating_mul(10) + (r * 10 + unit / 2) / unit;
+        match tenths % 10 {
+            0 => format!("{} {name}", tenths / 10),
+            d => format!("{}.{d} {name}", tenths / 10),
+        }
+    };
+    match kib {
+        k if k < MIB => format!("{k} KiB"),
+        k if k < GIB => one_decimal(k, MIB, "MiB"),
+        k => one_decimal(k, GIB, "GiB"),
+    }
+}
+
+/// A duration in seconds for people: `2`, `0.5`, `1.25` (to the millisecond).
+pub fn secs(d: std::time::Duration) -> String {
+    let ms = d.subsec_millis();
+    let mut s = format!("{}.{ms:03}", d.as_secs());
+    while s.ends_with('0') {
+        s.pop();
+    }
+    if s.ends_with('.') {
+        s.pop();
+    }
+    s
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (for `data/updated`).
+pub fn utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Aligned columns, two spaces apart; the last column is not padded.
+struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Table {
+        Table {
+            rows: vec![header.iter().map(|h| (*h).to_owned()).collect()],
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn render(&self, out: &mut String) {
+        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut width = vec![0usize; cols];
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate() {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        for r in &self.rows {
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate() {
+                if i + 1 == r.len() {
+                    line.push_str(c);
+                } else {
+                    let pad = width[i] - c.chars().count();
+                    let _ = write!(line, "{c}{:pad$}  ", "");
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+}
+
+/// A cell for the value of `key`: the value, `no access`, or `-`.
+fn cell(r: &GuestReport, key: &str, v: Option<&str>) -> String {
+    match v {
+        Some(v) if !v.is_empty() => cut(v, CELL_MAX),
+        _ if r.no_access(key) => NO_ACCESS.into(),
+        _ => "-".into(),
+    }
+}
+
+fn kib_cell(r: &GuestReport, key: &str, v: Option<u64>) -> String {
+    match v {
+        Some(k) => human_kib(k),
+        None if r.no_access(key) => NO_ACCESS.into(),
+        None => "-".into(),
+    }
+}
+
+fn booted_cell(r: &GuestReport) -> String {
+    match (&r.agent, r.booted_by) {
+        (_, Some(_)) => "yes".into(),
+        (Agent::Xenbeacon { .. } | Agent::XapiStyle { .. }, None) => "no".into(),
+        (Agent::NoAccess, None) => NO_ACCESS.into(),
+        (Agent::None, None) => "-".into(),
+    }
+}
+
+fn balloon_cell(r: &GuestReport) -> String {
+    let Some(b) = &r.balloon else {
+        return cell(r, "data/balloon_state", None);
+    };
+    let state = b
+        .state
+        .as_deref()
+        .map_or_else(|| "-".to_owned(), |s| cut(s, 20));
+    match (b.state.as_deref(), b.target_kb) {
+        (Some("reached"), _) | (_, None) => state,
+        (_, Some(t)) => format!("{state} (target {})", human_kib(t)),
+    }
+}
+
+fn addr_list(list: &[Address]) -> Vec<String> {
+    list.iter().map(|a| cut(&a.cidr(), 45)).collect()
+}
+
+fn addresses_cell(v4: &[Address], v6: &[Address]) -> String {
+    let all: Vec<String> = addr_list(v4).into_iter().chain(addr_list(v6)).collect();
+    if all.is_empty() {
+        "-".into()
+    } else {
+        all.join(" ")
+    }
+}
+
+fn opt(v: Option<&str>) -> String {
+    v.filter(|v| !v.is_empty())
+        .map_or_else(|| "-".to_owned(), |v| cut(v, CELL_MAX))
+}
+
+/// The two tables of `xenbeacon list`: domains, then NICs.
+pub fn list(reports: &[GuestReport]) -> String {
+    let mut domains = Table::new(&[
+        "DOMID", "NAME", "AGENT", "OS", "KERNEL", "STAGE", "BOOTED", "MEM", "FREE", "BALLOON",
+    ]);
+    let mut nics = Table::new(&["DOMID", "NAME", "NIC", "IFACE", "MAC", "VIA", "ADDRESSES"]);
+    let mut any_nic = false;
+    for r in reports {
+        let name = cell(r, "name", r.name.as_deref());
+        if r.fully_denied() {
+            let mut row = vec![r.domid.to_string(), name];
+            row.extend(std::iter::repeat(NO_ACCESS.to_owned()).take(8));
+            domains.row(row);
+            nics.row(vec![
+                r.domid.to_string(),
+                cell(r, "name", r.name.as_deref()),
+                NO_ACCESS.into(),
+            ]);
+            any_nic = true;
+            continue;
+        }
+        domains.row(vec![
+            r.domid.to_string(),
+            name.clone(),
+            cut(&r.agent.label(), CELL_MAX),
+            cell(r, "data/os_name", r.os.name.as_deref()),
+            cell(r, "data/os_uname", r.os.kernel.as_deref()),
+            cell(r, "data/xenbeacon/stage", r.stage.as_deref()),
+            booted_cell(r),
+            kib_cell(r, "data/meminfo_total", r.memory.total_kb),
+            kib_cell(r, "data/meminfo_free", r.memory.free_kb),
+            balloon_cell(r),
+        ]);
+        if r.no_access("attr") && r.nics.is_empty() {
+            nics.row(vec![r.domid.to_string(), name.clone(), NO_ACCESS.into()]);
+            any_nic = true;
+        }
+        for n in &r.nics {
+            any_nic = true;
+            nics.row(nic_row(r, &name, n));
+            for u in &n.uppers {
+                nics.row(vec![
+                    r.domid.to_string(),
+                    name.clone(),
+                    u.label(),
+                    opt(u.name.as_deref()),
+                    opt(u.mac.as_deref()),
+                    n.name
+                        .as_deref()
+                        .map_or_else(|| n.label(), |p| cut(p, CELL_MAX)),
+                    addresses_cell(&u.ipv4, &u.ipv6),
+                ]);
+            }
+        }
+    }
+    let mut out = String::new();
+    domains.render(&mut out);
+    if any_nic {
+        out.push('\n');
+        nics.render(&mut out);
+    }
+    out
+}
+
+fn nic_row(r: &GuestReport, name: &str, n: &Nic) -> Vec<String> {
+    let addresses = if n.reported {
+        addresses_cell(&n.ipv4, &n.ipv6)
+    } else {
+        "(not reported by the guest)".into()
+    };
+    vec![
+        r.domid.to_string(),
+        name.to_owned(),
+        cut(&n.label(), CELL_MAX),
+        opt(n.name.as_deref()),
+        opt(n.mac.as_deref()),
+        n.via().map_or_else(|| "-".into(), |v| cut(&v, CELL_MAX)),
+        addresses,
+    ]
+}
+
+/// One `  key  value` line of the show page.
+fn line(out: &mut String, k: &str, v: &str) {
+    let _ = writeln!(out, "  {k:<12} {v}");
+}
+
+/// A value for the show page: cleaned, not cut (it is the one place to see all of it).
+fn full(r: &GuestReport, key: &str, v: Option<&str>) -> String {
+    match v {
+        Some(v) => clean(v),
+        None if r.no_access(key) => NO_ACCESS.into(),
+        None => "-".into(),
+    }
+}
+
+fn show_addresses(out: &mut String, indent: &str, v4: &[Address], v6: &[Address]) {
+    for (fam, list) in [("ipv4", v4), ("ipv6", v6)] {
+        for a in list {
+            let k = format!("{fam}/{}", a.index);
+            let _ = writeln!(out, "{indent}{k:<11} {}", clean(&a.cidr()));
+        }
+    }
+}
+
+/// `xenbeacon show`: everything one guest publishes, grouped.
+pub fn show(r: &GuestReport) -> String {
+    let mut out = String::new();
+    let name = full(r, "name", r.name.as_deref());
+    let _ = writeln!(out, "{name} (domid {})", r.domid);
+    if r.fully_denied() {
+        let _ = writeln!(
+            out,
+            "  no access: xenstored refused to read /local/domain/{}",
+            r.domid
+        );
+        return out;
+    }
+    out.push_str("identity\n");
+    line(&mut out, "uuid", &full(r, "vm", r.uuid.as_deref()));
+    let agent = match &r.agent {
+        Agent::Xenbeacon { layout, version } => format!(
+            "xenbeacon {} (layout {})",
+            version.as_deref().map_or_else(|| "?".into(), clean),
+            clean(layout)
+        ),
+        Agent::XapiStyle { pv_version } => match pv_version {
+            Some(v) => format!(
+                "xapi-style (another agent; PV drivers version {})",
+                clean(v)
+            ),
+            None => "xapi-style (another agent)".into(),
+        },
+        Agent::None => "none (no agent keys: data/os_*, attr/PVAddons, attr/vif)".into(),
+        Agent::NoAccess => NO_ACCESS.into(),
+    };
+    line(&mut out, "agent", &agent);
+    line(
+        &mut out,
+        "os",
+        &full(r, "data/os_name", r.os.name.as_deref()),
+    );
+    let distro: Vec<String> = [r.os.distro.clone(), r.os.version()]
+        .into_iter()
+        .flatten()
+        .map(|v| clean(&v))
+        .collect();
+    if !distro.is_empty() {
+        line(&mut out, "distro", &distro.join(" "));
+    }
+    line(
+        &mut out,
+        "kernel",
+        &full(r, "data/os_uname", r.os.kernel.as_deref()),
+    );
+
+    out.push_str("boot\n");
+    if let Some(s) = &r.stage {
+        line(&mut out, "stage", &clean(s));
+    }
+    let booted = match r.booted_by {
+        Some(k) if k == crate::desired::key::BOOTED => format!("yes ({k} = 1)"),
+        Some(k) => format!("yes ({k} exists: an agent runs)"),
+        None => booted_cell(r),
+    };
+    line(&mut out, "booted", &booted);
+    let updated = match r.updated.as_deref() {
+        Some(u) => match u.parse::<u64>() {
+            Ok(secs) if (1_000_000_000..100_000_000_000).contains(&secs) => {
+                format!("{} ({u})", utc(secs))
+            }
+            _ => clean(u),
+        },
+        None => full(r, "data/updated", None),
+    };
+    line(&mut out, "updated", &updated);
+
+    out.push_str("memory\n");
+    let m = &r.memory;
+    let kib = |key: &str, v: Option<u64>| match v {
+        Some(k) => format!("{} ({k} KiB)", human_kib(k)),
+        None => full(r, key, None),
+    };
+    line(&mut out, "total", &kib("data/meminfo_total", m.total_kb));
+    line(&mut out, "free", &kib("data/meminfo_free", m.free_kb));
+    line(&mut out, "target", &kib("memory/target", m.target_kb));
+    line(
+        &mut out,
+        "static-max",
+        &kib("memory/static-max", m.static_max_kb),
+    );
+    if let Some(b) = &r.balloon {
+        let mut s = b.state.as_deref().map_or_else(|| "-".into(), clean);
+        if let (Some(t), Some(c)) = (b.target_kb, b.current_kb) {
+            let _ = write!(s, ": at {}, target {}", human_kib(c), human_kib(t));
+        }
+        line(&mut out, "balloon", &s);
+        if let Some(reason) = &b.reason {
+            line(&mut out, "reason", &clean(reason));
+        }
+    }
+
+    out.push_str("nics\n");
+    if r.no_access("attr") {
+        let _ = writeln!(out, "  {NO_ACCESS} (attr/)");
+    }
+    if r.nics.is_empty() && !r.no_access("attr") {
+        out.push_str("  none reported\n");
+    }
+    for n in &r.nics {
+        let mut head = format!("  {}", clean(&n.label()));
+        for v in [&n.name, &n.mac].into_iter().flatten() {
+            let _ = write!(head, "  {}", clean(v));
+        }
+        if let Some(via) = n.via() {
+            let _ = write!(head, "  ({})", clean(&via));
+        }
+        match n.carrier {
+            Some(true) => head.push_str("  carrier up"),
+            Some(false) => head.push_str("  carrier down"),
+            None => {}
+        }
+        if !n.reported {
+            head.push_str("  (configured by the toolstack; not reported by the guest)");
+        }
+        let _ = writeln!(out, "{head}");
+        let _ = writeln!(out, "      {:<11} {}", "path", clean(&n.path));
+        let details = [
+            ("bus", &n.bus),
+            ("location", &n.location),
+            ("host", &n.host_location),
+            ("vendor", &n.vendor),
+            ("product", &n.product),
+            ("driver", &n.driver),
+            ("compatible", &n.compatible),
+            ("topology", &n.topology),
+            ("kind", &n.link_kind),
+        ];
+        for (k, v) in details {
+            if let Some(v) = v {
+                let _ = writeln!(out, "      {k:<11} {}", clean(v));
+            }
+        }
+        show_addresses(&mut out, "      ", &n.ipv4, &n.ipv6);
+        for u in &n.uppers {
+            let mut head = format!("      {}", u.label());
+            for v in [&u.name, &u.mac].into_iter().flatten() {
+                let _ = write!(head, "  {}", clean(v));
+            }
+            let _ = writeln!(out, "{head}");
+            show_addresses(&mut out, "          ", &u.ipv4, &u.ipv6);
+        }
+    }
+
+    if !r.other.is_empty() {
+        out.push_str("other keys\n");
+        for (k, v) in &r.other {
+            let _ = writeln!(out, "  {} = {}", clean(k), clean(v));
+        }
+    }
+    for d in r.denied.iter() {
+        let _ = writeln!(out, "no access: {}", clean(d));
+    }
+    if r.truncated {
+        out.push_str("(more keys than xenbeacon reads per domain; not all are shown)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::{parse, DomainTree};
+    use super::*;
+
+    #[test]
+    fn sizes_and_dates() {
+        assert_eq!(human_kib(512), "512 KiB");
+        assert_eq!(human_kib(131072), "128 MiB");
+        assert_eq!(human_kib(78912), "77.1 MiB");
+        assert_eq!(human_kib(2_000_000), "1.9 GiB");
+        assert_eq!(human_kib(u64::MAX), "17592186044416 GiB");
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        let d = std::time::Duration::from_millis;
+        assert_eq!(
+            [d(2000), d(500), d(1250), d(0), d(10)].map(secs),
+            ["2", "0.5", "1.25", "0", "0.01"]
+        );
+        assert_eq!(utc(1_795_511_149), "2026-11-24 09:05:49 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn terminal_safe() {
+        assert_eq!(
+            clean("a\u{1b}[2Jb\r\n\0\u{9b}c\u{202e}"),
+            "a?[2Jb???\u{3f}c?"
+        );
+        assert_eq!(clean("Grüße 日本"), "Grüße 日本");
+        assert_eq!(cut("abcdef", 4), "abc…");
+    }
+
+    fn domains() -> Vec<GuestReport> {
+        let mut a = DomainTree::new(1);
+        a.set("name", "web1")
+            .set("data/xenbeacon/layout", "1")
+            .set("data/xenbeacon/stage", "rootfs")
+            .set("data/xenbeacon/booted", "1")
+            .set("data/os_name", "Debian GNU/Linux 12 (bookworm)")
+            .set("data/os_uname", "6.1.0-28-amd64")
+            .set("data/meminfo_total", "78912")
+            .set("data/meminfo_free", "60000")
+            .set("data/balloon_state", "ballooning")
+            .set("data/balloon_target_kb", "98304")
+            .set("attr/vif/0/name", "eth0")
+            .set("attr/vif/0/mac/0", "00:16:3e:00:00:00")
+            .set("attr/vif/0/bridge", "br0")
+            .set("attr/vif/0/ipv4/0", "10.0.0.2")
+            .set("attr/vif/0/ipv4/0/prefix", "24")
+            .set("attr/vif/0/vlan/100/name", "eth0.100")
+            .set("attr/vif/0/vlan/100/ipv4/0", "10.0.100.2");
+        let mut b = DomainTree::new(2);
+        b.set("name", "bare")
+            .set("device/vif/0/mac", "00:16:3e:aa:bb:cc");
+        let mut c = DomainTree::new(3);
+        c.denied.insert(String::new());
+        let mut d = DomainTree::new(4);
+        d.set("name", "evil\u{1b}[31m")
+            .set("data/os_name", &"x".repeat(200));
+        [a, b, c, d].iter().map(parse).collect()
+    }
+
+    #[test]
+    fn list_tables() {
+        let out = list(&domains());
+        let expected = "\
+DOMID  NAME       AGENT               OS                                        KERNEL          STAGE      BOOTED     MEM        FREE       BALLOON
+1      web1       xenbeacon layout 1  Debian GNU/Linux 12 (bookworm)            6.1.0-28-amd64  rootfs     yes        77.1 MiB   58.6 MiB   ballooning (target 96 MiB)
+2      bare       none                -                                         -               -          -          -          -          -
+3      no access  no access           no access                                 no access       no access  no access  no access  no access  no access
+4      evil?[31m  xapi-style          xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…  -               -          no         -          -          -
+
+DOMID  NAME       NIC        IFACE     MAC                VIA         ADDRESSES
+1      web1       vif 0      eth0      00:16:3e:00:00:00  bridge br0  10.0.0.2/24
+1      web1       VLAN 100   eth0.100  -                  eth0        10.0.100.2
+2      bare       vif 0      -         00:16:3e:aa:bb:cc  -           (not reported by the guest)
+3      no access  no access
+";
+        assert_eq!(out, expected, "\n{out}");
+    }
+
+    #[test]
+    fn show_page() {
+        let r = &domains()[0];
+        let out = show(r);
+        for want in [
+            "web1 (domid 1)\n",
+            "  agent        xenbeacon ? (layout 1)\n",
+            "  booted       yes (data/xenbeacon/booted = 1)\n",
+            "  total        77.1 MiB (78912 KiB)\n",
+            "  target       -\n",
+            "  balloon      ballooning\n",
+            "  vif 0  eth0  00:16:3e:00:00:00  (bridge br0)\n",
+            "      ipv4/0      10.0.0.2/24\n",
+            "      VLAN 100  eth0.100\n",
+            "          ipv4/0      10.0.100.2\n",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        let denied = show(&domains()[2]);
+        assert!(denied.contains("no access"), "{denied}");
+        assert!(!show(&domains()[3]).contains('\u{1b}'));
+    }
+}

@@ -1,0 +1,406 @@
+//! `xenbeacon wait`: block until a guest reports something, on XenStore watches, never by
+//! polling XenStore.
+//!
+//! One `poll(2)` on the connection's fd, with the time left until `--timeout`. Each batch of
+//! watch events makes one re-read of the guest ([`Reader::read_domain`]) and one check
+//! ([`satisfied`], pure). The watch is set before the first read, so nothing that happens
+//! between reading and watching can be missed; xenstored fires every new watch once, which is
+//! the first check.
+//!
+//! Waiting by name for a domain that does not exist yet: `/local/domain` is watched (not
+//! `@introduceDomain`) until a domain with that name shows up. libxl writes `name` before it
+//! introduces the domain, `xl rename` fires it too, and it needs no privilege beyond reading
+//! the tree (`@introduceDomain` is dom0-only and does not fire for renames). Once the domain is
+//! found only its home is watched, so a busy host does not wake us for other guests' memory
+//! updates. If the home is removed (`xl destroy`, `xl reboot`: a new domain with the same
+//! name), a wait by name goes back to watching `/local/domain`; a wait by domid fails.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use super::reader::{DomainSpec, ReadError, Reader};
+use super::report::{self, mac_text, parse_mac, Agent, GuestReport, SINGLE_KEYS, SUBTREES};
+
+const TOKEN_DOMAINS: &str = "xenbeacon-wait-domains";
+const TOKEN_HOME: &str = "xenbeacon-wait-home";
+
+/// What the guest must report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conditions {
+    pub booted: bool,
+    pub ip: bool,
+    pub nic: Option<[u8; 6]>,
+}
+
+impl Conditions {
+    /// For the timeout message: `an IPv4 address`, `booted`, ...
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.booted {
+            parts.push("that it booted".to_owned());
+        }
+        match (self.nic, self.ip) {
+            (Some(m), true) => parts.push(format!("an IPv4 address on NIC {}", mac_text(&m))),
+            (Some(m), false) => parts.push(format!("NIC {}", mac_text(&m))),
+            (None, true) => parts.push("an IPv4 address".into()),
+            (None, false) => {}
+        }
+        if parts.is_empty() {
+            parts.push("an agent".into());
+        }
+        parts.join(" and ")
+    }
+}
+
+/// What to print once `r` meets `c`: the address for `--ip`, the interface name (else MAC)
+/// for `--nic`, `booted` for `--booted`, the agent without a condition; `None` until then.
+pub fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
+    if c.booted && !r.booted() {
+        return None;
+    }
+    let nic = match &c.nic {
+        Some(mac) => Some(r.nic_by_mac(mac)?),
+        None => None,
+    };
+    if c.ip {
+        let addr = match nic {
+            Some(n) => n.ipv4.iter().find(|a| a.addr.parse::<Ipv4Addr>().is_ok())?,
+            None => r.first_ipv4()?.1,
+        };
+        return Some(addr.addr.clone());
+    }
+    if let Some(n) = nic {
+        let mac = n.mac_bytes().map(|m| mac_text(&m));
+        return n.name.clone().or(mac);
+    }
+    if c.booted {
+        return Some("booted".into());
+    }
+    match r.agent {
+        Agent::Xenbeacon { .. } | Agent::XapiStyle { .. } => Some(r.agent.label()),
+        Agent::None | Agent::NoAccess => None,
+    }
+}
+
+/// How a wait ended, other than with the answer.
+#[derive(Debug)]
+pub enum WaitError {
+    /// timed out
+    Timeout,
+    /// the domain is gone
+    Gone(u32),
+    /// no such domain
+    NoSuchDomain(u32),
+    /// no access to the domain
+    NoAccess(u32),
+    /// bad --nic
+    BadMac(String),
+    /// XenStore failed
+    Read(ReadError),
+    /// poll(2) failed
+    Poll(std::io::Error),
+}
+
+impl std::fmt::Display for WaitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitError::Timeout => f.write_str("timed out"),
+            WaitError::Gone(d) => write!(f, "domain {d} is gone"),
+            WaitError::NoSuchDomain(d) => write!(f, "no domain {d}"),
+            WaitError::NoAccess(d) => write!(
+                f,
+                "no access to /local/domain/{d} (xenstored refused; not dom0?)"
+            ),
+            WaitError::BadMac(m) => write!(
+                f,
+                "--nic '{m}' is not a MAC address (aa:bb:cc:dd:ee:ff or aabbccddeeff)"
+            ),
+            WaitError::Read(e) => e.fmt(f),
+            WaitError::Poll(e) => write!(f, "poll failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WaitError {}
+
+impl From<ReadError> for WaitError {
+    fn from(e: ReadError) -> WaitError {
+        WaitError::Read(e)
+    }
+}
+
+fn watch_error(path: &str, e: crate::xenbus::conn::Error) -> WaitError {
+    WaitError::Read(ReadError::Request(format!("watch {path}"), e))
+}
+
+enum Phase {
+    /// Watching `/local/domain` for a domain with the name.
+    Searching,
+    /// Watching this domain's home.
+    Watching(u32),
+}
+
+/// True for events that may change what the name resolves to.
+fn names_changed(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/local/domain") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let mut parts = rest.split('/');
+    let id = parts.next().unwrap_or("");
+    let id_ok = id.is_empty() || id.bytes().all(|b| b.is_ascii_digit());
+    id_ok && matches!(parts.next(), None | Some("name")) && parts.next().is_none()
+}
+
+/// True for events under `home` that may change what the guest reports.
+fn guest_changed(home: &str, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix(home) else {
+        return false;
+    };
+    let Some(rel) = rest.strip_prefix('/') else {
+        return rest.is_empty();
+    };
+    SUBTREES.iter().chain(SINGLE_KEYS.iter()).any(|t| {
+        rel.strip_prefix(t)
+            .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    })
+}
+
+/// Waits for `c` on `spec` until `timeout` (forever if `None`); the text to print.
+pub fn wait(
+    reader: &mut Reader,
+    spec: &DomainSpec,
+    c: &Conditions,
+    timeout: Option<Duration>,
+) -> Result<String, WaitError> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut phase = match spec {
+        DomainSpec::Domid(d) => {
+            if !reader.exists(*d)? {
+                return Err(WaitError::NoSuchDomain(*d));
+            }
+            let home = format!("/local/domain/{d}");
+            reader
+                .conn()
+                .watch(&home, TOKEN_HOME)
+                .map_err(|e| watch_error(&home, e))?;
+            Phase::Watching(*d)
+        }
+        DomainSpec::Name(_) => {
+            reader
+                .conn()
+                .watch("/local/domain", TOKEN_DOMAINS)
+                .map_err(|e| watch_error("/local/domain", e))?;
+            Phase::Searching
+        }
+    };
+    let mut dirty = true;
+    loop {
+        while let Some(ev) = reader.conn().pending_event() {
+            dirty |= match (&phase, ev.token.as_str()) {
+                (Phase::Searching, TOKEN_DOMAINS) => names_changed(&ev.path),
+                (Phase::Watching(d), TOKEN_HOME) => {
+                    guest_changed(&format!("/local/domain/{d}"), &ev.path)
+                }
+                _ => false,
+            };
+        }
+        if dirty {
+            dirty = false;
+            match phase {
+                Phase::Searching => {
+                    if let Some(d) = reader.resolve(spec)? {
+                        let home = format!("/local/domain/{d}");
+                        let conn = reader.conn();
+                        conn.watch(&home, TOKEN_HOME)
+                            .map_err(|e| watch_error(&home, e))?;
+                        conn.unwatch("/local/domain", TOKEN_DOMAINS)
+                            .map_err(|e| watch_error("/local/domain", e))?;
+                        phase = Phase::Watching(d);
+                        dirty = true;
+                    }
+                }
+                Phase::Watching(d) => match reader.read_domain(d)? {
+                    Some(tree) => {
+                        let r = report::parse(&tree);
+                        if r.fully_denied() {
+                            return Err(WaitError::NoAccess(d));
+                        }
+                        if let Some(out) = satisfied(&r, c) {
+                            return Ok(out);
+                        }
+                    }
+                    None => {
+                        let home = format!("/local/domain/{d}");
+                        // The watch of a removed node stays registered; drop it.
+                        let _ = reader.conn().unwatch(&home, TOKEN_HOME);
+                        if let DomainSpec::Domid(_) = spec {
+                            return Err(WaitError::Gone(d));
+                        }
+                        reader
+                            .conn()
+                            .watch("/local/domain", TOKEN_DOMAINS)
+                            .map_err(|e| watch_error("/local/domain", e))?;
+                        phase = Phase::Searching;
+                        dirty = true;
+                    }
+                },
+            }
+            // The requests may have buffered events: look at them before sleeping.
+            continue;
+        }
+        let left = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(WaitError::Timeout);
+                }
+                Some(left)
+            }
+            None => None,
+        };
+        if poll_readable(reader.conn().as_raw_fd(), left).map_err(WaitError::Poll)? {
+            reader
+                .conn()
+                .receive()
+                .map_err(|e| WaitError::Read(ReadError::Request("watch events".into(), e)))?;
+        }
+    }
+}
+
+/// Waits until `fd` is readable (or hung up) or `left` passes; `Ok(false)` on timeout.
+fn poll_readable(fd: std::os::fd::RawFd, left: Option<Duration>) -> std::io::Result<bool> {
+    // Round up, so that a wait never ends a little before its deadline.
+    let ms = left.map_or(-1, |l| {
+        let ms = l
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(l.subsec_nanos().div_ceil(1_000_000)));
+        i32::try_from(ms).unwrap_or(i32::MAX)
+    });
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The `--nic` argument as a MAC.
+pub fn parse_nic(s: &str) -> Result<[u8; 6], WaitError> {
+    parse_mac(s).ok_or_else(|| WaitError::BadMac(s.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::{parse, DomainTree};
+    use super::*;
+
+    fn guest(kv: &[(&str, &str)]) -> GuestReport {
+        let mut t = DomainTree::new(3);
+        for (k, v) in kv {
+            t.set(k, v);
+        }
+        parse(&t)
+    }
+
+    #[test]
+    fn conditions() {
+        let ip = Conditions {
+            ip: true,
+            ..Conditions::default()
+        };
+        let booted = Conditions {
+            booted: true,
+            ..Conditions::default()
+        };
+        let none = Conditions::default();
+        let empty = guest(&[("name", "web1")]);
+        assert_eq!(satisfied(&empty, &none), None);
+        assert_eq!(satisfied(&empty, &ip), None);
+        assert_eq!(satisfied(&empty, &booted), None);
+
+        let xb = guest(&[
+            ("data/xenbeacon/layout", "1"),
+            ("data/updated", "1"),
+            ("attr/vif/1/ipv4/0", "10.0.0.3"),
+            ("attr/vif/0/ipv4/2", "10.0.0.2"),
+            ("attr/vif/0/ipv4/5", "10.0.0.9"),
+            ("attr/net/525400123405/ipv4/0", "10.0.2.15"),
+            ("attr/net/525400123405/name", "enp0s5"),
+        ]);
+        assert_eq!(satisfied(&xb, &none).as_deref(), Some("xenbeacon layout 1"));
+        assert_eq!(satisfied(&xb, &ip).as_deref(), Some("10.0.0.2"));
+        // xenbeacon: data/updated is not "booted"; data/xenbeacon/booted = 1 is.
+        assert_eq!(satisfied(&xb, &booted), None);
+        let mac = parse_nic("52:54:00:12:34:05").unwrap();
+        let nic = Conditions {
+            nic: Some(mac),
+            ..Conditions::default()
+        };
+        assert_eq!(satisfied(&xb, &nic).as_deref(), Some("enp0s5"));
+        let nic_ip = Conditions {
+            nic: Some(mac),
+            ip: true,
+            ..Conditions::default()
+        };
+        assert_eq!(satisfied(&xb, &nic_ip).as_deref(), Some("10.0.2.15"));
+        let other_nic = Conditions {
+            nic: Some([2, 0, 0, 0, 0, 1]),
+            ..Conditions::default()
+        };
+        assert_eq!(satisfied(&xb, &other_nic), None);
+
+        let done = guest(&[
+            ("data/xenbeacon/layout", "1"),
+            ("data/xenbeacon/booted", "1"),
+        ]);
+        assert_eq!(satisfied(&done, &booted).as_deref(), Some("booted"));
+        let both = Conditions {
+            booted: true,
+            ip: true,
+            nic: None,
+        };
+        assert_eq!(satisfied(&done, &both), None);
+
+        // XAPI-style: data/updated existing is "booted".
+        let xapi = guest(&[("data/os_name", "Windows"), ("data/updated", "x")]);
+        assert_eq!(satisfied(&xapi, &booted).as_deref(), Some("booted"));
+        assert_eq!(satisfied(&xapi, &none).as_deref(), Some("xapi-style"));
+        assert!(parse_nic("nope").is_err());
+        assert_eq!(both.describe(), "that it booted and an IPv4 address");
+        assert_eq!(none.describe(), "an agent");
+    }
+
+    #[test]
+    fn event_filters() {
+        assert!(names_changed("/local/domain"));
+        assert!(names_changed("/local/domain/7"));
+        assert!(names_changed("/local/domain/7/name"));
+        assert!(!names_changed("/local/domain/7/data/os_name"));
+        assert!(!names_changed("/local/domainx"));
+        assert!(!names_changed("/local/domain/7/name/x"));
+        let home = "/local/domain/7";
+        assert!(guest_changed(home, "/local/domain/7"));
+        assert!(guest_changed(home, "/local/domain/7/attr/vif/0/ipv4/0"));
+        assert!(guest_changed(home, "/local/domain/7/data"));
+        assert!(guest_changed(home, "/local/domain/7/name"));
+        assert!(!guest_changed(
+            home,
+            "/local/domain/7/device/vbd/51712/state"
+        ));
+        assert!(!guest_changed(home, "/local/domain/70/data/x"));
+        assert!(!guest_changed(home, "/local/domain/7/database"));
+    }
+}

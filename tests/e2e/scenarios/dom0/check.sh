@@ -1,0 +1,131 @@
+# shellcheck shell=sh
+up() { cut -d' ' -f1 /proc/uptime; }
+# squeeze runs of spaces to two, so table rows compare independently of column widths
+cols() { sed 's/   */  /g'; }
+show_out() { sed "s/^/dom0: | /"; }
+# wait_file FILE SECS: until FILE exists
+wait_file() { _n=$(($2 * 10)); while [ ! -e "$1" ]; do _n=$((_n - 1)); [ $_n -gt 0 ] || return 1; sleep 0.1; done; }
+
+cd /tmp && zcat /boot/domU.cpio.gz | cpio -id bin/agent 2>/dev/null
+XB=/tmp/bin/agent
+[ -x $XB ] || fail "no bin/agent in /boot/domU.cpio.gz"
+ok "agent extracted from the domU initramfs: $($XB --version)"
+await ready
+
+# --- 1. before the guest runs an agent
+echo "dom0: \$ xenbeacon list   (before the guest's agent starts)"
+out=$($XB list) || fail "list failed: $out"
+echo "$out" | show_out
+echo "$out" | cols | grep -q "^0  Domain-0  none  " || fail "Domain-0 is not listed as 'none'"
+echo "$out" | cols | grep -q "^$DOMID  agent  none  " || fail "the guest without an agent is not 'none'"
+echo "$out" | cols | grep -q "^$DOMID  agent  vif 0  -  00:16:3e:00:00:00  -  (not reported by the guest)$" ||
+  fail "the vif configured by xl is not listed"
+ok "list before the agent: Domain-0 and agent listed as 'none', vif 0 from the toolstack"
+
+# --- 2. wait --ip blocks until the agent publishes the address
+rm -f /tmp/wait.*
+( $XB wait agent --ip --timeout 20 > /tmp/wait.out 2> /tmp/wait.err; echo $? > /tmp/wait.rc; up > /tmp/wait.t ) &
+( xenstore-watch -n 2 "$H/attr/vif/0/ipv4/0" > /dev/null 2>&1; up > /tmp/key.t ) &
+sleep 2
+[ -e /tmp/wait.rc ] && fail "wait returned before the agent started: $(cat /tmp/wait.out /tmp/wait.err)"
+ok "wait agent --ip is blocked (no address published yet)"
+go go-agent
+wait_file /tmp/wait.t 30 || fail "wait --ip never returned"
+wait_file /tmp/key.t 5 || fail "xenstore-watch never saw attr/vif/0/ipv4/0"
+echo "dom0: \$ xenbeacon wait agent --ip --timeout 20"
+show_out < /tmp/wait.out
+[ "$(cat /tmp/wait.rc)" = 0 ] || fail "wait --ip exited $(cat /tmp/wait.rc): $(cat /tmp/wait.err)"
+[ "$(cat /tmp/wait.out)" = 10.0.0.2 ] || fail "wait --ip printed '$(cat /tmp/wait.out)'"
+tk=$(cat /tmp/key.t); tw=$(cat /tmp/wait.t)
+lat=$(awk "BEGIN { printf \"%.2f\", $tw - $tk }")
+echo "dom0: key appeared at uptime $tk, wait returned at $tw: ${lat} s"
+awk "BEGIN { exit !($tw - $tk < 1.0) }" || fail "wait returned ${lat} s after the address appeared (limit 1 s)"
+ok "wait --ip printed 10.0.0.2, ${lat} s after attr/vif/0/ipv4/0 appeared"
+
+# --- 3. list and show, checked against what the guest wrote
+wait_for data/xenbeacon/layout "" 10 || fail "no data/xenbeacon/layout"
+layout=$(value data/xenbeacon/layout); os=$(value data/os_name); kernel=$(value data/os_uname)
+stage=$(value data/xenbeacon/stage)
+echo "dom0: \$ xenbeacon list"
+out=$($XB list) || fail "list failed"
+echo "$out" | show_out
+row=$(echo "$out" | cols | grep "^$DOMID  agent  ") || fail "no row for the guest"
+case "$row" in
+  "$DOMID  agent  xenbeacon layout $layout  $os  $kernel  $stage  no  "*) ;;
+  *) fail "guest row is '$row'" ;;
+esac
+echo "$out" | cols | grep -q "^0  Domain-0  none  " || fail "Domain-0 is not 'none'"
+echo "$out" | cols | grep -q "^$DOMID  agent  vif 0  eth0  00:16:3e:00:00:00  -  10.0.0.2/24$" ||
+  fail "vif 0 row missing or wrong"
+ok "list: agent = xenbeacon layout $layout, os, kernel, stage $stage, not booted yet, vif 0 eth0 10.0.0.2/24"
+
+echo "dom0: \$ xenbeacon show agent --json"
+json=$($XB show agent --json) || fail "show --json failed"
+echo "$json" | show_out
+for want in "\"domid\":$DOMID,\"name\":\"agent\"" \
+    "\"agent\":{\"kind\":\"xenbeacon\",\"layout\":\"$layout\"" \
+    "\"kernel\":\"$kernel\"" "\"stage\":\"$stage\"" "\"booted\":false" \
+    "\"kind\":\"vif\",\"id\":\"0\",\"path\":\"attr/vif/0\",\"reported\":true,\"name\":\"eth0\",\"mac\":\"00:16:3e:00:00:00\"" \
+    "\"ipv4\":[{\"index\":0,\"address\":\"10.0.0.2\",\"prefix\":24}]"; do
+  case "$json" in *"$want"*) ;; *) fail "show --json lacks $want" ;; esac
+done
+ok "show --json: identity, stage, vif 0 with 10.0.0.2/24"
+
+echo "dom0: \$ xenbeacon show $DOMID"
+$XB show "$DOMID" | show_out
+
+# --- 4. wait --booted returns on `xenbeacon booted` in the guest
+rm -f /tmp/wb.*
+( $XB wait agent --booted --timeout 20 > /tmp/wb.out 2> /tmp/wb.err; echo $? > /tmp/wb.rc ) &
+sleep 1
+[ -e /tmp/wb.rc ] && fail "wait --booted returned before the guest said so: $(cat /tmp/wb.out /tmp/wb.err)"
+go go-booted
+wait_file /tmp/wb.rc 30 || fail "wait --booted never returned"
+[ "$(cat /tmp/wb.rc)" = 0 ] && [ "$(cat /tmp/wb.out)" = booted ] ||
+  fail "wait --booted: status $(cat /tmp/wb.rc), '$(cat /tmp/wb.out)' $(cat /tmp/wb.err)"
+await booted-rc
+expect e2e/booted-rc 0
+ok "wait --booted returned after 'xenbeacon booted' in the guest"
+echo "dom0: \$ xenbeacon list   (after 'xenbeacon booted' in the guest)"
+out=$($XB list); echo "$out" | show_out
+echo "$out" | cols | grep -q "^$DOMID  agent  xenbeacon layout $layout  .*  $stage  yes  " || fail "list does not say booted"
+ok "list: booted = yes"
+
+# --- 5. from inside the domU (its xenbus device): another domain is "no access", not empty
+go go-domu-read
+await domu-show0
+expect e2e/domu-list-rc 0
+expect e2e/domu-show0-rc 3
+case "$(value e2e/domu-show0)" in
+  *"no access"*) ;;
+  *) fail "show 0 in the domU did not say 'no access': $(value e2e/domu-show0)" ;;
+esac
+ok "in the domU: list works (status 0), show 0 says no access (status 3)"
+
+# --- 6. a wait that is never satisfied times out with status 1
+t0=$(up)
+$XB wait agent --nic 02:00:00:00:00:99 --timeout 2 > /tmp/wt.out 2> /tmp/wt.err; rc=$?
+t1=$(up)
+echo "dom0: \$ xenbeacon wait agent --nic 02:00:00:00:00:99 --timeout 2   -> status $rc"
+show_out < /tmp/wt.err
+[ $rc = 1 ] || fail "timeout: status $rc, expected 1"
+awk "BEGIN { exit !($t1 - $t0 >= 2.0 && $t1 - $t0 < 6.0) }" || fail "timeout took $t0 -> $t1"
+ok "wait for a NIC that never comes: status 1 after $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s"
+$XB wait nosuch --timeout 0.5 2>/dev/null; [ $? = 1 ] || fail "wait for a missing name did not time out"
+ok "wait for a name no domain has: status 1"
+# --- 7. by name, for a name no domain has yet: xl rename gives it to the guest
+rm -f /tmp/wr.*
+( $XB wait web1 --timeout 20 > /tmp/wr.out 2> /tmp/wr.err; echo $? > /tmp/wr.rc; up > /tmp/wr.t ) &
+sleep 1
+[ -e /tmp/wr.rc ] && fail "wait web1 returned before any domain had that name: $(cat /tmp/wr.err)"
+t0=$(up)
+xl rename agent web1 || fail "xl rename failed"
+wait_file /tmp/wr.t 10 || fail "wait web1 never returned after xl rename"
+echo "dom0: \$ xenbeacon wait web1   (started before 'xl rename agent web1')"
+show_out < /tmp/wr.out
+[ "$(cat /tmp/wr.rc)" = 0 ] && [ "$(cat /tmp/wr.out)" = "xenbeacon layout $layout" ] ||
+  fail "wait web1: status $(cat /tmp/wr.rc), '$(cat /tmp/wr.out)' $(cat /tmp/wr.err)"
+ok "wait by a name no domain had: returned $(awk "BEGIN { printf \"%.2f\", $(cat /tmp/wr.t) - $t0 }") s after xl rename started"
+xl rename web1 agent || fail "xl rename back failed"
+go go-done
+sleep 1   # let the domU print the agent's log before dom0 prints the domU console
