@@ -11,8 +11,7 @@ use crate::desired::{self, key, DesiredKeys};
 use crate::model::{GuestModel, OsInfo};
 use crate::net::NetState;
 use crate::nics::{normalize_bdf, parse_mac, NicOptions, NicRenderer, ToolstackHints};
-use crate::publisher::Refusal;
-use crate::publisher::{unix_now, Op, Publisher, RoundOutcome};
+use crate::publisher::{unix_now, Op, Publisher, Refusal, RoundOutcome};
 use crate::sources::balloon::BalloonReader;
 use crate::sources::meminfo::MeminfoReader;
 use crate::sources::stage::{self, BootStage};
@@ -160,10 +159,6 @@ impl Agent {
                 false
             }
         }
-    }
-
-    pub fn model(&self) -> &GuestModel {
-        &self.model
     }
 
     pub fn desired(&self) -> &DesiredKeys {
