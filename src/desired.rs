@@ -104,8 +104,12 @@ pub const VALUE_MAX: usize = 1024;
 /// [`VALUE_MAX`] bytes. Non-ASCII UTF-8 is kept (`attr/vif/*/name` is specified as UTF-8).
 pub fn sanitize_value(raw: &str, out: &mut String) {
     out.clear();
-    for c in raw.trim().chars() {
-        let c = if c.is_control() { ' ' } else { c };
+    // Control characters become spaces before trimming, so a leading one goes like a space.
+    let chars = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .skip_while(|c| c.is_whitespace());
+    for c in chars {
         if out.len() + c.len_utf8() > VALUE_MAX {
             break;
         }
@@ -281,6 +285,8 @@ mod tests {
         assert_eq!(out, "caf\u{e9} \u{1F600}");
         sanitize_value("a\0b", &mut out);
         assert_eq!(out, "a b");
+        sanitize_value("\u{1}debian", &mut out);
+        assert_eq!(out, "debian");
         let long = "\u{e9}".repeat(4096);
         sanitize_value(&long, &mut out);
         assert!(out.len() <= VALUE_MAX && out.len() >= VALUE_MAX - 1);

@@ -292,8 +292,12 @@ pub fn run(
                     publish_now = true;
                 }
                 // Watches fire again after a resume, and unique-domain-id changes with the
-                // domain: is this still the domain we published to?
-                check_domain |= !first;
+                // domain: is this still the domain we published to? Only the agent's own
+                // watches say anything about that; an event with another token (a confused
+                // or hostile xenstored) is dropped, since a domain check sends requests and,
+                // if each brought another such event, the loop would never sleep.
+                let ours = ev.token == TOKEN_TARGET || ev.token == TOKEN_UDID;
+                check_domain |= ours && !first;
             }
         }
         if check_domain {

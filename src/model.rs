@@ -34,13 +34,13 @@ impl OsInfo {
         let name = os
             .pretty_name
             .as_deref()
-            .or(os.name.as_deref())
-            .filter(|s| !s.trim().is_empty())
+            .filter(says_something)
+            .or(os.name.as_deref().filter(says_something))
             .map_or(fallback_name, str::to_owned);
         let distro = os
             .id
             .as_deref()
-            .filter(|s| !s.trim().is_empty())
+            .filter(says_something)
             .unwrap_or("linux")
             .to_owned();
         let mut parts = os.version_id.as_deref().unwrap_or("").split('.');
@@ -54,6 +54,12 @@ impl OsInfo {
             uname: kernel_release.into(),
         }
     }
+}
+
+/// A value that is more than spaces and control characters (which sanitising would turn into
+/// an empty string).
+fn says_something(s: &&str) -> bool {
+    s.chars().any(|c| !c.is_whitespace() && !c.is_control())
 }
 
 /// A version component XAPI can parse as an integer: 1 to 9 ASCII digits.
@@ -107,5 +113,11 @@ mod tests {
         assert_eq!(os.distro, "linux");
         let os = OsInfo::new(Some(&parse("PRETTY_NAME=\"  \"\n")), "6.6");
         assert_eq!(os.name, "Linux 6.6");
+        let os = OsInfo::new(
+            Some(&parse("PRETTY_NAME=\"\u{1}\"\nNAME=Alpine\nID=\u{0}\n")),
+            "6.6",
+        );
+        assert_eq!(os.name, "Alpine");
+        assert_eq!(os.distro, "linux");
     }
 }

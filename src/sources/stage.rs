@@ -43,7 +43,7 @@ pub fn detect(root: &Path) -> BootStage {
 }
 
 /// The file system type of the last mount on `/` in a mountinfo text.
-fn root_fs_type(mountinfo: &str) -> Option<&str> {
+pub fn root_fs_type(mountinfo: &str) -> Option<&str> {
     mountinfo.lines().rev().find_map(|l| {
         let fields: Vec<&str> = l.split(' ').collect();
         let mount_point = fields.get(4)?;
