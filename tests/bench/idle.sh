@@ -3,6 +3,7 @@
 # and XenStore requests while nothing changes. The memory timer is set to 1 s to amplify 60x
 # what the default 60 s interval costs.
 # Usage: tests/bench/idle.sh [SECONDS]   (default 30; needs strace)
+# The last line, `BENCH idle ...`, sums it up for tests/bench/run.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 SECS=${1:-30}
@@ -19,12 +20,25 @@ printf 'MemTotal: 8000000 kB\nMemFree: 1000 kB\nMemAvailable: 4000000 kB\n' > "$
 "$BIN" --xenstore "$W/xs/dom5.sock" --root "$W/root" --memory-interval 1 --log-level warn & AG=$!
 sleep 1
 status() { grep -E "^$1:" /proc/$AG/status | awk '{print $2}'; }
-echo "after start: VmRSS $(status VmRSS) KiB, VmHWM $(status VmHWM) KiB, threads $(status Threads)"
+rss0=$(status VmRSS); hwm0=$(status VmHWM)
+echo "after start: VmRSS $rss0 KiB, VmHWM $hwm0 KiB, threads $(status Threads)"
 ctx() { echo $(($(status voluntary_ctxt_switches) + $(status nonvoluntary_ctxt_switches))); }
 c0=$(ctx); t0=$(awk '{print $14 + $15}' /proc/$AG/stat); sleep "$SECS"
 c1=$(ctx); t1=$(awk '{print $14 + $15}' /proc/$AG/stat)
 echo "over ${SECS}s idle at a 1 s memory interval: $((c1 - c0)) wakeups (context switches), $((t1 - t0)) clock ticks of CPU"
-timeout "$SECS" strace -c -p $AG -o "$W/strace" 2>/dev/null || true
+# The agent's xenstore connection: its one unix socket (the other socket is rtnetlink).
+XSFD=
+for fd in /proc/$AG/fd/*; do
+	l=$(readlink "$fd" 2>/dev/null) || continue
+	case $l in socket:\[*\]) ino=${l#socket:[}; ino=${ino%]}
+		awk -v i="$ino" '$7 == i {f = 1} END {exit !f}' /proc/net/unix && XSFD=${fd##*/} ;;
+	esac
+done
+# -C: the trace (to count writes on the xenstore socket) and the summary table.
+timeout "$SECS" strace -C -p $AG -o "$W/strace" 2>/dev/null || true
 echo "after: VmRSS $(status VmRSS) KiB, VmHWM $(status VmHWM) KiB"
 echo "syscalls:"; sed -n '/^% time/,$p' "$W/strace"
-echo "XenStore requests in the strace window (write calls): $(awk '$NF=="write" {n=$4} END {print n+0}' "$W/strace")"
+writes=$(awk '$NF=="write" {n=$4} END {print n+0}' "$W/strace")
+reqs=$(grep -cE "^write\(${XSFD:-x}," "$W/strace" || true)
+echo "XenStore requests in the strace window (write calls): $writes (on the xenstore socket, fd ${XSFD:-?}: $reqs)"
+echo "BENCH idle window_s=$SECS wakeups=$((c1 - c0)) cpu_ticks=$((t1 - t0)) rss_kib=$(status VmRSS) hwm_kib=$(status VmHWM) xenstore_requests=$reqs"
