@@ -3,7 +3,8 @@
 # fake sysfs/procfs trees), then the end-to-end suite on real Xen in QEMU (tests/e2e/run.sh).
 # then the packaging checks (.ci/packaging: cross builds for every target, Buildroot, Yocto,
 # init scripts). Needs root (network namespaces, apt-get on first use).
-# E2E=0 skips the e2e suite, PACKAGING=0 the packaging checks.
+# and a bounded fuzzing run of every cargo-fuzz target (.ci/fuzz, FUZZ_SECS each, default 20).
+# E2E=0 skips the e2e suite, PACKAGING=0 the packaging checks, FUZZ=0 the fuzzing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo fmt --check
@@ -15,5 +16,8 @@ if [ "${E2E:-1}" != 0 ]; then
 fi
 if [ "${PACKAGING:-1}" != 0 ]; then
   .ci/packaging
+fi
+if [ "${FUZZ:-1}" != 0 ]; then
+  .ci/fuzz "${FUZZ_SECS:-20}"
 fi
 echo "all tests passed"
