@@ -202,8 +202,10 @@ fn a_bridge_reports_its_addresses_on_each_member_vif() {
     assert!(tree(&g, "attr/net").is_empty());
     // leaving the bridge: the address and the bridge key go from that member
     ns.ip("link set eth1 nomaster");
-    wait_until("eth1 out of br0", || g.get("attr/vif/1/bridge").is_none());
-    assert_eq!(g.get("attr/vif/1/ipv4/0"), None);
+    // (one round, but not one transaction: wait for both removals)
+    wait_until("eth1 out of br0", || {
+        g.get("attr/vif/1/bridge").is_none() && g.get("attr/vif/1/ipv4/0").is_none()
+    });
     assert_eq!(g.get("attr/vif/0/ipv4/0").as_deref(), Some("10.5.0.2"));
     d.stop();
 }
