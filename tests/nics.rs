@@ -137,6 +137,7 @@ fn vif_addresses_keep_their_index_and_freed_indexes_are_reused() {
 
     ns.ip("addr del 10.1.0.2/24 dev eth0");
     wait_until("ipv4/0 freed", || g.get("attr/vif/0/ipv4/0").is_none());
+    g.settle();
     assert_eq!(g.get("attr/vif/0/ipv4/1").as_deref(), Some("10.2.0.2"));
     ns.ip("addr add 10.3.0.2/24 dev eth0");
     g.wait_for("attr/vif/0/ipv4/0", "10.3.0.2");
@@ -368,6 +369,7 @@ fn a_removed_nic_loses_its_keys_and_a_restart_writes_nothing() {
     wait_until("attr/vif/1 gone", || {
         tree(&g, "attr/vif").keys().all(|k| !k.starts_with("1"))
     });
+    g.settle();
     assert!(g.xs.read(&format!("{HOME}/attr/vif/1")).is_none());
     // one RM for the whole NIC, plus data/updated
     assert_eq!(g.xs.stats().count(DOMID, MsgType::Rm), 1);

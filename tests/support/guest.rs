@@ -114,10 +114,28 @@ impl Guest {
             .collect()
     }
 
+    /// Waits until `key` has `value`, then until the round that wrote it is over: a round is
+    /// a sequence of requests, not one transaction, so keys written after `key` in the same
+    /// round may not be there yet when `key` is.
     pub fn wait_for(&self, key: &str, value: &str) {
         wait_until(&format!("{key} = {value}"), || {
             self.get(key).as_deref() == Some(value)
         });
+        self.settle();
+    }
+
+    /// Waits until the store has had no request for 100 ms.
+    pub fn settle(&self) {
+        let requests = || -> u64 { self.xs.stats().0.values().sum() };
+        let mut before = requests();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = requests();
+            if now == before {
+                return;
+            }
+            before = now;
+        }
     }
 }
 
