@@ -7,118 +7,20 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use support::fake_sysfs::FakeSysfs;
-use support::guest::{wait_until, Guest, DOMID, HOME};
+use support::guest::{wait_until, DOMID, HOME};
+use support::netns::setup;
 use xenbeacon::xenbus::wire::MsgType;
-
-/// A network namespace, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "xbt{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        run(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip("link set lo up");
-        ns
-    }
-
-    /// `ip -n <ns> <args>`, which must succeed.
-    fn ip(&self, args: &str) {
-        let mut argv = vec!["ip", "-n", &self.name];
-        argv.extend(args.split_whitespace());
-        run(&argv);
-    }
-
-    /// `ip -n <ns> -batch -`: many commands in one process.
-    fn batch(&self, lines: &[String]) {
-        let mut child = Command::new("ip")
-            .args(["-n", &self.name, "-force", "-batch", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(lines.join("\n").as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    }
-
-    fn mac(&self, ifname: &str) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.name, "-br", "link", "show", ifname])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        text.split_whitespace().nth(2).unwrap().to_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(argv: &[&str]) {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn mac_key(mac: &str) -> String {
     mac.replace(':', "")
 }
 
-/// A guest whose agent runs in a fresh namespace, with a fake sysfs under its root.
-fn setup(name: &str) -> (Guest, Netns, FakeSysfs) {
-    let mut g = Guest::new(name);
-    let ns = Netns::new();
-    g.netns = Some(ns.name.clone());
-    let sys = FakeSysfs::new(g.root.path());
-    (g, ns, sys)
-}
-
-/// A veth pair `name` / `name`-p inside the namespace, up.
-fn veth(ns: &Netns, name: &str) -> String {
-    ns.ip(&format!("link add {name} type veth peer name {name}p"));
-    ns.ip(&format!("link set {name} up"));
-    ns.ip(&format!("link set {name}p up"));
-    ns.mac(name)
-}
-
-/// Every node below `dir` (relative to the home), relative to `dir`.
-fn tree(g: &Guest, dir: &str) -> BTreeMap<String, String> {
-    let prefix = format!("{HOME}/{dir}/");
-    g.xs.dump(&format!("{HOME}/{dir}"))
-        .into_iter()
-        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_owned(), v)))
-        .collect()
-}
-
 #[test]
 fn vif_addresses_keep_their_index_and_freed_indexes_are_reused() {
     let (g, ns, sys) = setup("vif");
-    let mac = veth(&ns, "eth0");
+    let mac = ns.veth("eth0");
     sys.add_vif("eth0", 0, &mac);
     ns.ip("addr add 10.1.0.2/24 dev eth0");
     let d = g.daemon(&[]);
@@ -151,7 +53,7 @@ fn vif_addresses_keep_their_index_and_freed_indexes_are_reused() {
         g.get("attr/vif/0/ipv4/0").is_none() && g.get("attr/vif/0/ipv4/2").is_none()
     });
     assert_eq!(
-        tree(&g, "attr/vif/0/ipv4"),
+        g.tree("attr/vif/0/ipv4"),
         BTreeMap::from([
             ("1".into(), "10.2.0.2".into()),
             ("1/prefix".into(), "16".into())
@@ -163,7 +65,7 @@ fn vif_addresses_keep_their_index_and_freed_indexes_are_reused() {
 #[test]
 fn rename_keeps_the_vif_and_its_addresses() {
     let (g, ns, sys) = setup("rename");
-    let mac = veth(&ns, "eth0");
+    let mac = ns.veth("eth0");
     sys.add_vif("eth0", 3, &mac);
     ns.ip("addr add 10.9.0.2/24 dev eth0");
     let d = g.daemon(&[]);
@@ -181,8 +83,8 @@ fn rename_keeps_the_vif_and_its_addresses() {
 #[test]
 fn a_bridge_reports_its_addresses_on_each_member_vif() {
     let (g, ns, sys) = setup("bridge");
-    let mac0 = veth(&ns, "eth0");
-    let mac1 = veth(&ns, "eth1");
+    let mac0 = ns.veth("eth0");
+    let mac1 = ns.veth("eth1");
     sys.add_vif("eth0", 0, &mac0);
     sys.add_vif("eth1", 1, &mac1);
     ns.ip("link add br0 type bridge");
@@ -200,7 +102,7 @@ fn a_bridge_reports_its_addresses_on_each_member_vif() {
         );
     }
     // the bridge itself is not reported
-    assert!(tree(&g, "attr/net").is_empty());
+    assert!(g.tree("attr/net").is_empty());
     // leaving the bridge: the address and the bridge key go from that member
     ns.ip("link set eth1 nomaster");
     // (one round, but not one transaction: wait for both removals)
@@ -214,7 +116,7 @@ fn a_bridge_reports_its_addresses_on_each_member_vif() {
 #[test]
 fn macvlan_addresses_go_below_their_nic() {
     let (g, ns, sys) = setup("macvlan");
-    let mac = veth(&ns, "eth0");
+    let mac = ns.veth("eth0");
     sys.add_vif("eth0", 0, &mac);
     ns.ip("link add link eth0 name mv0 type macvlan mode bridge");
     sys.add_virtual("mv0", "00:00:00:00:00:00");
@@ -236,9 +138,9 @@ fn macvlan_addresses_go_below_their_nic() {
 #[test]
 fn pci_usb_and_platform_nics_are_reported_by_mac() {
     let (g, ns, sys) = setup("passthrough");
-    let pci = veth(&ns, "eth1");
-    let usb = veth(&ns, "usb0");
-    let plat = veth(&ns, "end0");
+    let pci = ns.veth("eth1");
+    let usb = ns.veth("usb0");
+    let plat = ns.veth("end0");
     sys.add_pcifront(
         "eth1",
         "0000:00:00.0",
@@ -262,7 +164,7 @@ fn pci_usb_and_platform_nics_are_reported_by_mac() {
     ns.ip("addr add 10.0.3.15/24 dev usb0");
     ns.ip("addr add 10.0.4.15/24 dev end0");
     g.once(&[]);
-    let p = tree(&g, &format!("attr/net/{}", mac_key(&pci)));
+    let p = g.tree(&format!("attr/net/{}", mac_key(&pci)));
     assert_eq!(p["bus"], "pci");
     assert_eq!(p["location"], "0000:00:00.0");
     assert_eq!(p["vendor"], "0x8086");
@@ -274,7 +176,7 @@ fn pci_usb_and_platform_nics_are_reported_by_mac() {
     assert_eq!(p["ipv4/0"], "10.0.2.15");
     assert_eq!(p["ipv4/0/prefix"], "24");
     assert!(p["topology"].contains("0000:00:00.0"), "{p:?}");
-    let u = tree(&g, &format!("attr/net/{}", mac_key(&usb)));
+    let u = g.tree(&format!("attr/net/{}", mac_key(&usb)));
     assert_eq!(
         (
             u["bus"].as_str(),
@@ -286,19 +188,19 @@ fn pci_usb_and_platform_nics_are_reported_by_mac() {
     );
     assert!(u["location"].contains("1-1"), "{u:?}");
     assert_eq!(u["ipv4/0"], "10.0.3.15");
-    let f = tree(&g, &format!("attr/net/{}", mac_key(&plat)));
+    let f = g.tree(&format!("attr/net/{}", mac_key(&plat)));
     assert_eq!(f["bus"], "platform");
     assert_eq!(f["compatible"], "brcm,bcm2711-genet-v5");
     assert_eq!(f["driver"], "bcmgenet");
     assert_eq!(f["ipv4/0"], "10.0.4.15");
     // nothing under attr/vif: none of them is a vif
-    assert!(tree(&g, "attr/vif").is_empty());
+    assert!(g.tree("attr/vif").is_empty());
 }
 
 #[test]
 fn sriov_vfs_go_where_xapi_reads_them() {
     let (g, ns, sys) = setup("sriov");
-    let mac = veth(&ns, "eth2");
+    let mac = ns.veth("eth2");
     sys.add_pci(
         "eth2",
         "0000:00:06.0",
@@ -316,20 +218,20 @@ fn sriov_vfs_go_where_xapi_reads_them() {
     g.xs.set_perms(&format!("{HOME}/xenserver/attr"), &format!("n{DOMID}"));
     ns.ip("addr add 10.7.0.2/24 dev eth2");
     g.once(&[]);
-    let vf = tree(&g, "xenserver/attr/net-sriov-vf/2");
+    let vf = g.tree("xenserver/attr/net-sriov-vf/2");
     assert_eq!(vf["ipv4/0"], "10.7.0.2");
     assert_eq!(vf["name"], "eth2");
-    assert!(tree(&g, "attr/net").is_empty());
+    assert!(g.tree("attr/net").is_empty());
 }
 
 #[test]
 fn virtual_links_only_with_include_iface() {
     let (g, ns, sys) = setup("virtual");
-    let mac = veth(&ns, "veth9");
+    let mac = ns.veth("veth9");
     sys.add_virtual("veth9", &mac);
     ns.ip("addr add 10.8.0.2/24 dev veth9");
     g.once(&[]);
-    assert!(tree(&g, "attr/net").is_empty());
+    assert!(g.tree("attr/net").is_empty());
     g.once(&["--include-iface", "veth*"]);
     assert_eq!(
         g.get(&format!("attr/net/{}/ipv4/0", mac_key(&mac)))
@@ -342,14 +244,14 @@ fn virtual_links_only_with_include_iface() {
     );
     // and --exclude-iface wins, removing what was published
     g.once(&["--include-iface", "veth*", "--exclude-iface", "veth9"]);
-    assert!(tree(&g, "attr/net").is_empty());
+    assert!(g.tree("attr/net").is_empty());
 }
 
 #[test]
 fn a_removed_nic_loses_its_keys_and_a_restart_writes_nothing() {
     let (g, ns, sys) = setup("remove");
-    let mac0 = veth(&ns, "eth0");
-    let mac1 = veth(&ns, "eth1");
+    let mac0 = ns.veth("eth0");
+    let mac1 = ns.veth("eth1");
     sys.add_vif("eth0", 0, &mac0);
     sys.add_vif("eth1", 1, &mac1);
     ns.ip("addr add 10.1.0.2/24 dev eth0");
@@ -367,7 +269,7 @@ fn a_removed_nic_loses_its_keys_and_a_restart_writes_nothing() {
     ns.ip("link del eth1");
     sys.remove("eth1");
     wait_until("attr/vif/1 gone", || {
-        tree(&g, "attr/vif").keys().all(|k| !k.starts_with("1"))
+        g.tree("attr/vif").keys().all(|k| !k.starts_with("1"))
     });
     g.settle();
     assert!(g.xs.read(&format!("{HOME}/attr/vif/1")).is_none());
@@ -380,16 +282,16 @@ fn a_removed_nic_loses_its_keys_and_a_restart_writes_nothing() {
 #[test]
 fn many_addresses_are_capped_and_logged_once() {
     let (g, ns, sys) = setup("many");
-    let mac = veth(&ns, "eth0");
+    let mac = ns.veth("eth0");
     sys.add_vif("eth0", 0, &mac);
     let adds: Vec<String> = (0..60)
         .map(|i| format!("addr add 10.{}.{}.1/24 dev eth0", 20 + i / 200, i % 200))
         .collect();
     ns.batch(&adds);
     g.once(&["--max-addresses", "64"]);
-    assert_eq!(tree(&g, "attr/vif/0/ipv4").len(), 120); // 60 addresses + 60 prefixes
+    assert_eq!(g.tree("attr/vif/0/ipv4").len(), 120); // 60 addresses + 60 prefixes
     let out = g.once(&[]);
-    assert_eq!(tree(&g, "attr/vif/0/ipv4").len(), 32); // capped at 16 per family
+    assert_eq!(g.tree("attr/vif/0/ipv4").len(), 32); // capped at 16 per family
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(log.matches("--max-addresses").count(), 1, "{log}");
 }
@@ -397,7 +299,7 @@ fn many_addresses_are_capped_and_logged_once() {
 #[test]
 fn a_storm_that_overruns_netlink_ends_in_the_exact_state() {
     let (g, ns, sys) = setup("storm");
-    let mac = veth(&ns, "eth0");
+    let mac = ns.veth("eth0");
     sys.add_vif("eth0", 0, &mac);
     g.xs.set_quota(DOMID, 100_000);
     let d = g.daemon(&["--max-addresses", "10000", "--log-level", "debug"]);
@@ -425,7 +327,7 @@ fn a_storm_that_overruns_netlink_ends_in_the_exact_state() {
     d.signal(libc::SIGCONT);
     let start = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tree(&g, "attr/vif/0/ipv4").len() != 10 {
+    while g.tree("attr/vif/0/ipv4").len() != 10 {
         if Instant::now() > deadline {
             let log = d.log();
             let tail: Vec<&str> = log
@@ -434,7 +336,7 @@ fn a_storm_that_overruns_netlink_ends_in_the_exact_state() {
                 .collect();
             eprintln!(
                 "keys under ipv4: {}; log tail:\n{}",
-                tree(&g, "attr/vif/0/ipv4").len(),
+                g.tree("attr/vif/0/ipv4").len(),
                 tail.join("\n")
             );
             panic!("the storm did not settle to 5 addresses");
@@ -451,7 +353,8 @@ fn a_storm_that_overruns_netlink_ends_in_the_exact_state() {
                 .to_owned()
         })
         .collect();
-    let got: Vec<String> = tree(&g, "attr/vif/0/ipv4")
+    let got: Vec<String> = g
+        .tree("attr/vif/0/ipv4")
         .into_iter()
         .filter(|(k, _)| !k.ends_with("/prefix"))
         .map(|(_, v)| v)
@@ -479,7 +382,7 @@ fn a_storm_that_overruns_netlink_ends_in_the_exact_state() {
 #[ignore]
 fn address_latency() {
     let (g, ns, sys) = setup("latency");
-    let mac = veth(&ns, "eth0");
+    let mac = ns.veth("eth0");
     sys.add_vif("eth0", 0, &mac);
     let d = g.daemon(&[]);
     g.wait_for("attr/vif/0/name", "eth0");

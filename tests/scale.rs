@@ -15,108 +15,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use support::fake_sysfs::FakeSysfs;
 use support::guest::{meminfo, Daemon, Guest, DOMID, HOME};
-
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "xbk{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        run(&["ip", "netns", "add", &name]);
-        Netns(name)
-    }
-
-    fn ip(&self, args: &str) {
-        let mut argv = vec!["ip", "-n", &self.0];
-        argv.extend(args.split_whitespace());
-        run(&argv);
-    }
-
-    /// `ip -batch` with `lines`, at once.
-    fn batch(&self, lines: &[String]) {
-        let mut child = self.batch_child();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(lines.join("\n").as_bytes()).unwrap();
-        drop(stdin);
-        assert!(child.wait().unwrap().success());
-    }
-
-    fn batch_child(&self) -> std::process::Child {
-        Command::new("ip")
-            .args(["-n", &self.0, "-force", "-batch", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-
-    /// MAC of every link, by name.
-    fn macs(&self) -> BTreeMap<String, String> {
-        let out = Command::new("ip")
-            .args(["-n", &self.0, "-br", "link"])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                let name = f.first()?.split('@').next()?.to_owned();
-                Some((name, f.get(2)?.to_string()))
-            })
-            .collect()
-    }
-
-    /// The IPv4 addresses of `dev`, sorted.
-    fn addrs4(&self, dev: &str) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["-n", &self.0, "-4", "-o", "addr", "show", "dev", dev])
-            .output()
-            .unwrap();
-        let mut v: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| Some(l.split_whitespace().nth(3)?.split('/').next()?.to_owned()))
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(argv: &[&str]) {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn setup(name: &str) -> (Guest, Netns, FakeSysfs) {
-    let mut g = Guest::new(name);
-    let ns = Netns::new();
-    g.netns = Some(ns.0.clone());
-    let sys = FakeSysfs::new(g.root.path());
-    (g, ns, sys)
-}
+use support::netns::{setup, Netns};
 
 /// The agent as a daemon, like `Guest::daemon`, but the binary may be another build:
 /// `XENBEACON_BENCH_BIN` (tests/bench/run.sh points it at the static musl release build, the
@@ -582,7 +486,7 @@ fn idle_cost_side_by_side() {
         );
         let mut c = Command::new("ip");
         c.args([
-            "netns", "exec", &ns.0, "unshare", "-m", "sh", "-c", &script, "sh",
+            "netns", "exec", &ns.name, "unshare", "-m", "sh", "-c", &script, "sh",
         ])
         .arg(&bin)
         .args(&args)

@@ -17,12 +17,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use support::fake_sysfs::FakeSysfs;
 use support::fault_injector::Fault;
 use support::guest::{meminfo, Guest, DOMID, HOME};
+use support::netns::setup;
 use xenbeacon::desired::{is_owned, KEEP_KEYS};
 use xenbeacon::xenbus::wire::{MsgType, XsError};
 
@@ -255,77 +253,10 @@ fn a_hostile_pcifront_backend_path_is_only_read() {
     }
 }
 
-/// A network namespace, deleted on drop (as in tests/nics.rs).
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "xbs{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        run(&["ip", "netns", "add", &name]);
-        Netns(name)
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut argv = vec!["ip", "-n", &self.0];
-        argv.extend(args);
-        run(&argv);
-    }
-
-    /// A veth pair `name` / `peer`, up; returns the MAC of `name`.
-    fn veth(&self, name: &str, peer: &str) -> String {
-        self.ip(&["link", "add", name, "type", "veth", "peer", "name", peer]);
-        self.ip(&["link", "set", name, "up"]);
-        self.ip(&["link", "set", peer, "up"]);
-        let out = Command::new("ip")
-            .args(["-n", &self.0, "-br", "link", "show", "dev", name])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        text.split_whitespace().nth(2).unwrap().to_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(argv: &[&str]) {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn in_netns(name: &str) -> (Guest, Netns, FakeSysfs) {
-    let mut g = Guest::new(name);
-    let ns = Netns::new();
-    g.netns = Some(ns.0.clone());
-    let sys = FakeSysfs::new(g.root.path());
-    (g, ns, sys)
-}
-
-/// Every node below `dir` (relative to the home), relative to `dir`.
-fn tree(g: &Guest, dir: &str) -> BTreeMap<String, String> {
-    let prefix = format!("{HOME}/{dir}/");
-    g.xs.dump(&format!("{HOME}/{dir}"))
-        .into_iter()
-        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_owned(), v)))
-        .collect()
-}
-
 #[test]
 fn the_real_pcifront_backend_gives_host_location_and_is_only_read() {
-    let (g, ns, sys) = in_netns("pcifront");
-    let mac = ns.veth("eth1", "eth1p");
+    let (g, ns, sys) = setup("pcifront");
+    let mac = ns.veth_pair("eth1", "eth1p");
     sys.add_pcifront(
         "eth1",
         "0000:00:00.0",
@@ -352,15 +283,15 @@ fn the_real_pcifront_backend_gives_host_location_and_is_only_read() {
     let before = snapshot(&g);
     g.once(&[]);
     only_own_keys_changed(&g, &before, armed);
-    let nic = tree(&g, &format!("attr/net/{}", mac.replace(':', "")));
+    let nic = g.tree(&format!("attr/net/{}", mac.replace(':', "")));
     assert_eq!(nic["host-location"], "0000:00:05.0", "{nic:?}");
     assert_eq!(nic["location"], "0000:00:00.0");
 }
 
 #[test]
 fn hostile_sriov_vf_entries_are_checked() {
-    let (g, ns, sys) = in_netns("sriov");
-    let mac = ns.veth("eth2", "eth2p");
+    let (g, ns, sys) = setup("sriov");
+    let mac = ns.veth_pair("eth2", "eth2p");
     sys.add_pci(
         "eth2",
         "0000:00:06.0",
@@ -370,7 +301,7 @@ fn hostile_sriov_vf_entries_are_checked() {
         false,
         &mac,
     );
-    let other = ns.veth("eth3", "eth3p");
+    let other = ns.veth_pair("eth3", "eth3p");
     sys.add_pci(
         "eth3",
         "0000:00:07.0",
@@ -380,7 +311,7 @@ fn hostile_sriov_vf_entries_are_checked() {
         false,
         &other,
     );
-    ns.ip(&["addr", "add", "10.7.0.2/24", "dev", "eth2"]);
+    ns.ip_args(&["addr", "add", "10.7.0.2/24", "dev", "eth2"]);
     let vfs = format!("{HOME}/xenserver/device/net-sriov-vf");
     // Not numbers, out of range, or MACs that are not MACs: all ignored.
     for (vfid, m) in [
@@ -405,11 +336,11 @@ fn hostile_sriov_vf_entries_are_checked() {
     g.once(&[]);
     only_own_keys_changed(&g, &before, armed);
     assert!(
-        tree(&g, "xenserver/attr").is_empty(),
+        g.tree("xenserver/attr").is_empty(),
         "{:?}",
-        tree(&g, "xenserver/attr")
+        g.tree("xenserver/attr")
     );
-    let nic = tree(&g, &format!("attr/net/{}", mac.replace(':', "")));
+    let nic = g.tree(&format!("attr/net/{}", mac.replace(':', "")));
     assert_eq!(nic["ipv4/0"], "10.7.0.2");
 
     // A valid entry (upper case, with a newline, as some tools write it) is used; a second
@@ -422,10 +353,12 @@ fn hostile_sriov_vf_entries_are_checked() {
     let before = snapshot(&g);
     g.once(&[]);
     let changed = only_own_keys_changed(&g, &before, armed);
-    let vf = tree(&g, "xenserver/attr/net-sriov-vf");
+    let vf = g.tree("xenserver/attr/net-sriov-vf");
     assert!(vf.keys().all(|k| k == "3" || k.starts_with("3/")), "{vf:?}");
     assert_eq!(vf["3/ipv4/0"], "10.7.0.2");
-    assert!(tree(&g, &format!("attr/net/{}", mac.replace(':', ""))).is_empty());
+    assert!(g
+        .tree(&format!("attr/net/{}", mac.replace(':', "")))
+        .is_empty());
     assert!(changed.iter().all(|k| !k.contains("/device/")));
 }
 
@@ -435,7 +368,7 @@ fn hostile_sriov_vf_entries_are_checked() {
 /// sanitised: control characters become spaces.
 #[test]
 fn hostile_interface_names_are_published_sanitised() {
-    let (g, ns, sys) = in_netns("ifnames");
+    let (g, ns, sys) = setup("ifnames");
     let cases = [
         ("ev\u{1b}[31m", "ev [31m"),
         ("a\u{7f}b", "a b"),
@@ -445,7 +378,7 @@ fn hostile_interface_names_are_published_sanitised() {
     ];
     for (i, (name, _)) in cases.iter().enumerate() {
         let peer = format!("p{i}");
-        let mac = ns.veth(name, &peer);
+        let mac = ns.veth_pair(name, &peer);
         sys.add_vif(name, i as u32, &mac);
     }
     let armed = tripwires(&g);
@@ -466,8 +399,8 @@ fn hostile_interface_names_are_published_sanitised() {
 /// `sanitize_value` fix lands.
 #[test]
 fn a_leading_control_character_is_trimmed() {
-    let (g, ns, sys) = in_netns("leadctl");
-    let mac = ns.veth("\u{1b}ev", "p0");
+    let (g, ns, sys) = setup("leadctl");
+    let mac = ns.veth_pair("\u{1b}ev", "p0");
     sys.add_vif("\u{1b}ev", 0, &mac);
     g.file(
         "etc/os-release",

@@ -114,6 +114,16 @@ impl Guest {
             .collect()
     }
 
+    /// Every node below `dir` (relative to the home), relative to `dir`.
+    pub fn tree(&self, dir: &str) -> BTreeMap<String, String> {
+        let prefix = format!("{HOME}/{dir}/");
+        self.xs
+            .dump(&format!("{HOME}/{dir}"))
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_owned(), v)))
+            .collect()
+    }
+
     /// Waits until `key` has `value`, then until the round that wrote it is over: a round is
     /// a sequence of requests, not one transaction, so keys written after `key` in the same
     /// round may not be there yet when `key` is.

@@ -7,6 +7,7 @@ pub mod fake_sysfs;
 pub mod fake_xenstored;
 pub mod fault_injector;
 pub mod guest;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
