@@ -34,18 +34,19 @@ impl Op {
         }
     }
 
-    /// Position in the round: data/* first, then data/updated, other keys, attr/* last;
-    /// removals before writes in each group, so a write below a stale key is not undone.
+    /// Position in the round: data/* first, then other keys (control/, xenserver/), then
+    /// data/updated, attr/* last; removals before writes in each group, so a write below a
+    /// stale key is not undone.
     fn order(&self) -> (u8, bool) {
         let k = self.key();
         let group = if k == key::UPDATED {
-            1
+            2
         } else if k.starts_with("data/") {
             0
         } else if k.starts_with("attr/") {
             3
         } else {
-            2
+            1
         };
         (group, matches!(self, Op::Write { .. }))
     }
@@ -288,7 +289,17 @@ impl Publisher {
         self.metrics.rounds += 1;
         let mut out = RoundOutcome::default();
         let mut fresh: BTreeMap<Refusal, (usize, String)> = BTreeMap::new();
+        let attr_follows = ops.iter().any(|op| op.key().starts_with("attr/"));
         for op in ops {
+            // data/updated says "this round changed something": not when every request before
+            // it was refused (control/feature-balloon under xl) and nothing under attr/ follows.
+            if op.key() == key::UPDATED
+                && out.writes + out.removes == 0
+                && !attr_follows
+                && self.written.contains_key(key::UPDATED)
+            {
+                continue;
+            }
             let result = match &op {
                 Op::Write { key, value } => conn.write(key, value.as_bytes()),
                 Op::Rm { key } => conn.rm(key),
@@ -589,6 +600,21 @@ mod tests {
         );
         let d = desired(&[]);
         assert_eq!(keys(&p.plan(&d, 2)), ["W data/updated", "R attr/vif"]);
+    }
+
+    #[test]
+    fn control_keys_come_before_data_updated() {
+        let mut p = Publisher::new();
+        written(&mut p, &[("data/updated", "1")]);
+        let d = desired(&[("control/feature-balloon", "1"), ("data/os_name", "x")]);
+        assert_eq!(
+            keys(&p.plan(&d, 2)),
+            [
+                "W data/os_name",
+                "W control/feature-balloon",
+                "W data/updated"
+            ]
+        );
     }
 
     #[test]

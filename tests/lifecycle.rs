@@ -205,3 +205,21 @@ fn watches_firing_again_with_keys_gone_republish() {
     let log = d.stop();
     assert!(log.contains("published keys are gone"), "{log}");
 }
+
+#[test]
+fn under_xl_a_restart_with_a_balloon_driver_writes_nothing() {
+    let g = Guest::new("xlrestart");
+    balloon(&g, 131072, 131072);
+    g.once(&[]);
+    g.xs.reset_stats();
+    // control/feature-balloon is tried again (and refused) by the new process: that alone is
+    // no change, so data/updated must not be rewritten
+    g.once(&[]);
+    let stats = g.xs.stats();
+    assert_eq!(
+        stats.count(DOMID, xenbeacon::xenbus::wire::MsgType::Write),
+        1
+    );
+    assert_eq!(g.get("control/feature-balloon"), None);
+    assert!(g.xs.dump(&format!("{HOME}/data")).len() > 5);
+}
