@@ -2,12 +2,14 @@
 
 use std::path::Path;
 
-use super::rooted;
+use super::{read_capped, rooted};
 
 /// `/proc/sys/kernel/osrelease` under `root`, falling back to `uname(2)` when the file is
 /// missing (an initramfs without /proc mounted) and `root` is the real root.
 pub fn release(root: &Path) -> String {
-    if let Ok(s) = std::fs::read_to_string(rooted(root, "/proc/sys/kernel/osrelease")) {
+    let mut buf = Vec::new();
+    if read_capped(&rooted(root, "/proc/sys/kernel/osrelease"), &mut buf, 256).is_ok() {
+        let s = String::from_utf8_lossy(&buf);
         let s = s.trim();
         if !s.is_empty() {
             return s.to_owned();

@@ -43,6 +43,7 @@ echo "end after ${SECS}s and $changes address changes: VmRSS $(st VmRSS) KiB, Vm
 echo "agent CPU: $(awk '{printf "%.2f s", ($14 + $15) / 100}' /proc/$AG/stat)"
 want=$(ip -n "$NS" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | sort)
 echo "warnings logged: $(grep -c WARN "$W/agent.log" || true)"
+grep WARN "$W/agent.log" | sort | uniq -c | sed 's/^/  /' || true
 echo "addresses in the namespace: $(echo "$want" | grep -c . || true)"
 # what the agent published, read from the fake xenstored's dom0 socket (raw wire protocol)
 got=$(python3 - "$W/xs/dom0.sock" <<'PY'

@@ -28,7 +28,7 @@ c1=$(ctx); t1=$(awk '{print $14 + $15}' /proc/$AG/stat)
 echo "over ${SECS}s idle at a 1 s memory interval: $((c1 - c0)) wakeups (context switches), $((t1 - t0)) clock ticks of CPU"
 # The agent's xenstore connection: its one unix socket (the other socket is rtnetlink).
 XSFD=
-for fd in /proc/$AG/fd/*; do
+for fd in "/proc/$AG/fd"/*; do
 	l=$(readlink "$fd" 2>/dev/null) || continue
 	case $l in socket:\[*\]) ino=${l#socket:[}; ino=${ino%]}
 		awk -v i="$ino" '$7 == i {f = 1} END {exit !f}' /proc/net/unix && XSFD=${fd##*/} ;;

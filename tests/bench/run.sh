@@ -9,7 +9,9 @@
 #      (tests/nics.rs address_latency; target p99 < 20 ms);
 #   4. scale and XenStore traffic (tests/scale.rs, all #[ignore]d benchmarks): 1,000 addresses
 #      on one NIC, 64 NICs, 10,000 address changes in 10 s, requests per hour idle / memory
-#      moving / addresses churning; run against the static musl build.
+#      moving / addresses churning, and 130 s at default settings (`side-by-side`; with
+#      XENBEACON_PEER=<binary> in the environment another agent is measured beside it, see
+#      docs/benchmarks.md); run against the static musl build.
 #
 # Usage: tests/bench/run.sh [--quick] [--no-cross] [--idle SECONDS] [--churn SECONDS]
 #   --quick      cross/build.sh only for x86_64 and aarch64 (+ --size), idle 10 s
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
 	--no-cross) CROSS=0 ;;
 	--idle) shift; IDLE=${1:?--idle needs seconds} ;;
 	--churn) shift; CHURN=${1:?--churn needs seconds} ;;
-	-h | --help) sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "tests/bench/run.sh: unknown argument $1" >&2; exit 1 ;;
 	esac
 	shift
@@ -48,6 +50,7 @@ check() { # check <what> <ok?> <detail>
 }
 
 say "xenbeacon benchmark report, $STAMP"
+# shellcheck disable=SC1091
 say "machine: $(nproc) CPUs, $(uname -sr), $(. /etc/os-release && echo "$PRETTY_NAME"), $(rustc -V)"
 say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' (src modified)')"
 
@@ -93,7 +96,7 @@ check "p99 < 20 ms (upper bound: from the start of ip(8))" \
 	"$(awk -v v="${p99_ms:-999}" 'BEGIN {print (v < 20) ? 1 : 0}')" "p99 ${p99_ms:-?} ms"
 
 # ---------------------------------------------------------------- 4. scale, traffic
-step "scale and XenStore traffic (tests/scale.rs, about 2 minutes)"
+step "scale and XenStore traffic (tests/scale.rs, about 4 minutes)"
 XENBEACON_BENCH_BIN=$MUSL cargo test -q --release --locked --test scale -- --ignored --nocapture \
 	--test-threads 1 >"$OUT/scale.log" 2>&1 || { grep -v '^fake-xenstored' "$OUT/scale.log" | tail -30 >&2; exit 1; }
 say ""
