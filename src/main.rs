@@ -136,19 +136,10 @@ fn booted(args: &BootedArgs) -> ExitCode {
     let _ = simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Info)
         .init();
-    let path = args
-        .xenstore
-        .clone()
-        .or_else(|| std::env::var_os("XENBEACON_XENSTORE").map(Into::into));
-    let endpoint = match path {
-        Some(p) => Endpoint::for_path(&p),
-        None => match Endpoint::discover() {
-            Some(e) => e,
-            None => {
-                log::error!("no xenbus device at /dev/xen/xenbus or /proc/xen/xenbus");
-                return ExitCode::FAILURE;
-            }
-        },
+    let Some(endpoint) = Endpoint::chosen(args.xenstore.as_deref()).or_else(Endpoint::discover)
+    else {
+        log::error!("no xenbus device at /dev/xen/xenbus or /proc/xen/xenbus");
+        return ExitCode::FAILURE;
     };
     let result = XenbusConn::open(&endpoint).and_then(|mut c| c.write(key::BOOTED, b"1"));
     match result {
@@ -163,12 +154,8 @@ fn booted(args: &BootedArgs) -> ExitCode {
 /// The endpoint from --xenstore or the environment, or the guest's xenbus device. Outside a
 /// Xen guest there is nothing to talk to, which is an error.
 fn endpoint_choice(args: &Args) -> Result<EndpointChoice, String> {
-    let explicit = args
-        .xenstore
-        .clone()
-        .or_else(|| std::env::var_os("XENBEACON_XENSTORE").map(Into::into));
-    if let Some(path) = explicit {
-        return Ok(EndpointChoice::Fixed(Endpoint::for_path(&path)));
+    if let Some(e) = Endpoint::chosen(args.xenstore.as_deref()) {
+        return Ok(EndpointChoice::Fixed(e));
     }
     if hypervisor::is_xen(&args.root) || Endpoint::discover().is_some() {
         return Ok(EndpointChoice::Discover);

@@ -13,7 +13,7 @@
 //! so a domain's read stops at [`NODE_LIMIT`] nodes and [`DEPTH_LIMIT`] levels.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::report::{DomainTree, SINGLE_KEYS, SUBTREES};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEVICE_PATHS};
@@ -64,11 +64,8 @@ impl std::error::Error for ReadError {}
 /// `--xenstore`, else `XENBEACON_XENSTORE`, else the first of xenstored's socket and the
 /// xenbus devices that exists.
 pub fn endpoint(explicit: Option<&Path>) -> Result<Endpoint, ReadError> {
-    let chosen: Option<PathBuf> = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("XENBEACON_XENSTORE").map(PathBuf::from));
-    if let Some(p) = chosen {
-        return Ok(Endpoint::for_path(&p));
+    if let Some(e) = Endpoint::chosen(explicit) {
+        return Ok(e);
     }
     let socket = Path::new(XENSTORED_SOCKET);
     if socket.exists() {

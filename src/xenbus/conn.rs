@@ -51,6 +51,15 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint the user chose: `explicit` (a `--xenstore` option), else the
+    /// `XENBEACON_XENSTORE` environment variable; `None` when neither is set.
+    pub fn chosen(explicit: Option<&Path>) -> Option<Endpoint> {
+        let path = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("XENBEACON_XENSTORE").map(PathBuf::from))?;
+        Some(Endpoint::for_path(&path))
+    }
+
     /// The first xenbus device that exists, if any.
     pub fn discover() -> Option<Endpoint> {
         DEVICE_PATHS
