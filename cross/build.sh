@@ -8,9 +8,10 @@
 #
 # Usage: cross/build.sh [--size] [--no-install] [--targets "T1 T2 ..."] [--help]
 #
-#   --size        also build aarch64 with std rebuilt for size (nightly -Zbuild-std,
-#                 -Cpanic=immediate-abort, std feature optimize_for_size) and report it
-#                 beside the plain aarch64 build (the product target is < 400 KiB).
+#   --size        also build the guest-image binaries for x86_64 and aarch64: std rebuilt
+#                 for size (nightly -Zbuild-std, -Cpanic=immediate-abort, std feature
+#                 optimize_for_size), no dom0 commands (--no-default-features); reported
+#                 beside the plain builds (the product target, aarch64, is < 400 KiB).
 #   --no-install  do not apt-get/pip/rustup anything; fail if something is missing.
 #   --targets     build only these triples (default: all five below).
 #
@@ -30,8 +31,8 @@
 # Buildroot's cargo infrastructure overrides them; the Yocto recipe uses them as they are
 # except strip (OE strips and splits debug info itself). See docs/raspberry-pi-4.md.
 #
-# Output: target/cross/<triple>/xenbeacon (and target/cross/aarch64-unknown-linux-musl-size/
-# with --size), target/cross/sizes.txt. Cargo's own build tree is target/cross/cargo.
+# Output: target/cross/<triple>/xenbeacon (and target/cross/<triple>-size/ for x86_64 and
+# aarch64 with --size), target/cross/sizes.txt. Cargo's own build tree is target/cross/cargo.
 #
 # Environment knobs: XENBEACON_TOOLS (venv location, default ~/.cache/xenbeacon),
 # XENBEACON_NIGHTLY (toolchain for build-std, default "nightly"), ZIGLANG_VERSION and
@@ -113,7 +114,10 @@ install_tools() {
 	fi
 
 	command -v rustup >/dev/null 2>&1 || die "rustup is required (https://rustup.rs)"
-	for t in $TARGETS; do
+	local stable_targets=$TARGETS
+	# the size builds link against the stable toolchain's self-contained musl
+	[ "$SIZE" = 1 ] && stable_targets="$stable_targets x86_64-unknown-linux-musl aarch64-unknown-linux-musl"
+	for t in $stable_targets; do
 		needs_build_std "$t" && continue
 		if ! rustup target list --installed | grep -qx "$t"; then
 			[ "$INSTALL" = 1 ] || die "rustup target $t missing"
@@ -154,13 +158,26 @@ build() {
 	local t=$1 name=$2 mode=$3 bin
 	mkdir -p "$OUT/$name"
 	if [ "$mode" = size ]; then
-		# std rebuilt with the crate's profile (opt-level z + LTO across std), panics become
-		# a trap with no formatting machinery, size-optimised algorithms inside core/alloc.
-		log "build $t (size: build-std, immediate-abort, optimize_for_size)"
-		RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Clink-self-contained=no -Alinker-messages" \
+		# The guest-image build: std rebuilt with the crate's profile (opt-level z + LTO across
+		# std), panics become a trap with no formatting machinery, size-optimised algorithms
+		# inside core/alloc, and no dom0 commands (--no-default-features).
+		# Linked by rust-lld against the musl that rustup ships for the stable toolchain (crt
+		# objects and libc.a from its self-contained directory): zig's libc, which links the
+		# other build-std targets, has a malloc that kept 156 KiB anonymous memory resident
+		# where musl's keeps 84 KiB (x86_64, measured with /proc/PID/status).
+		# The start file is the one rustc itself would pick: x86_64 links static-pie (rcrt1.o
+		# relocates itself), aarch64 a plain static executable (crt1.o).
+		local sc crt1=crt1.o
+		sc=$(rustc --print sysroot)/lib/rustlib/$t/lib/self-contained
+		case "$t" in x86_64-*) crt1=rcrt1.o ;; esac
+		[ -f "$sc/$crt1" ] || die "$sc/$crt1 missing (rustup target add $t)"
+		log "build $t (size: build-std, immediate-abort, optimize_for_size, no dom0 commands)"
+		RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Clink-self-contained=no -Lnative=$sc \
+-Zpre-link-arg=$sc/$crt1 -Zpre-link-arg=$sc/crti.o -Zpre-link-arg=$sc/crtbegin.o \
+-Clink-arg=$sc/crtend.o -Clink-arg=$sc/crtn.o" \
 			CARGO_TARGET_DIR="$OUT/cargo-size" \
-			cargo "+$NIGHTLY" zigbuild --release --locked --target "$t" \
-			-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+			cargo "+$NIGHTLY" --config cross/config.toml build --release --locked --target "$t" \
+			--no-default-features -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 		bin=$OUT/cargo-size/$t/release/xenbeacon
 	elif needs_build_std "$t"; then
 		log "build $t (cargo-zigbuild, -Zbuild-std on $NIGHTLY)"
@@ -224,9 +241,11 @@ for t in $TARGETS; do
 	rows+=("$t")
 done
 if [ "$SIZE" = 1 ]; then
-	build aarch64-unknown-linux-musl aarch64-unknown-linux-musl-size size
-	verify aarch64-unknown-linux-musl aarch64-unknown-linux-musl-size
-	rows+=("aarch64-unknown-linux-musl-size")
+	for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+		build "$t" "$t-size" size
+		verify "$t" "$t-size"
+		rows+=("$t-size")
+	done
 fi
 
 {

@@ -109,8 +109,11 @@ pub struct Args {
 #[argh(subcommand)]
 pub enum Command {
     Booted(BootedArgs),
+    #[cfg(feature = "dom0")]
     List(crate::dom0::cli::ListArgs),
+    #[cfg(feature = "dom0")]
     Show(crate::dom0::cli::ShowArgs),
+    #[cfg(feature = "dom0")]
     Wait(crate::dom0::cli::WaitArgs),
 }
 

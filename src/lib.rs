@@ -9,6 +9,7 @@ pub mod agent;
 pub mod balloon;
 pub mod cli;
 pub mod desired;
+#[cfg(feature = "dom0")]
 pub mod dom0;
 pub mod event_loop;
 pub mod model;

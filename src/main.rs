@@ -25,8 +25,11 @@ fn main() -> ExitCode {
         }
         return match cmd {
             Command::Booted(a) => booted(a),
+            #[cfg(feature = "dom0")]
             Command::List(a) => xenbeacon::dom0::list(a),
+            #[cfg(feature = "dom0")]
             Command::Show(a) => xenbeacon::dom0::show(a),
+            #[cfg(feature = "dom0")]
             Command::Wait(a) => xenbeacon::dom0::wait(a),
         };
     }
