@@ -3,6 +3,8 @@
 # and XenStore requests while nothing changes. The memory timer is set to 1 s to amplify 60x
 # what the default 60 s interval costs.
 # Usage: tests/bench/idle.sh [SECONDS]   (default 30; needs strace)
+# XENBEACON_BENCH_BIN=<binary> measures that build instead of the plain static musl one
+# (tests/bench/run.sh does it for the guest-image size build of cross/build.sh --size).
 # The last line, `BENCH idle ...`, sums it up for tests/bench/run.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -10,7 +12,8 @@ SECS=${1:-30}
 command -v strace >/dev/null || apt-get install -y -qq strace >/dev/null
 cargo build -q --release --locked --target x86_64-unknown-linux-musl
 cargo build -q --release --locked --example fake-xenstored
-BIN=target/x86_64-unknown-linux-musl/release/xenbeacon
+BIN=${XENBEACON_BENCH_BIN:-target/x86_64-unknown-linux-musl/release/xenbeacon}
+echo "binary: $BIN ($(stat -c %s "$BIN") bytes)"
 W=$(mktemp -d); trap 'kill $XS $AG 2>/dev/null; rm -rf "$W"' EXIT
 target/release/examples/fake-xenstored "$W/xs" 5 > "$W/socks" & XS=$!
 while [ "$(wc -l < "$W/socks" 2>/dev/null)" -lt 2 ]; do sleep 0.05; done
