@@ -47,6 +47,9 @@ config BR2_PACKAGE_HOST_RUSTC_TARGET_ARCH_SUPPORTS
 	default y
 config BR2_PACKAGE_HOST_RUSTC
 	bool
+# package/xen/Config.in
+config BR2_PACKAGE_XEN_TOOLS
+	bool "stub: xen tools"
 source "$(BR2_EXTERNAL_XENBEACON_PATH)/Config.in"
 EOF
 if ! BR2_EXTERNAL_XENBEACON_PATH=$BR_EXT KCONFIG_WARN_UNDEF=y STUB=$stub \
@@ -67,6 +70,15 @@ if pkg.visibility != 0 or pkg.tri_value != 0:
 for node in pkg.nodes:
     if not node.help:
         bad.append("BR2_PACKAGE_XENBEACON has no help text")
+# The dom0 commands default to on exactly when the image has the Xen tools (a dom0).
+arch.set_value(2)
+pkg.set_value(2)
+dom0, xen = k.syms["BR2_PACKAGE_XENBEACON_DOM0_COMMANDS"], k.syms["BR2_PACKAGE_XEN_TOOLS"]
+for tools, want in ((0, 0), (2, 2)):
+    xen.set_value(tools)
+    if dom0.tri_value != want:
+        bad.append("BR2_PACKAGE_XENBEACON_DOM0_COMMANDS is %d with BR2_PACKAGE_XEN_TOOLS=%d"
+                   % (dom0.tri_value, tools))
 for w in bad:
     print("  kconfig:", w)
 print("  %d symbols parsed, %d problems" % (len(k.unique_defined_syms), len(bad)))
@@ -242,7 +254,7 @@ if [ -n "${BUILDROOT_DIR:-}" ]; then
 			fail=1
 		fi
 		make -s -C "$out" printvars \
-			VARS='RUSTC_TARGET_NAME XENBEACON_SOURCE XENBEACON_DEPENDENCIES XENBEACON_CARGO_ENV' |
+			VARS='RUSTC_TARGET_NAME XENBEACON_SOURCE XENBEACON_DEPENDENCIES XENBEACON_CARGO_ENV XENBEACON_CARGO_BUILD_OPTS' |
 			sed 's/^/    /'
 		rm -rf "$out"
 	done

@@ -20,6 +20,11 @@ XENBEACON_CARGO_ENV = \
 	CARGO_PROFILE_RELEASE_LTO=true \
 	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
+# The dom0 commands are the crate's default feature "dom0".
+ifneq ($(BR2_PACKAGE_XENBEACON_DOM0_COMMANDS),y)
+XENBEACON_CARGO_BUILD_OPTS = --no-default-features
+endif
+
 # Xen guest support the agent relies on: /dev/xen/xenbus, /sys/hypervisor,
 # the balloon driver and the PV console/disk/network frontends.
 define XENBEACON_LINUX_CONFIG_FIXUPS
