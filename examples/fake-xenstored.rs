@@ -19,7 +19,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let domids: Option<Vec<u32>> = args.iter().skip(1).map(|a| a.parse().ok()).collect();
-    let (Some(dir), Some(domids)) = (args.first(), domids.filter(|d| !d.contains(&0))) else {
+    let dir = args.first().filter(|d| !d.starts_with('-'));
+    let (Some(dir), Some(domids)) = (dir, domids.filter(|d| !d.contains(&0))) else {
         eprintln!("usage: fake-xenstored DIR [DOMID...]   (DOMID: integer > 0)");
         return ExitCode::from(2);
     };

@@ -4,12 +4,13 @@
 # every 200 ms and free memory moves every tick. Prints VmRSS/VmHWM at start and end, the
 # agent's CPU time, and checks that the final XenStore state matches the namespace exactly.
 # Usage: tests/bench/churn.sh [SECONDS]   (root; ip netns)
+# XENBEACON_BENCH_BIN=<binary> churns that build (e.g. the guest-image size build) instead.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 SECS=${1:-3600}
 cargo build -q --release --locked --target x86_64-unknown-linux-musl
 cargo build -q --release --locked --example fake-xenstored
-BIN=$PWD/target/x86_64-unknown-linux-musl/release/xenbeacon
+BIN=${XENBEACON_BENCH_BIN:-$PWD/target/x86_64-unknown-linux-musl/release/xenbeacon}
 W=$(mktemp -d); NS=xbchurn$$
 cleanup() { kill "$XS" "$AG" 2>/dev/null || true; ip netns del "$NS" 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT

@@ -6,9 +6,12 @@
 # Usage: tests/e2e/run.sh [SCENARIO...]     (default: every scenario for E2E_ARCH)
 # Env:   E2E_ARCH=x86_64 (default) | arm64   E2E_WORK=DIR (cache, default /tmp/xenbeacon-e2e-ARCH)
 #        E2E_TIMEOUT=SECS per boot (default 300)
+#        E2E_FILES="FILE..." more files for the domU's /root (tests/bench/xen.sh passes the
+#        size build and other agents this way)
 # Each scenario directory holds domu.sh (domU fragment), check.sh (dom0 checks), optionally
-# pre.sh (dom0, domU paused), args (extra harness options), arches (default x86_64) and files
-# passed to the domU.
+# pre.sh (dom0, domU paused), args (extra harness options), arches (default x86_64; a
+# scenario listed nowhere runs only when named), examples (cargo examples built for the domU)
+# and files passed to the domU.
 # Needs root (apt-get for QEMU and friends on first use). Exit status 0 iff all pass.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,8 +50,17 @@ for s in "${scenarios[@]}"; do
   cat "$HERE/lib/pre.sh" > "$tmp/pre.sh"; [ -f "$dir/pre.sh" ] && cat "$dir/pre.sh" >> "$tmp/pre.sh"
   files=(-f "$HERE/lib/domu.sh")
   for f in "$dir"/*; do
-    case $(basename "$f") in domu.sh|check.sh|pre.sh|args|arches|README) ;; *) files+=(-f "$f") ;; esac
+    case $(basename "$f") in domu.sh|check.sh|pre.sh|args|arches|examples|README) ;; *) files+=(-f "$f") ;; esac
   done
+  # cargo examples the scenario runs in the domU (static, for the domU's architecture)
+  if [ -f "$dir/examples" ]; then
+    read -r -a exs < "$dir/examples"
+    for ex in "${exs[@]}"; do
+      (cd "$ROOT" && cargo build --release --locked --target "$TARGET" --example "$ex")
+      files+=(-f "$ROOT/target/$TARGET/release/examples/$ex")
+    done
+  fi
+  for f in ${E2E_FILES:-}; do files+=(-f "$f"); done
   extra=()
   [ -f "$dir/args" ] && read -r -a extra < "$dir/args"
   log=$WORK/$s.log

@@ -268,7 +268,7 @@ cp "$AGENT" "$U/bin/agent"; copy_libs "$U" "$AGENT"
 cp "$STAGE/usr/bin/xenstore" "$U/usr/bin/xenstore"
 for t in read write ls list rm exists chmod watch; do ln -sf xenstore "$U/usr/bin/xenstore-$t"; done
 copy_libs "$U" "$STAGE/usr/bin/xenstore"
-for f in "${EXTRA_FILES[@]}"; do cp "$f" "$U/root/"; done
+for f in "${EXTRA_FILES[@]}"; do cp "$f" "$U/root/"; copy_libs "$U" "$f"; done
 [ -n "$DOMU_SNIPPET" ] && cp "$DOMU_SNIPPET" "$U/etc/domu-test.sh"
 if [ -n "$NET" ]; then
   add_iproute2 "$U"
