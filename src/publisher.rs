@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use crate::desired::{self, key, DesiredKeys, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Error, XenbusConn};
-use crate::xenbus::wire::{Reply, Request, XsError};
+use crate::xenbus::wire::XsError;
 
 /// One request of a round.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,92 +148,67 @@ impl Publisher {
     /// Reads the owned keys and subtrees back from XenStore into `written`.
     pub fn load(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
         self.written.clear();
-        match self.load_pipelined(conn) {
-            Err(Error::OutOfOrder) => {
-                log::warn!("xenstore answered requests out of order; reading back one by one");
-                self.written.clear();
-                conn.set_pipeline_window(1);
-                self.load_pipelined(conn)
-            }
-            r => r,
-        }?;
+        for k in OWNED_KEYS.iter().chain(KEEP_KEYS.iter()) {
+            self.read_back(conn, k)?;
+        }
+        let mut budget = READBACK_MAX_NODES;
+        for t in OWNED_SUBTREES {
+            self.read_subtree(conn, t, 0, &mut budget)?;
+        }
         self.loaded = true;
         log::debug!("read back {} owned keys from xenstore", self.written.len());
         Ok(())
     }
 
-    /// The read-back in pipelined batches: the owned keys, then the subtrees level by level
-    /// (each node's DIRECTORY, and below the subtree roots its READ).
-    fn load_pipelined(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
-        let keys: Vec<&str> = OWNED_KEYS.iter().chain(KEEP_KEYS.iter()).copied().collect();
-        let reqs: Vec<Request<'_>> = keys.iter().map(|k| Request::Read(k)).collect();
-        self.metrics.reads += reqs.len() as u64;
-        // A reply that breaks the connection's framing ends the read-back, as it would alone.
-        let mut lost = None;
-        conn.pipeline(&reqs, |i, r| {
-            if let Err(e) = take_read(&mut self.written, keys[i], r.map(|r| reply_value(&r))) {
-                lost.get_or_insert(e);
+    /// Reads one key into `written`; returns whether the node exists.
+    fn read_back(&mut self, conn: &mut XenbusConn, k: &str) -> Result<bool, Error> {
+        self.metrics.reads += 1;
+        match conn.read(k) {
+            Ok(v) => {
+                let v = String::from_utf8_lossy(v).into_owned();
+                self.written.insert(k.to_owned(), v);
+                Ok(true)
             }
-        })?;
-        if let Some(e) = lost {
-            return Err(e);
+            Err(e) if e.is_connection_lost() => Err(e),
+            Err(e) => {
+                if e.xs() != Some(XsError::Enoent) {
+                    log::debug!("cannot read back {k}: {e}");
+                }
+                Ok(false)
+            }
         }
+    }
 
-        let mut level: Vec<String> = OWNED_SUBTREES.iter().map(|t| (*t).to_owned()).collect();
-        let mut budget = READBACK_MAX_NODES;
-        for depth in 0..=READBACK_MAX_DEPTH {
-            level.truncate(budget);
-            budget -= level.len();
-            if level.is_empty() {
-                break;
+    fn read_subtree(
+        &mut self,
+        conn: &mut XenbusConn,
+        path: &str,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<(), Error> {
+        if depth > READBACK_MAX_DEPTH || *budget == 0 {
+            return Ok(());
+        }
+        *budget -= 1;
+        self.metrics.reads += 1;
+        let children: Vec<String> = match conn.directory(path) {
+            Ok(entries) => entries.map(str::to_owned).collect(),
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        if depth > 0 {
+            // A node is a key when it holds a value or is a leaf; an empty inner node is only
+            // a directory that WRITE created on the way.
+            let exists = self.read_back(conn, path)?;
+            if exists
+                && !children.is_empty()
+                && self.written.get(path).is_some_and(|v| v.is_empty())
+            {
+                self.written.remove(path);
             }
-            let per_node = if depth > 0 { 2 } else { 1 };
-            let mut reqs = Vec::with_capacity(level.len() * per_node);
-            for p in &level {
-                reqs.push(Request::Directory(p));
-                if depth > 0 {
-                    reqs.push(Request::Read(p));
-                }
-            }
-            self.metrics.reads += reqs.len() as u64;
-            let mut children: Vec<Option<Vec<String>>> = vec![None; level.len()];
-            let mut values: Vec<Option<Result<Option<String>, Error>>> =
-                (0..level.len()).map(|_| None).collect();
-            conn.pipeline(&reqs, |i, r| {
-                let node = i / per_node;
-                if i % per_node == 0 {
-                    match r {
-                        Ok(r @ Reply::Directory(_)) => {
-                            children[node] = Some(r.entries().map(str::to_owned).collect());
-                        }
-                        Err(e) if e.is_connection_lost() => {
-                            lost.get_or_insert(e);
-                        }
-                        _ => {}
-                    }
-                } else {
-                    values[node] = Some(r.map(|r| reply_value(&r)));
-                }
-            })?;
-            if let Some(e) = lost {
-                return Err(e);
-            }
-            let mut next = Vec::new();
-            for ((path, kids), value) in level.iter().zip(children).zip(values) {
-                // A node DIRECTORY cannot list is gone (or not ours to read): skip it.
-                let Some(kids) = kids else { continue };
-                if let Some(value) = value {
-                    // A node is a key when it holds a value or is a leaf; an empty inner node
-                    // is only a directory that WRITE created on the way.
-                    let inner_dir =
-                        !kids.is_empty() && matches!(&value, Ok(Some(v)) if v.is_empty());
-                    if !inner_dir {
-                        take_read(&mut self.written, path, value)?;
-                    }
-                }
-                next.extend(kids.into_iter().map(|c| format!("{path}/{c}")));
-            }
-            level = next;
+        }
+        for c in children {
+            self.read_subtree(conn, &format!("{path}/{c}"), depth + 1, budget)?;
         }
         Ok(())
     }
@@ -422,37 +397,6 @@ impl Publisher {
 }
 
 /// The first of `root`, `root/a`, `root/a/b`, ... up to `k` below which nothing is desired.
-/// Records the outcome of reading `k` back: its value, or nothing when it does not exist or
-/// cannot be read (a lost connection is passed on). Returns whether the node exists.
-fn take_read(
-    written: &mut BTreeMap<String, String>,
-    k: &str,
-    r: Result<Option<String>, Error>,
-) -> Result<bool, Error> {
-    match r {
-        Ok(Some(v)) => {
-            written.insert(k.to_owned(), v);
-            Ok(true)
-        }
-        Ok(None) => Ok(false),
-        Err(e) if e.is_connection_lost() => Err(e),
-        Err(e) => {
-            if e.xs() != Some(XsError::Enoent) {
-                log::debug!("cannot read back {k}: {e}");
-            }
-            Ok(false)
-        }
-    }
-}
-
-/// The value a READ returned (lossy for non-UTF-8); `None` for any other reply.
-fn reply_value(r: &Reply<'_>) -> Option<String> {
-    match r {
-        Reply::Value(v) => Some(String::from_utf8_lossy(v).into_owned()),
-        _ => None,
-    }
-}
-
 fn topmost_unwanted<'k>(k: &'k str, root: &str, desired: &DesiredKeys) -> &'k str {
     let mut end = root.len();
     loop {

@@ -119,27 +119,6 @@ fn restart_of_an_unchanged_guest_writes_nothing() {
 }
 
 #[test]
-fn replies_out_of_order_fall_back_to_one_by_one_and_a_restart_still_writes_nothing() {
-    let g = Guest::new("reorder");
-    g.once(&[]);
-    let before = g.published();
-    g.xs.reset_stats();
-    // The reply to one read-back request comes after the next one's.
-    g.xs.faults()
-        .add(Fault::HoldReply(format!("{HOME}/data/os_name")), Some(1));
-    let out = g.once(&["--log-level", "debug"]);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        log.contains("out of order; reading back one by one"),
-        "{log}"
-    );
-    let stats = g.xs.stats();
-    assert_eq!(stats.count(DOMID, MsgType::Write), 0, "{log}");
-    assert_eq!(stats.count(DOMID, MsgType::Rm), 0);
-    assert_eq!(g.published(), before);
-}
-
-#[test]
 fn stale_keys_go_foreign_keys_stay() {
     let g = Guest::new("stale");
     g.xs.write(&format!("{HOME}/data/os_minorver"), "99");

@@ -9,7 +9,7 @@ use support::fake_xenstored::FakeXenstored;
 use support::fault_injector::Fault;
 use support::{tempdir, TempDir};
 use xenbeacon::xenbus::conn::{Endpoint, Error, WatchEvent, XenbusConn};
-use xenbeacon::xenbus::wire::{MsgType, Reply, Request, XsError, PAYLOAD_MAX};
+use xenbeacon::xenbus::wire::{XsError, PAYLOAD_MAX};
 
 struct Setup {
     xs: FakeXenstored,
@@ -224,74 +224,4 @@ fn errors_read_as_one_line() {
         "xenstored refused: permission denied (EACCES)"
     );
     assert_eq!(Error::Closed.to_string(), "xenstore closed the connection");
-}
-
-#[test]
-fn a_pipeline_answers_every_request_in_order() {
-    let mut s = setup("pipeline");
-    for i in 0..20 {
-        s.conn
-            .write(&format!("data/k{i}"), format!("v{i}").as_bytes())
-            .unwrap();
-    }
-    s.conn.watch("data", "d").unwrap();
-    s.xs.faults().add(Fault::SpuriousWatchEvent, Some(2));
-    s.xs.reset_stats();
-    // 24 requests, over three windows: values, a missing key, a path the client refuses
-    // before sending, a listing, with watch events interleaved.
-    let paths: Vec<String> = (0..22).map(|i| format!("data/k{i}")).collect();
-    let mut reqs: Vec<Request<'_>> = paths.iter().map(|p| Request::Read(p)).collect();
-    reqs.insert(5, Request::Read("data/bad\npath"));
-    reqs.push(Request::Directory("data"));
-    let mut got = Vec::new();
-    s.conn
-        .pipeline(&reqs, |i, r| {
-            got.push(match r {
-                Ok(Reply::Value(v)) => format!("{i}={}", String::from_utf8_lossy(v)),
-                Ok(r @ Reply::Directory(_)) => format!("{i}:{}", r.entries().count()),
-                Ok(other) => format!("{i}?{other:?}"),
-                Err(Error::Xs(e)) => format!("{i}!{}", e.name()),
-                Err(e) => format!("{i}!{e}"),
-            })
-        })
-        .unwrap();
-    let mut want: Vec<String> = (0..20).map(|k| format!("{k}=v{k}")).collect();
-    want.insert(5, "5!path not allowed by xenstore".into());
-    for (j, w) in want.iter_mut().enumerate().skip(6) {
-        *w = format!("{j}=v{}", j - 1);
-    }
-    want.extend(["21!ENOENT".into(), "22!ENOENT".into(), "23:20".into()]);
-    assert_eq!(got, want);
-    // The refused path never reached xenstored; the spurious events are queued.
-    let stats = s.xs.stats();
-    assert_eq!(stats.count(7, MsgType::Read), 22);
-    assert_eq!(stats.count(7, MsgType::Directory), 1);
-    let spurious = std::iter::from_fn(|| s.conn.pending_event()).filter(|e| e.token == "spurious");
-    assert_eq!(spurious.count(), 2);
-    // The connection is in step afterwards.
-    assert_eq!(s.conn.read("data/k3").unwrap(), b"v3");
-}
-
-#[test]
-fn replies_out_of_order_end_a_pipeline_and_the_connection_stays_usable() {
-    let mut s = setup("reorder");
-    s.conn.write("data/a", b"1").unwrap();
-    s.conn.write("data/b", b"2").unwrap();
-    s.xs.faults()
-        .add(Fault::HoldReply("/local/domain/7/data/a".into()), Some(1));
-    let reqs = [
-        Request::Read("data/a"),
-        Request::Read("data/b"),
-        Request::Read("data/a"),
-    ];
-    let mut seen = 0;
-    let e = s.conn.pipeline(&reqs, |_, _| seen += 1).unwrap_err();
-    assert!(
-        matches!(e, Error::OutOfOrder) && !e.is_connection_lost(),
-        "{e}"
-    );
-    assert_eq!(seen, 0);
-    // What was still in flight arrives as stray replies and is dropped.
-    assert_eq!(s.conn.read("data/b").unwrap(), b"2");
-    assert_eq!(s.conn.read("data/a").unwrap(), b"1");
 }

@@ -112,8 +112,6 @@ pub enum Error {
     TooLarge,
     /// the path has characters or a length xenstore does not allow
     InvalidPath,
-    /// xenstored answered pipelined requests out of order
-    OutOfOrder,
 }
 
 impl Error {
@@ -122,7 +120,7 @@ impl Error {
         match self {
             Error::Open(_) | Error::Io(_) | Error::Closed | Error::Timeout => true,
             Error::Wire(w) => matches!(w, WireError::PayloadTooLong | WireError::Truncated),
-            Error::Xs(_) | Error::TooLarge | Error::InvalidPath | Error::OutOfOrder => false,
+            Error::Xs(_) | Error::TooLarge | Error::InvalidPath => false,
         }
     }
 
@@ -146,7 +144,6 @@ impl fmt::Display for Error {
             Error::Timeout => f.write_str("no reply from xenstore in time"),
             Error::TooLarge => f.write_str("request larger than one xenbus message"),
             Error::InvalidPath => f.write_str("path not allowed by xenstore"),
-            Error::OutOfOrder => f.write_str("xenstore answered pipelined requests out of order"),
         }
     }
 }
@@ -162,11 +159,6 @@ pub struct WatchEvent {
 
 /// How long a request waits for its reply before the connection is considered dead.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Requests `XenbusConn::pipeline` keeps awaiting replies at once. Eight READ replies of at
-/// most 4 KiB fit the default socket buffers, so xenstored never blocks on a full socket
-/// while we are still writing.
-pub const PIPELINE_WINDOW: usize = 8;
 
 /// Room for two whole messages, so a reply and a following event never need a resize.
 const INBUF_LEN: usize = 2 * (HEADER_LEN + PAYLOAD_MAX);
@@ -184,8 +176,6 @@ pub struct XenbusConn {
     outbuf: Vec<u8>,
     events: VecDeque<WatchEvent>,
     reply_timeout: Duration,
-    /// Requests `pipeline` keeps awaiting replies at once (1 to `PIPELINE_WINDOW`).
-    pipeline_window: usize,
     /// Requests sent and stray replies dropped, for metrics and tests.
     pub requests_sent: u64,
     pub stray_replies: u64,
@@ -218,7 +208,6 @@ impl XenbusConn {
             outbuf: Vec::with_capacity(HEADER_LEN + PAYLOAD_MAX),
             events: VecDeque::new(),
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
-            pipeline_window: PIPELINE_WINDOW,
             requests_sent: 0,
             stray_replies: 0,
         })
@@ -232,61 +221,8 @@ impl XenbusConn {
         self.reply_timeout = t;
     }
 
-    /// How many requests `pipeline` sends ahead, at most `PIPELINE_WINDOW`; 1 makes it one
-    /// request at a time, which no reply order can upset.
-    pub fn set_pipeline_window(&mut self, n: usize) {
-        self.pipeline_window = n.clamp(1, PIPELINE_WINDOW);
-    }
-
     /// Sends `req` and waits for its reply. Errors from xenstored come back as `Error::Xs`.
     pub fn request(&mut self, req: &Request<'_>) -> Result<Reply<'_>, Error> {
-        let (id, deadline) = self.send_request(req)?;
-        let len = self.await_reply(id, req, deadline)?;
-        self.parse_reply(len, req)
-    }
-
-    /// Sends `reqs` back to back, up to `PIPELINE_WINDOW` of them awaiting replies at a time
-    /// (see `set_pipeline_window`),
-    /// and hands each reply to `each` with the request's index, in order. One round trip per
-    /// window instead of one per request: in a guest every round trip goes through dom0's
-    /// xenstored, and the read-back at start is dozens of requests.
-    ///
-    /// Errors of one request (refused, invalid path, malformed reply) go to `each`; an error
-    /// that ends the connection ends the pipeline. xenstored answers a connection's requests
-    /// in order; if it did not, the pipeline ends with `Error::OutOfOrder` and the caller can
-    /// go on with a window of 1 (the replies still in flight are dropped as stray).
-    pub fn pipeline(
-        &mut self,
-        reqs: &[Request<'_>],
-        mut each: impl FnMut(usize, Result<Reply<'_>, Error>),
-    ) -> Result<(), Error> {
-        // req_id (0: not sent, refused locally) and deadline of the requests in flight
-        let mut in_flight = [(0u32, Instant::now()); PIPELINE_WINDOW];
-        let (mut sent, mut done) = (0, 0);
-        while done < reqs.len() {
-            while sent < reqs.len() && sent - done < self.pipeline_window {
-                in_flight[sent % PIPELINE_WINDOW] = match self.send_request(&reqs[sent]) {
-                    Ok(sent_as) => sent_as,
-                    Err(e) if e.is_connection_lost() => return Err(e),
-                    Err(_) => (0, Instant::now()),
-                };
-                sent += 1;
-            }
-            let req = &reqs[done];
-            let (id, deadline) = in_flight[done % PIPELINE_WINDOW];
-            if id == 0 {
-                // Refused before sending; the check gives the same error again.
-                each(done, self.check_request(req).and(Err(Error::InvalidPath)));
-            } else {
-                let len = self.await_reply(id, req, deadline)?;
-                each(done, self.parse_reply(len, req));
-            }
-            done += 1;
-        }
-        Ok(())
-    }
-
-    fn check_request(&self, req: &Request<'_>) -> Result<(), Error> {
         if let Some(p) = req.path() {
             if !wire::is_valid_path(p) {
                 return Err(Error::InvalidPath);
@@ -295,12 +231,6 @@ impl XenbusConn {
         if req.payload_len() > self.endpoint.payload_max() {
             return Err(Error::TooLarge);
         }
-        Ok(())
-    }
-
-    /// Sends `req`; returns its req_id and the deadline for its reply.
-    fn send_request(&mut self, req: &Request<'_>) -> Result<(u32, Instant), Error> {
-        self.check_request(req)?;
         self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
         let id = self.next_req_id;
         self.outbuf.clear();
@@ -308,43 +238,25 @@ impl XenbusConn {
         let deadline = Instant::now() + self.reply_timeout;
         self.send_outbuf(deadline)?;
         self.requests_sent += 1;
-        Ok((id, deadline))
-    }
-
-    /// Waits for the reply to request `id`, queueing watch events and dropping stray replies;
-    /// returns its length in `inbuf`.
-    fn await_reply(
-        &mut self,
-        id: u32,
-        req: &Request<'_>,
-        deadline: Instant,
-    ) -> Result<usize, Error> {
         // The device answers WATCH/UNWATCH itself and may leave req_id at 0.
         let zero_ok = matches!(req.msg_type(), MsgType::Watch | MsgType::Unwatch)
             && matches!(self.endpoint, Endpoint::Device(_));
-        loop {
+        let len = loop {
             let len = self.recv_message(deadline)?;
             self.consumed = len;
             let packet = Packet::new_unchecked(&self.inbuf[..len]);
-            if packet.msg_type_raw() == MsgType::WatchEvent.to_u32() {
+            let ty = packet.msg_type_raw();
+            if ty == MsgType::WatchEvent.to_u32() {
                 self.queue_event(len);
                 continue;
             }
             let rid = packet.req_id();
             if rid == id || (rid == 0 && zero_ok) {
-                return Ok(len);
-            }
-            // A reply to a request sent after this one (pipelined): out of order.
-            let ahead = rid.wrapping_sub(id);
-            if rid != 0 && ahead <= self.next_req_id.wrapping_sub(id) {
-                return Err(Error::OutOfOrder);
+                break len;
             }
             self.stray_replies += 1;
             log::debug!("dropping stray xenstore reply (req_id {rid}, waiting for {id})");
-        }
-    }
-
-    fn parse_reply(&self, len: usize, req: &Request<'_>) -> Result<Reply<'_>, Error> {
+        };
         let packet = Packet::new_unchecked(&self.inbuf[..len]);
         let ty = packet.msg_type().map_err(Error::Wire)?;
         match Reply::parse(ty, Some(req.msg_type()), &self.inbuf[HEADER_LEN..len]) {

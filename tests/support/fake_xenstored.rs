@@ -331,8 +331,6 @@ struct State {
     /// `None`: ENOSPC.
     quota_error: Option<XsError>,
     stats: Stats,
-    /// Replies held back by `Fault::HoldReply`, per connection.
-    held: HashMap<u64, Vec<u8>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -556,13 +554,6 @@ fn serve_one(shared: &Shared, conn: u64, domid: u32, stream: &mut UnixStream) ->
         _ => {}
     }
     out.extend_from_slice(&post);
-    if plan.hold_reply {
-        st.held.insert(conn, out);
-        return Ok(());
-    }
-    if let Some(held) = st.held.remove(&conn) {
-        out.extend_from_slice(&held);
-    }
     let writer = st.conns.get(&conn).cloned().ok_or_else(closed)?;
     send(&writer, &out)?;
     drop(st);
@@ -590,7 +581,6 @@ fn serve_connection(shared: Arc<Shared>, mut stream: UnixStream, domid: u32) {
     st.conns.remove(&conn);
     st.watches.retain(|w| w.conn != conn);
     st.txs.retain(|_, t| t.conn != conn);
-    st.held.remove(&conn);
 }
 
 /// The running fake; dropping it stops accepting, closes connections and removes the sockets.

@@ -49,10 +49,6 @@ pub enum Fault {
     OversizeReply,
     /// Sleep this long before handling the request.
     Delay(Duration),
-    /// A request whose resolved path starts with this prefix is executed but its reply is
-    /// held back and sent after the reply to the connection's next request: replies out of
-    /// order, which xenstored never does.
-    HoldReply(String),
 }
 
 /// What the server must do to one request; the sum of every fault that matched it.
@@ -65,7 +61,6 @@ pub struct Plan {
     pub malformed: Option<MalformedKind>,
     pub spurious_event: bool,
     pub oversize_read: bool,
-    pub hold_reply: bool,
 }
 
 struct Armed {
@@ -139,10 +134,6 @@ impl FaultInjector {
                 Fault::SpuriousWatchEvent => path.is_some() && set(&mut plan.spurious_event, true),
                 Fault::OversizeReply => {
                     msg_type == Some(MsgType::Read) && set(&mut plan.oversize_read, true)
-                }
-                Fault::HoldReply(ref prefix) => {
-                    path.is_some_and(|p| p.starts_with(prefix.as_str()))
-                        && set(&mut plan.hold_reply, true)
                 }
                 Fault::Delay(d) => {
                     plan.delay = Some(plan.delay.unwrap_or_default() + d);
