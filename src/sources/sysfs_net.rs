@@ -30,7 +30,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{read_capped, rooted};
+use super::{canonicalize, read_capped, rooted};
 
 /// sysfs attributes and uevents are a line or a few; anything past this is ignored.
 const MAX_ATTR: u64 = 4096;
@@ -161,7 +161,7 @@ pub fn classify(root: &Path, ifname: &str) -> Result<NicClass, ClassifyError> {
     }
     let mut sys = Sysfs::open(root)?;
     let entry = sys.class_net.join(ifname);
-    let netdir = match fs::canonicalize(&entry) {
+    let netdir = match canonicalize(&entry) {
         Ok(p) => p,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ClassifyError::Vanished),
         Err(e) => return Err(ClassifyError::Io(e)),
@@ -199,18 +199,18 @@ impl Sysfs {
             io::ErrorKind::NotFound => ClassifyError::NoSysfs,
             _ => ClassifyError::Io(e),
         };
-        let sys = fs::canonicalize(rooted(root, "/sys")).map_err(not_mounted)?;
-        let class_net = fs::canonicalize(sys.join("class/net")).map_err(not_mounted)?;
+        let sys = canonicalize(&rooted(root, "/sys")).map_err(not_mounted)?;
+        let class_net = canonicalize(&sys.join("class/net")).map_err(not_mounted)?;
         if !class_net.starts_with(&sys) {
             return Err(ClassifyError::OutsideSysfs);
         }
         let inside = |p: &PathBuf| p.starts_with(&sys);
         // Without a devices dir inside sys no `device` link can pass the check.
-        let devices = fs::canonicalize(sys.join("devices"))
+        let devices = canonicalize(&sys.join("devices"))
             .ok()
             .filter(inside)
             .unwrap_or_else(|| sys.join("devices"));
-        let dt_base = fs::canonicalize(sys.join("firmware/devicetree/base"))
+        let dt_base = canonicalize(&sys.join("firmware/devicetree/base"))
             .ok()
             .filter(inside);
         Ok(Sysfs {
@@ -230,7 +230,7 @@ impl Sysfs {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ClassifyError::Io(e)),
         }
-        let dev = match fs::canonicalize(&link) {
+        let dev = match canonicalize(&link) {
             Ok(p) => p,
             Err(_) if fs::symlink_metadata(entry).is_err() => return Err(ClassifyError::Vanished),
             Err(e) => return Err(ClassifyError::Io(e)),
@@ -455,7 +455,7 @@ impl Sysfs {
 
     /// The canonical target of `dir/name`, when it stays inside /sys.
     fn resolve(&self, dir: &Path, name: &str) -> Option<PathBuf> {
-        fs::canonicalize(dir.join(name))
+        canonicalize(&dir.join(name))
             .ok()
             .filter(|p| p.starts_with(&self.sys))
     }
