@@ -180,11 +180,20 @@ impl Agent {
 
     /// Classifies links that are new or renamed, and renders the NIC keys again.
     pub fn refresh_nics(&mut self) {
+        // /sys is opened once for all the links this round, not once per link.
+        let mut sysfs = None;
         for link in self.net.links.values_mut() {
             if link.class.is_some() {
                 continue;
             }
-            match sysfs_net::classify(&self.cfg.root, &link.name) {
+            let result = match sysfs.get_or_insert_with(|| sysfs_net::Sysfs::open(&self.cfg.root)) {
+                Ok(sys) => sys.classify(&link.name),
+                Err(e) => {
+                    log::debug!("cannot classify {}: {e}", link.name);
+                    continue;
+                }
+            };
+            match result {
                 Ok(class) => link.class = Some(class),
                 // Gone or renamed since the event; the next event says what became of it.
                 Err(e) => log::debug!("cannot classify {}: {e}", link.name),

@@ -159,29 +159,12 @@ pub fn classify(root: &Path, ifname: &str) -> Result<NicClass, ClassifyError> {
     if !valid_ifname(ifname) {
         return Err(ClassifyError::BadName);
     }
-    let mut sys = Sysfs::open(root)?;
-    let entry = sys.class_net.join(ifname);
-    let netdir = match canonicalize(&entry) {
-        Ok(p) => p,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ClassifyError::Vanished),
-        Err(e) => return Err(ClassifyError::Io(e)),
-    };
-    if !netdir.starts_with(&sys.sys) {
-        return Err(ClassifyError::OutsideSysfs);
-    }
-    let class = match sys.device_of(&entry, &netdir)? {
-        None => NicClass::Virtual,
-        Some(dev) => sys.classify_device(&dev),
-    };
-    // Renamed or removed while we looked: what was read may be half of a dying device.
-    if fs::symlink_metadata(&entry).is_err() {
-        return Err(ClassifyError::Vanished);
-    }
-    Ok(class)
+    Sysfs::open(root)?.classify(ifname)
 }
 
-/// `root/sys`, canonicalized once per call, and a reused read buffer.
-struct Sysfs {
+/// `root/sys`, canonicalized once, and a reused read buffer: open it once to classify several
+/// interfaces in a row.
+pub struct Sysfs {
     /// Canonical `root/sys`: no link may lead out of it.
     sys: PathBuf,
     /// Canonical `root/sys/devices`: where a netdev's `device` must lead.
@@ -194,7 +177,9 @@ struct Sysfs {
 }
 
 impl Sysfs {
-    fn open(root: &Path) -> Result<Sysfs, ClassifyError> {
+    /// Errors: [`ClassifyError::NoSysfs`] without `root/sys/class/net`,
+    /// [`ClassifyError::OutsideSysfs`] when it leads out of `root/sys`.
+    pub fn open(root: &Path) -> Result<Sysfs, ClassifyError> {
         let not_mounted = |e: io::Error| match e.kind() {
             io::ErrorKind::NotFound => ClassifyError::NoSysfs,
             _ => ClassifyError::Io(e),
@@ -220,6 +205,31 @@ impl Sysfs {
             dt_base,
             buf: Vec::with_capacity(MAX_ATTR as usize),
         })
+    }
+
+    /// Classifies `ifname`, like [`classify`].
+    pub fn classify(&mut self, ifname: &str) -> Result<NicClass, ClassifyError> {
+        if !valid_ifname(ifname) {
+            return Err(ClassifyError::BadName);
+        }
+        let entry = self.class_net.join(ifname);
+        let netdir = match canonicalize(&entry) {
+            Ok(p) => p,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ClassifyError::Vanished),
+            Err(e) => return Err(ClassifyError::Io(e)),
+        };
+        if !netdir.starts_with(&self.sys) {
+            return Err(ClassifyError::OutsideSysfs);
+        }
+        let class = match self.device_of(&entry, &netdir)? {
+            None => NicClass::Virtual,
+            Some(dev) => self.classify_device(&dev),
+        };
+        // Renamed or removed while we looked: what was read may be half of a dying device.
+        if fs::symlink_metadata(&entry).is_err() {
+            return Err(ClassifyError::Vanished);
+        }
+        Ok(class)
     }
 
     /// The canonical target of the netdev's `device` link; `None` when there is none.
