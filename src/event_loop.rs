@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::agent::Agent;
+use crate::agent::{Agent, DomainIdentity};
 use crate::balloon::BalloonState;
 use crate::netlink::source::NetlinkSource;
 use crate::sys::{self, SignalFd, TimerFd};
@@ -67,8 +67,8 @@ impl std::error::Error for RunError {}
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Opens the connection and logs who we are.
-fn connect(choice: &EndpointChoice) -> Result<XenbusConn, Error> {
+/// Opens the connection, reads who we are and logs it.
+fn connect(choice: &EndpointChoice) -> Result<(XenbusConn, DomainIdentity), Error> {
     let endpoint = choice.resolve().ok_or_else(|| {
         Error::Open(io::Error::new(
             io::ErrorKind::NotFound,
@@ -77,12 +77,12 @@ fn connect(choice: &EndpointChoice) -> Result<XenbusConn, Error> {
         ))
     })?;
     let mut conn = XenbusConn::open(&endpoint)?;
-    match conn.read_domid() {
-        Ok(id) => log::info!("connected to {endpoint}, domain {id}"),
-        Err(e) if e.is_connection_lost() => return Err(e),
-        Err(e) => log::info!("connected to {endpoint} (domid unknown: {e})"),
+    let id = Agent::read_identity(&mut conn)?;
+    match id.domid {
+        Some(domid) => log::info!("connected to {endpoint}, domain {domid}"),
+        None => log::info!("connected to {endpoint} (domid unknown)"),
     }
-    Ok(conn)
+    Ok((conn, id))
 }
 
 fn log_round(agent: &Agent, r: crate::publisher::RoundOutcome, first: bool) {
@@ -129,7 +129,7 @@ pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
 /// `--once`: connect, publish one round, return.
 pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
     let _netlink = open_netlink(agent);
-    let mut conn = connect(choice).map_err(RunError::Connect)?;
+    let (mut conn, _) = connect(choice).map_err(RunError::Connect)?;
     agent.read_hints(&mut conn).map_err(RunError::Connect)?;
     let r = agent.publish(&mut conn).map_err(RunError::Connect)?;
     log_round(agent, r, true);
@@ -160,11 +160,11 @@ pub fn run(
     loop {
         if link.conn.is_none() && Instant::now() >= link.next_attempt {
             match connect(choice) {
-                Ok(mut c) => {
+                Ok((mut c, id)) => {
                     agent.forget_published();
-                    let round = Agent::read_identity(&mut c)
-                        .map(|id| agent.set_identity(id))
-                        .and_then(|()| agent.read_hints(&mut c))
+                    agent.set_identity(id);
+                    let round = agent
+                        .read_hints(&mut c)
                         .and_then(|()| agent.publish(&mut c))
                         .and_then(|r| watch(&mut c, &mut unseen).map(|()| r));
                     match round {
@@ -287,9 +287,17 @@ pub fn run(
                     ev.token,
                     if first { ", registration" } else { "" }
                 );
-                if ev.token == TOKEN_TARGET && agent.refresh_balloon(Instant::now()).is_some() {
-                    arm_balloon_recheck(&balloon_timer);
-                    publish_now = true;
+                if ev.token == TOKEN_TARGET {
+                    if let Some(state) = agent.refresh_balloon(Instant::now()) {
+                        // A new target: the driver may not have started moving yet, so look
+                        // again in a second. The registration event changes nothing: recheck
+                        // only if the balloon is already moving. (A recheck also re-reads free
+                        // memory, which would make a restart write within a second.)
+                        if !first || state == BalloonState::Ballooning {
+                            arm_balloon_recheck(&balloon_timer);
+                        }
+                        publish_now = true;
+                    }
                 }
                 // Watches fire again after a resume, and unique-domain-id changes with the
                 // domain: is this still the domain we published to? Only the agent's own

@@ -124,6 +124,9 @@ pub struct Publisher {
     written: BTreeMap<String, String>,
     failed: BTreeMap<String, Failure>,
     loaded: bool,
+    /// The store had no layout marker: the round publishes without a read-back and reads the
+    /// store back afterwards to remove what an earlier run or another agent left there.
+    sweep_pending: bool,
     pub metrics: PublisherMetrics,
 }
 
@@ -138,6 +141,7 @@ impl Publisher {
         self.written.clear();
         self.failed.clear();
         self.loaded = false;
+        self.sweep_pending = false;
     }
 
     /// What the publisher believes XenStore holds for the owned keys.
@@ -362,15 +366,38 @@ impl Publisher {
 
     /// Reads the store back unless that was done since the last [`Publisher::forget`];
     /// true if it read.
+    ///
+    /// On a store without `data/xenbeacon/layout` (a new domain, a migrated or resumed one
+    /// whose tree was rebuilt, or a first run after another agent) there is nothing of ours to
+    /// diff against: the read-back is put off until after the round, so the first key goes out
+    /// after one round trip instead of one per owned node. The marker is written in the first
+    /// group of every full round, so its presence is what makes a restart write nothing.
     pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
         if self.loaded {
             return Ok(false);
         }
-        self.load(conn)?;
-        Ok(true)
+        self.metrics.reads += 1;
+        match conn.read(key::LAYOUT) {
+            Err(e) if e.xs() == Some(XsError::Enoent) => {
+                self.written.clear();
+                self.loaded = true;
+                self.sweep_pending = true;
+                log::debug!(
+                    "no {} in xenstore: publishing before the read-back",
+                    key::LAYOUT
+                );
+                Ok(false)
+            }
+            Err(e) if e.is_connection_lost() => Err(e),
+            _ => {
+                self.load(conn)?;
+                Ok(true)
+            }
+        }
     }
 
-    /// Reads back (once per connection), plans and applies one round.
+    /// Reads back (once per connection), plans and applies one round. After a round that went
+    /// out without a read-back, reads the store back and removes what is stale.
     pub fn publish(
         &mut self,
         conn: &mut XenbusConn,
@@ -378,6 +405,24 @@ impl Publisher {
         now: u64,
     ) -> Result<RoundOutcome, Error> {
         self.ensure_loaded(conn)?;
+        let mut out = self.plan_and_apply(conn, desired, now)?;
+        if self.sweep_pending {
+            self.load(conn)?;
+            self.sweep_pending = false;
+            let sweep = self.plan_and_apply(conn, desired, now)?;
+            out.writes += sweep.writes;
+            out.removes += sweep.removes;
+            out.refused += sweep.refused;
+        }
+        Ok(out)
+    }
+
+    fn plan_and_apply(
+        &mut self,
+        conn: &mut XenbusConn,
+        desired: &DesiredKeys,
+        now: u64,
+    ) -> Result<RoundOutcome, Error> {
         let ops = self.plan(desired, now);
         if ops.is_empty() {
             return Ok(RoundOutcome::default());

@@ -8,12 +8,11 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use neli::consts::socket::{Msg, NlFamily};
+use neli::consts::socket::Msg;
 use neli::socket::NlSocket;
-use neli::utils::Groups;
 
 use super::wire::{
     emit_dump_request, NlMsgs, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, RTMGRP_IPV4_IFADDR,
@@ -86,9 +85,8 @@ enum Drained {
 
 impl NetlinkSource {
     pub fn open() -> Result<NetlinkSource, NetlinkError> {
-        let groups = Groups::new_bitmask(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
-        let sock = NlSocket::connect(NlFamily::Route, None, groups).map_err(NetlinkError::Open)?;
-        sock.nonblock().map_err(NetlinkError::Open)?;
+        let sock = open_route_socket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
+            .map_err(NetlinkError::Open)?;
         if let Err(e) = sock.set_recv_buffer_size(SO_RCVBUF) {
             log::debug!("cannot enlarge the rtnetlink receive buffer: {e}");
         }
@@ -140,12 +138,17 @@ impl NetlinkSource {
         self.sock
             .send(&self.req, Msg::empty())
             .map_err(NetlinkError::Io)?;
-        let deadline = Instant::now() + DUMP_TIMEOUT;
+        // The kernel builds the first part of a dump in the send itself, so the clock is only
+        // read when the dump has to be waited for.
+        let mut deadline = None;
         loop {
             match self.drain(state, Some(self.seq))? {
                 Drained::Empty(true) => return Ok(true),
                 Drained::Overrun => return Ok(false),
-                Drained::Empty(false) => wait_readable(self.sock.as_raw_fd(), deadline)?,
+                Drained::Empty(false) => {
+                    let at = *deadline.get_or_insert_with(|| Instant::now() + DUMP_TIMEOUT);
+                    wait_readable(self.sock.as_raw_fd(), at)?
+                }
             }
         }
     }
@@ -233,6 +236,41 @@ impl AsRawFd for NetlinkSource {
     fn as_raw_fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }
+}
+
+/// A non-blocking, close-on-exec rtnetlink socket bound to the multicast `groups` (a
+/// `RTMGRP_*` mask) in two system calls: neli's `connect` and `nonblock` take a setsockopt
+/// per group and two fcntl, and in a PV guest each system call is a trip through Xen.
+fn open_route_socket(groups: u32) -> io::Result<NlSocket> {
+    // SAFETY: socket(2) takes no pointers.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd nothing else owns; the socket closes it when dropped.
+    let sock = unsafe { NlSocket::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain old data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    addr.nl_groups = groups;
+    // SAFETY: `addr` is a valid sockaddr_nl of the size passed.
+    let r = unsafe {
+        libc::bind(
+            fd,
+            &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
 }
 
 fn wait_readable(fd: RawFd, deadline: Instant) -> Result<(), NetlinkError> {

@@ -12,33 +12,38 @@ pub struct BalloonInfo {
     pub current_kb: u64,
 }
 
+/// Paths joined once: the memory timer reads these every tick, and a path built per read
+/// costs an allocation (with musl, an mmap/munmap pair) each time.
 pub struct BalloonReader {
-    dir: PathBuf,
+    target: PathBuf,
+    current: PathBuf,
     buf: Vec<u8>,
 }
 
 impl BalloonReader {
     pub fn new(root: &Path) -> BalloonReader {
+        let dir = rooted(root, "/sys/devices/system/xen_memory/xen_memory0");
         BalloonReader {
-            dir: rooted(root, "/sys/devices/system/xen_memory/xen_memory0"),
+            target: dir.join("target_kb"),
+            current: dir.join("info/current_kb"),
             buf: Vec::with_capacity(32),
         }
     }
 
     /// `None` without a balloon driver or when its files cannot be read.
     pub fn read(&mut self) -> Option<BalloonInfo> {
-        let target_kb = self.read_kb("target_kb")?;
-        let current_kb = self.read_kb("info/current_kb")?;
+        let target_kb = read_kb(&self.target, &mut self.buf)?;
+        let current_kb = read_kb(&self.current, &mut self.buf)?;
         Some(BalloonInfo {
             target_kb,
             current_kb,
         })
     }
+}
 
-    fn read_kb(&mut self, file: &str) -> Option<u64> {
-        read_capped(&self.dir.join(file), &mut self.buf, 64).ok()?;
-        std::str::from_utf8(&self.buf).ok()?.trim().parse().ok()
-    }
+fn read_kb(path: &Path, buf: &mut Vec<u8>) -> Option<u64> {
+    read_capped(path, buf, 64).ok()?;
+    std::str::from_utf8(buf).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use super::rooted;
+use super::{read_capped, rooted};
 
 /// The hypervisor named by `/sys/hypervisor/type`, if the file exists.
 pub fn hypervisor_type(root: &Path) -> Option<String> {
-    let s = std::fs::read_to_string(rooted(root, "/sys/hypervisor/type")).ok()?;
-    Some(s.trim().to_owned())
+    let mut buf = Vec::with_capacity(64);
+    read_capped(&rooted(root, "/sys/hypervisor/type"), &mut buf, 64).ok()?;
+    Some(String::from_utf8_lossy(&buf).trim().to_owned())
 }
 
 /// True when `/sys/hypervisor/type` is `xen`.

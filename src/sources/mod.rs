@@ -12,7 +12,6 @@ pub mod sysfs_net;
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// `root` joined with an absolute path such as `/proc/meminfo`.
@@ -24,7 +23,9 @@ pub fn rooted(root: &Path, abs: &str) -> PathBuf {
 /// hostile or corrupt file cannot make the agent allocate without bound.
 pub fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: u64) -> io::Result<()> {
     buf.clear();
-    std::fs::File::open(path)?.take(limit).read_to_end(buf)?;
+    std::fs::File::from(crate::sys::open(path, libc::O_RDONLY)?)
+        .take(limit)
+        .read_to_end(buf)?;
     Ok(())
 }
 
@@ -34,10 +35,7 @@ pub fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: u64) -> io::Result<()>
 /// dozen sysfs links ten components deep, and in a PV guest every system call is a trip
 /// through Xen. Falls back to `fs::canonicalize` when /proc is not mounted.
 pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open(path)?;
+    let file = crate::sys::open(path, libc::O_PATH)?;
     match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
         // Not a plain path: a deleted node (" (deleted)") is not worth guessing about.
         Ok(p) if p.is_absolute() && !p.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") => {

@@ -331,6 +331,8 @@ struct State {
     /// `None`: ENOSPC.
     quota_error: Option<XsError>,
     stats: Stats,
+    /// Every request's domain and type, in the order received.
+    sequence: Vec<(u32, MsgType)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -504,7 +506,9 @@ fn serve_one(shared: &Shared, conn: u64, domid: u32, stream: &mut UnixStream) ->
     let req = msg_type.and_then(|t| Request::parse(t, packet.payload()).ok());
     let path = req.and_then(|r| r.path()).map(|p| resolve(p, domid));
     if let Some(t) = msg_type {
-        *lock(&shared.state).stats.0.entry((domid, t)).or_default() += 1;
+        let mut state = lock(&shared.state);
+        *state.stats.0.entry((domid, t)).or_default() += 1;
+        state.sequence.push((domid, t));
     }
 
     let plan = shared
@@ -769,8 +773,21 @@ impl FakeXenstored {
         lock(&self.shared.state).stats.clone()
     }
 
+    /// The types of the requests `domid` sent since the start or the last reset, in order.
+    pub fn sequence(&self, domid: u32) -> Vec<MsgType> {
+        let state = lock(&self.shared.state);
+        state
+            .sequence
+            .iter()
+            .filter(|r| r.0 == domid)
+            .map(|r| r.1)
+            .collect()
+    }
+
     pub fn reset_stats(&self) {
-        lock(&self.shared.state).stats = Stats::default();
+        let mut state = lock(&self.shared.state);
+        state.sequence.clear();
+        state.stats = Stats::default();
     }
 
     /// Open client connections.
