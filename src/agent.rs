@@ -15,7 +15,8 @@ use crate::publisher::{unix_now, Op, Publisher, Refusal, RoundOutcome};
 use crate::sources::balloon::BalloonReader;
 use crate::sources::meminfo::MeminfoReader;
 use crate::sources::stage::{self, BootStage};
-use crate::sources::{kernel, os_release, sysfs_net};
+use crate::sources::sysfs_net::{self, NicClass};
+use crate::sources::{kernel, os_release};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
 
@@ -184,6 +185,11 @@ impl Agent {
         let mut sysfs = None;
         for link in self.net.links.values_mut() {
             if link.class.is_some() {
+                continue;
+            }
+            // What sysfs would say of the loopback, without the five system calls to ask.
+            if link.flags & libc::IFF_LOOPBACK as u32 != 0 {
+                link.class = Some(NicClass::Virtual);
                 continue;
             }
             let result = match sysfs.get_or_insert_with(|| sysfs_net::Sysfs::open(&self.cfg.root)) {

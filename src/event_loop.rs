@@ -67,8 +67,8 @@ impl std::error::Error for RunError {}
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Opens the connection, reads who we are and logs it.
-fn connect(choice: &EndpointChoice) -> Result<(XenbusConn, DomainIdentity), Error> {
+/// Opens the connection.
+fn connect(choice: &EndpointChoice) -> Result<XenbusConn, Error> {
     let endpoint = choice.resolve().ok_or_else(|| {
         Error::Open(io::Error::new(
             io::ErrorKind::NotFound,
@@ -76,13 +76,19 @@ fn connect(choice: &EndpointChoice) -> Result<(XenbusConn, DomainIdentity), Erro
              (mount devtmpfs on /dev, or xenfs on /proc/xen)",
         ))
     })?;
-    let mut conn = XenbusConn::open(&endpoint)?;
-    let id = Agent::read_identity(&mut conn)?;
+    XenbusConn::open(&endpoint)
+}
+
+/// Reads who the connection's domain is and logs it. Done after the first round, which
+/// does not need it: only a later domain check compares against it.
+fn identify(conn: &mut XenbusConn) -> Result<DomainIdentity, Error> {
+    let id = Agent::read_identity(conn)?;
+    let endpoint = conn.endpoint();
     match id.domid {
         Some(domid) => log::info!("connected to {endpoint}, domain {domid}"),
         None => log::info!("connected to {endpoint} (domid unknown)"),
     }
-    Ok((conn, id))
+    Ok(id)
 }
 
 fn log_round(agent: &Agent, r: crate::publisher::RoundOutcome, first: bool) {
@@ -129,9 +135,10 @@ pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
 /// `--once`: connect, publish one round, return.
 pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
     let _netlink = open_netlink(agent);
-    let (mut conn, _) = connect(choice).map_err(RunError::Connect)?;
+    let mut conn = connect(choice).map_err(RunError::Connect)?;
     agent.read_hints(&mut conn).map_err(RunError::Connect)?;
     let r = agent.publish(&mut conn).map_err(RunError::Connect)?;
+    identify(&mut conn).map_err(RunError::Connect)?;
     log_round(agent, r, true);
     Ok(())
 }
@@ -158,15 +165,18 @@ pub fn run(
     let mut unseen: Vec<&'static str> = Vec::new();
 
     loop {
-        if link.conn.is_none() && Instant::now() >= link.next_attempt {
+        if link.conn.is_none() && link.next_attempt.map_or(true, |t| Instant::now() >= t) {
             match connect(choice) {
-                Ok((mut c, id)) => {
+                Ok(mut c) => {
                     agent.forget_published();
-                    agent.set_identity(id);
                     let round = agent
                         .read_hints(&mut c)
                         .and_then(|()| agent.publish(&mut c))
-                        .and_then(|r| watch(&mut c, &mut unseen).map(|()| r));
+                        .and_then(|r| identify(&mut c).map(|id| (r, id)))
+                        .and_then(|(r, id)| {
+                            agent.set_identity(id);
+                            watch(&mut c, &mut unseen).map(|()| r)
+                        });
                     match round {
                         Ok(r) => {
                             log_round(agent, r, first_round);
@@ -192,7 +202,9 @@ pub fn run(
         let timeout = match link.conn.as_mut().map(XenbusConn::has_pending_event) {
             Some(true) => Some(Duration::ZERO),
             Some(false) => None,
-            None => Some(link.next_attempt.saturating_duration_since(Instant::now())),
+            None => Some(link.next_attempt.map_or(Duration::ZERO, |t| {
+                t.saturating_duration_since(Instant::now())
+            })),
         };
         sys::poll(&mut fds, timeout).map_err(RunError::Poll)?;
 
@@ -330,7 +342,8 @@ pub fn run(
 /// The connection and its reconnect schedule.
 struct Link {
     conn: Option<XenbusConn>,
-    next_attempt: Instant,
+    /// `None`: now (no clock read for the first attempt).
+    next_attempt: Option<Instant>,
     backoff: Duration,
     /// Last failure, so that a persisting one is logged once.
     last_error: Option<String>,
@@ -340,7 +353,7 @@ impl Link {
     fn new() -> Link {
         Link {
             conn: None,
-            next_attempt: Instant::now(),
+            next_attempt: None,
             backoff: BACKOFF_MIN,
             last_error: None,
         }
@@ -365,7 +378,7 @@ impl Link {
         }
         self.conn = None;
         agent.forget_published();
-        self.next_attempt = Instant::now() + self.backoff;
+        self.next_attempt = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 }

@@ -160,7 +160,8 @@ fn endpoint_choice(args: &Args) -> Result<EndpointChoice, String> {
     if let Some(e) = Endpoint::chosen(args.xenstore.as_deref()) {
         return Ok(EndpointChoice::Fixed(e));
     }
-    if hypervisor::is_xen(&args.root) || Endpoint::discover().is_some() {
+    // The device first: one stat(2), where /sys/hypervisor/type takes four system calls.
+    if Endpoint::discover().is_some() || hypervisor::is_xen(&args.root) {
         return Ok(EndpointChoice::Discover);
     }
     let seen = hypervisor::hypervisor_type(&args.root).map_or_else(

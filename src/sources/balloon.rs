@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_capped, rooted};
+use super::{read_attr, rooted};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BalloonInfo {
@@ -42,7 +42,7 @@ impl BalloonReader {
 }
 
 fn read_kb(path: &Path, buf: &mut Vec<u8>) -> Option<u64> {
-    read_capped(path, buf, 64).ok()?;
+    read_attr(path, buf, 64).ok()?;
     std::str::from_utf8(buf).ok()?.trim().parse().ok()
 }
 

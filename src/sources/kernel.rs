@@ -2,22 +2,22 @@
 
 use std::path::Path;
 
-use super::{read_capped, rooted};
+use super::{read_attr, rooted};
 
-/// `/proc/sys/kernel/osrelease` under `root`, falling back to `uname(2)` when the file is
-/// missing (an initramfs without /proc mounted) and `root` is the real root.
+/// `uname(2)`'s release for the real root (one system call); under another root (a test's
+/// fake tree) `/proc/sys/kernel/osrelease` there, which holds the same string.
 pub fn release(root: &Path) -> String {
+    if root == Path::new("/") {
+        if let Some(r) = uname_release() {
+            return r;
+        }
+    }
     let mut buf = Vec::new();
-    if read_capped(&rooted(root, "/proc/sys/kernel/osrelease"), &mut buf, 256).is_ok() {
+    if read_attr(&rooted(root, "/proc/sys/kernel/osrelease"), &mut buf, 256).is_ok() {
         let s = String::from_utf8_lossy(&buf);
         let s = s.trim();
         if !s.is_empty() {
             return s.to_owned();
-        }
-    }
-    if root == Path::new("/") {
-        if let Some(r) = uname_release() {
-            return r;
         }
     }
     String::from("unknown")

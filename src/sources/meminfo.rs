@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::{read_capped, rooted};
+use super::{read_attr, rooted};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemInfo {
@@ -88,16 +88,20 @@ pub struct MeminfoReader {
     buf: Vec<u8>,
 }
 
+const MEMINFO_MAX: usize = 8192;
+
 impl MeminfoReader {
     pub fn new(root: &Path) -> MeminfoReader {
         MeminfoReader {
             path: rooted(root, "/proc/meminfo"),
-            buf: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(MEMINFO_MAX),
         }
     }
 
     pub fn read(&mut self) -> Result<MemInfo, MeminfoError> {
-        read_capped(&self.path, &mut self.buf, 64 * 1024).map_err(MeminfoError::Io)?;
+        // /proc/meminfo is one seq_file record of about 1.5 KiB, produced whole on the first
+        // read; the keys read here are its first lines.
+        read_attr(&self.path, &mut self.buf, MEMINFO_MAX).map_err(MeminfoError::Io)?;
         parse(&self.buf)
     }
 }

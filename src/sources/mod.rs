@@ -29,6 +29,31 @@ pub fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: u64) -> io::Result<()>
     Ok(())
 }
 
+/// Reads a file the kernel produces whole on the first read (a sysfs attribute, a
+/// single-value procfs file such as /proc/meminfo) in one `read`, with no second read to see
+/// end-of-file: a short first read is the whole file. Up to `limit` bytes land in `buf`
+/// (cleared first). The last component is not followed if it is a symlink, and opening never
+/// blocks (a FIFO in a fake tree reads as empty), so a hostile tree can neither redirect nor
+/// stall the agent.
+pub fn read_attr(path: &Path, buf: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+    buf.clear();
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let mut file = std::fs::File::from(crate::sys::open(path, flags)?);
+    buf.resize(limit, 0);
+    let n = loop {
+        match file.read(buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.clear();
+                return Err(e);
+            }
+        }
+    };
+    buf.truncate(n);
+    Ok(())
+}
+
 /// `path` with every symlink resolved and no `.` or `..`, like `fs::canonicalize`, in three
 /// system calls instead of a `readlink` per component: the kernel resolves the whole path in
 /// one `open(O_PATH)` and `/proc/self/fd` names what it found. Classifying a NIC follows a

@@ -30,10 +30,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{canonicalize, read_capped, rooted};
+use super::{canonicalize, read_attr, rooted};
 
 /// sysfs attributes and uevents are a line or a few; anything past this is ignored.
-const MAX_ATTR: u64 = 4096;
+const MAX_ATTR: usize = 4096;
 
 /// The kernel's `IFNAMSIZ` (16) minus the terminating NUL.
 const MAX_IFNAME: usize = 15;
@@ -164,46 +164,37 @@ pub fn classify(root: &Path, ifname: &str) -> Result<NicClass, ClassifyError> {
 
 /// `root/sys`, canonicalized once, and a reused read buffer: open it once to classify several
 /// interfaces in a row.
+///
+/// Only `root/sys` itself is canonicalized up front: every class entry and `device` link is
+/// canonicalized when classified and must land inside it, so `class/net` and `devices` need
+/// no resolving of their own (in sysfs they are plain directories), and the device-tree base
+/// is only looked up for a platform NIC. In a PV guest each system call is a trip through Xen.
 pub struct Sysfs {
     /// Canonical `root/sys`: no link may lead out of it.
     sys: PathBuf,
-    /// Canonical `root/sys/devices`: where a netdev's `device` must lead.
+    /// `root/sys/devices`: where a netdev's `device` must lead.
     devices: PathBuf,
-    /// Canonical `root/sys/class/net`.
+    /// `root/sys/class/net`.
     class_net: PathBuf,
-    /// Canonical `root/sys/firmware/devicetree/base`, when there is one inside `sys`.
-    dt_base: Option<PathBuf>,
+    /// Canonical `root/sys/firmware/devicetree/base` when there is one inside `sys`; looked
+    /// up on first use.
+    dt_base: Option<Option<PathBuf>>,
     buf: Vec<u8>,
 }
 
 impl Sysfs {
-    /// Errors: [`ClassifyError::NoSysfs`] without `root/sys/class/net`,
-    /// [`ClassifyError::OutsideSysfs`] when it leads out of `root/sys`.
+    /// Errors: [`ClassifyError::NoSysfs`] without `root/sys`.
     pub fn open(root: &Path) -> Result<Sysfs, ClassifyError> {
-        let not_mounted = |e: io::Error| match e.kind() {
+        let sys = canonicalize(&rooted(root, "/sys")).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => ClassifyError::NoSysfs,
             _ => ClassifyError::Io(e),
-        };
-        let sys = canonicalize(&rooted(root, "/sys")).map_err(not_mounted)?;
-        let class_net = canonicalize(&sys.join("class/net")).map_err(not_mounted)?;
-        if !class_net.starts_with(&sys) {
-            return Err(ClassifyError::OutsideSysfs);
-        }
-        let inside = |p: &PathBuf| p.starts_with(&sys);
-        // Without a devices dir inside sys no `device` link can pass the check.
-        let devices = canonicalize(&sys.join("devices"))
-            .ok()
-            .filter(inside)
-            .unwrap_or_else(|| sys.join("devices"));
-        let dt_base = canonicalize(&sys.join("firmware/devicetree/base"))
-            .ok()
-            .filter(inside);
+        })?;
         Ok(Sysfs {
+            devices: sys.join("devices"),
+            class_net: sys.join("class/net"),
             sys,
-            devices,
-            class_net,
-            dt_base,
-            buf: Vec::with_capacity(MAX_ATTR as usize),
+            dt_base: None,
+            buf: Vec::with_capacity(MAX_ATTR),
         })
     }
 
@@ -215,7 +206,13 @@ impl Sysfs {
         let entry = self.class_net.join(ifname);
         let netdir = match canonicalize(&entry) {
             Ok(p) => p,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ClassifyError::Vanished),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // No entry: gone, unless there is no class/net at all (/sys not mounted).
+                return Err(match fs::symlink_metadata(&self.class_net) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => ClassifyError::NoSysfs,
+                    _ => ClassifyError::Vanished,
+                });
+            }
             Err(e) => return Err(ClassifyError::Io(e)),
         };
         if !netdir.starts_with(&self.sys) {
@@ -235,15 +232,18 @@ impl Sysfs {
     /// The canonical target of the netdev's `device` link; `None` when there is none.
     fn device_of(&self, entry: &Path, netdir: &Path) -> Result<Option<PathBuf>, ClassifyError> {
         let link = netdir.join("device");
-        match fs::symlink_metadata(&link) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ClassifyError::Io(e)),
-        }
         let dev = match canonicalize(&link) {
             Ok(p) => p,
-            Err(_) if fs::symlink_metadata(entry).is_err() => return Err(ClassifyError::Vanished),
-            Err(e) => return Err(ClassifyError::Io(e)),
+            Err(e) => {
+                return match fs::symlink_metadata(&link) {
+                    // No link: a virtual device (bridge, VLAN, ...). Had the whole netdev
+                    // gone, `classify` notices afterwards.
+                    Err(l) if l.kind() == io::ErrorKind::NotFound => Ok(None),
+                    _ if fs::symlink_metadata(entry).is_err() => Err(ClassifyError::Vanished),
+                    // A dangling or unreadable link.
+                    _ => Err(ClassifyError::Io(e)),
+                };
+            }
         };
         if !dev.starts_with(&self.devices) || dev == self.devices {
             return Err(ClassifyError::OutsideSysfs);
@@ -416,8 +416,14 @@ impl Sysfs {
 
     /// The full name of a device-tree node (`/passthrough/virtio_mmio@a003e00`) from its
     /// canonical path under /sys/firmware/devicetree/base.
-    fn dt_node_name(&self, node: &Path) -> Option<String> {
-        let rel = node.strip_prefix(self.dt_base.as_deref()?).ok()?;
+    fn dt_node_name(&mut self, node: &Path) -> Option<String> {
+        let sys = &self.sys;
+        let base = self.dt_base.get_or_insert_with(|| {
+            canonicalize(&sys.join("firmware/devicetree/base"))
+                .ok()
+                .filter(|p| p.starts_with(sys))
+        });
+        let rel = node.strip_prefix(base.as_deref()?).ok()?;
         let mut name = String::new();
         for c in rel {
             name.push('/');
@@ -496,14 +502,10 @@ impl Sysfs {
         uevent_value(&self.buf, key)
     }
 
-    /// Reads `dir/name` into the buffer, if it is a regular file (not a link that could lead
-    /// anywhere, not a FIFO that would block).
+    /// Reads `dir/name` into the buffer: never through a symlink that could lead anywhere,
+    /// never blocking on a FIFO (which reads as empty), and a directory fails to read.
     fn read(&mut self, dir: &Path, name: &str) -> bool {
-        let path = dir.join(name);
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_file() => read_capped(&path, &mut self.buf, MAX_ATTR).is_ok(),
-            _ => false,
-        }
+        read_attr(&dir.join(name), &mut self.buf, MAX_ATTR).is_ok()
     }
 }
 
