@@ -273,6 +273,14 @@ impl Agent {
         round
     }
 
+    /// On a store with nothing of ours (see [`Publisher::probe_fresh`]), publishes what the
+    /// agent knows before it has looked at the NICs: the OS, memory and balloon keys go out
+    /// while the NICs, which take the longest to learn, follow in the next round.
+    pub fn publish_early(&mut self, conn: &mut XenbusConn) -> Result<Option<RoundOutcome>, Error> {
+        self.publisher
+            .publish_early(conn, &self.desired, unix_now())
+    }
+
     /// Reads who the connection's domain is now.
     pub fn read_identity(conn: &mut XenbusConn) -> Result<DomainIdentity, Error> {
         let domid = match conn.read_domid() {

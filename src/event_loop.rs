@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::agent::{Agent, DomainIdentity};
 use crate::balloon::BalloonState;
 use crate::netlink::source::NetlinkSource;
+use crate::publisher::RoundOutcome;
 use crate::sys::{self, SignalFd, TimerFd};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
 
@@ -91,7 +92,7 @@ fn identify(conn: &mut XenbusConn) -> Result<DomainIdentity, Error> {
     Ok(id)
 }
 
-fn log_round(agent: &Agent, r: crate::publisher::RoundOutcome, first: bool) {
+fn log_round(agent: &Agent, r: RoundOutcome, first: bool) {
     if first {
         log::info!(
             "published: {} keys desired, {} written, {} removed, {} refused",
@@ -132,6 +133,29 @@ pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
     }
 }
 
+/// The round after a connect: toolstack hints, the round, then who the domain is. rtnetlink
+/// is opened on the first connection, after an early round if the store is fresh: the NICs
+/// take the longest to learn, and everything else can be published without them.
+fn round_after_connect(
+    c: &mut XenbusConn,
+    agent: &mut Agent,
+    netlink: &mut Option<NetlinkSource>,
+    netlink_opened: &mut bool,
+) -> Result<RoundOutcome, Error> {
+    agent.read_hints(c)?;
+    let mut out = RoundOutcome::default();
+    if !*netlink_opened {
+        if let Some(early) = agent.publish_early(c)? {
+            out = early;
+        }
+        *netlink = open_netlink(agent);
+        *netlink_opened = true;
+    }
+    out += agent.publish(c)?;
+    agent.set_identity(identify(c)?);
+    Ok(out)
+}
+
 /// `--once`: connect, publish one round, return.
 pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
     let _netlink = open_netlink(agent);
@@ -156,7 +180,9 @@ pub fn run(
         .arm(memory_interval, memory_interval)
         .map_err(RunError::Setup)?;
 
-    let mut netlink = open_netlink(agent);
+    // Opened after the first connection: on a fresh store a round goes out first.
+    let mut netlink: Option<NetlinkSource> = None;
+    let mut netlink_opened = false;
     let mut link = Link::new();
     let mut first_round = true;
     let clock = TimerFd::clock_jump_detector().map_err(RunError::Setup)?;
@@ -169,14 +195,9 @@ pub fn run(
             match connect(choice) {
                 Ok(mut c) => {
                     agent.forget_published();
-                    let round = agent
-                        .read_hints(&mut c)
-                        .and_then(|()| agent.publish(&mut c))
-                        .and_then(|r| identify(&mut c).map(|id| (r, id)))
-                        .and_then(|(r, id)| {
-                            agent.set_identity(id);
-                            watch(&mut c, &mut unseen).map(|()| r)
-                        });
+                    let round =
+                        round_after_connect(&mut c, agent, &mut netlink, &mut netlink_opened)
+                            .and_then(|r| watch(&mut c, &mut unseen).map(|()| r));
                     match round {
                         Ok(r) => {
                             log_round(agent, r, first_round);

@@ -114,19 +114,38 @@ pub struct RoundOutcome {
     pub refused: usize,
 }
 
+impl std::ops::AddAssign for RoundOutcome {
+    fn add_assign(&mut self, r: RoundOutcome) {
+        self.writes += r.writes;
+        self.removes += r.removes;
+        self.refused += r.refused;
+    }
+}
+
 /// Deepest level below an owned subtree the read-back descends to, and the most nodes it
 /// reads: a hostile or corrupt tree must not keep the agent busy.
 const READBACK_MAX_DEPTH: usize = 8;
 const READBACK_MAX_NODES: usize = 4096;
 
+/// What the publisher knows of the store's owned keys since the last [`Publisher::forget`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Loaded {
+    /// Nothing: the next round looks for the layout marker.
+    #[default]
+    No,
+    /// The marker is there: the next round reads everything back first.
+    MarkerSeen,
+    /// No marker: rounds go out without a read-back until a full round ends with one.
+    Fresh,
+    /// Read back.
+    Yes,
+}
+
 #[derive(Debug, Default)]
 pub struct Publisher {
     written: BTreeMap<String, String>,
     failed: BTreeMap<String, Failure>,
-    loaded: bool,
-    /// The store had no layout marker: the round publishes without a read-back and reads the
-    /// store back afterwards to remove what an earlier run or another agent left there.
-    sweep_pending: bool,
+    loaded: Loaded,
     pub metrics: PublisherMetrics,
 }
 
@@ -140,8 +159,7 @@ impl Publisher {
     pub fn forget(&mut self) {
         self.written.clear();
         self.failed.clear();
-        self.loaded = false;
-        self.sweep_pending = false;
+        self.loaded = Loaded::No;
     }
 
     /// What the publisher believes XenStore holds for the owned keys.
@@ -159,7 +177,7 @@ impl Publisher {
         for t in OWNED_SUBTREES {
             self.read_subtree(conn, t, 0, &mut budget)?;
         }
-        self.loaded = true;
+        self.loaded = Loaded::Yes;
         log::debug!("read back {} owned keys from xenstore", self.written.len());
         Ok(())
     }
@@ -364,40 +382,63 @@ impl Publisher {
         Ok(out)
     }
 
-    /// Reads the store back unless that was done since the last [`Publisher::forget`];
-    /// true if it read.
+    /// Looks for `data/xenbeacon/layout` once after [`Publisher::forget`]; true when it is
+    /// missing, i.e. the store holds nothing of ours to diff against (a new domain, a migrated
+    /// or resumed one whose tree was rebuilt, or a first run after another agent).
     ///
-    /// On a store without `data/xenbeacon/layout` (a new domain, a migrated or resumed one
-    /// whose tree was rebuilt, or a first run after another agent) there is nothing of ours to
-    /// diff against: the read-back is put off until after the round, so the first key goes out
-    /// after one round trip instead of one per owned node. The marker is written in the first
-    /// group of every full round, so its presence is what makes a restart write nothing.
-    pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
-        if self.loaded {
-            return Ok(false);
+    /// Then rounds go out without a read-back, so that the first key goes out after one round
+    /// trip instead of one per owned node, and the next full round ends by reading the store
+    /// back and removing what an earlier run or another agent left there. The marker is
+    /// written in the first group of every round, so its presence is what makes a restart
+    /// read back first and write nothing.
+    pub fn probe_fresh(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
+        if self.loaded == Loaded::No {
+            self.metrics.reads += 1;
+            self.loaded = match conn.read(key::LAYOUT) {
+                Err(e) if e.xs() == Some(XsError::Enoent) => {
+                    log::debug!(
+                        "no {} in xenstore: publishing before the read-back",
+                        key::LAYOUT
+                    );
+                    self.written.clear();
+                    Loaded::Fresh
+                }
+                Err(e) if e.is_connection_lost() => return Err(e),
+                _ => Loaded::MarkerSeen,
+            };
         }
-        self.metrics.reads += 1;
-        match conn.read(key::LAYOUT) {
-            Err(e) if e.xs() == Some(XsError::Enoent) => {
-                self.written.clear();
-                self.loaded = true;
-                self.sweep_pending = true;
-                log::debug!(
-                    "no {} in xenstore: publishing before the read-back",
-                    key::LAYOUT
-                );
-                Ok(false)
-            }
-            Err(e) if e.is_connection_lost() => Err(e),
-            _ => {
+        Ok(self.loaded == Loaded::Fresh)
+    }
+
+    /// Reads the store back unless that was done since the last [`Publisher::forget`] or the
+    /// store is fresh ([`Publisher::probe_fresh`]); true if it read.
+    pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
+        self.probe_fresh(conn)?;
+        match self.loaded {
+            Loaded::MarkerSeen | Loaded::No => {
                 self.load(conn)?;
                 Ok(true)
             }
+            Loaded::Fresh | Loaded::Yes => Ok(false),
         }
     }
 
-    /// Reads back (once per connection), plans and applies one round. After a round that went
-    /// out without a read-back, reads the store back and removes what is stale.
+    /// On a fresh store, one round without the read-back that ends a full round: what is
+    /// known early goes out before what takes longer to learn. Sends nothing otherwise.
+    pub fn publish_early(
+        &mut self,
+        conn: &mut XenbusConn,
+        desired: &DesiredKeys,
+        now: u64,
+    ) -> Result<Option<RoundOutcome>, Error> {
+        if !self.probe_fresh(conn)? {
+            return Ok(None);
+        }
+        self.plan_and_apply(conn, desired, now).map(Some)
+    }
+
+    /// Reads back (once per connection), plans and applies one round. On a fresh store, reads
+    /// the store back after the round and removes what is stale.
     pub fn publish(
         &mut self,
         conn: &mut XenbusConn,
@@ -406,13 +447,9 @@ impl Publisher {
     ) -> Result<RoundOutcome, Error> {
         self.ensure_loaded(conn)?;
         let mut out = self.plan_and_apply(conn, desired, now)?;
-        if self.sweep_pending {
+        if self.loaded == Loaded::Fresh {
             self.load(conn)?;
-            self.sweep_pending = false;
-            let sweep = self.plan_and_apply(conn, desired, now)?;
-            out.writes += sweep.writes;
-            out.removes += sweep.removes;
-            out.refused += sweep.refused;
+            out += self.plan_and_apply(conn, desired, now)?;
         }
         Ok(out)
     }
@@ -481,7 +518,7 @@ mod tests {
         for (k, v) in pairs {
             p.written.insert(k.to_string(), v.to_string());
         }
-        p.loaded = true;
+        p.loaded = Loaded::Yes;
     }
 
     fn keys(ops: &[Op]) -> Vec<String> {

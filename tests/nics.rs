@@ -283,6 +283,59 @@ fn a_removed_nic_loses_its_keys_and_a_restart_writes_nothing() {
     d.stop();
 }
 
+/// A new domain: the OS and memory keys go out in an early round, before the agent has
+/// opened rtnetlink; the NICs follow in the first full round. A restart then writes nothing.
+#[test]
+fn on_a_fresh_store_the_nics_follow_an_early_round() {
+    let (g, ns, sys) = setup("early");
+    let mac = ns.veth("eth0");
+    sys.add_vif("eth0", 0, &mac);
+    ns.ip("addr add 10.1.0.2/24 dev eth0");
+    let d = g.daemon(&[]);
+    g.wait_for("attr/vif/0/ipv4/0", "10.1.0.2");
+    g.settle();
+    d.stop();
+    let writes: Vec<String> =
+        g.xs.requests(DOMID)
+            .into_iter()
+            .filter(|(t, _)| *t == MsgType::Write)
+            .map(|(_, p)| p.strip_prefix(&format!("{HOME}/")).unwrap_or(&p).to_owned())
+            .collect();
+    // Two rounds, each with its data/updated: the early one, then the NICs.
+    let updated: Vec<usize> = (0..writes.len())
+        .filter(|&i| writes[i] == "data/updated")
+        .collect();
+    assert_eq!(updated.len(), 2, "{writes:?}");
+    let (early, nics) = writes.split_at(updated[1]);
+    for k in [
+        "data/os_name",
+        "data/meminfo_total",
+        "attr/PVAddons/Installed",
+    ] {
+        assert!(
+            early.iter().any(|w| w == k),
+            "{k} not in the early round: {writes:?}"
+        );
+    }
+    assert!(
+        !early.iter().any(|w| w.starts_with("attr/vif/")),
+        "{writes:?}"
+    );
+    assert!(nics.iter().any(|w| w == "attr/vif/0/ipv4/0"), "{writes:?}");
+    assert!(
+        !nics.iter().any(|w| w.starts_with("data/os_")),
+        "{writes:?}"
+    );
+
+    g.xs.reset_stats();
+    let d = g.daemon(&[]);
+    std::thread::sleep(Duration::from_millis(500));
+    g.settle();
+    d.stop();
+    assert_eq!(g.xs.stats().count(DOMID, MsgType::Write), 0);
+    assert_eq!(g.xs.stats().count(DOMID, MsgType::Rm), 0);
+}
+
 #[test]
 fn many_addresses_are_capped_and_logged_once() {
     let (g, ns, sys) = setup("many");

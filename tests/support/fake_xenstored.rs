@@ -331,8 +331,8 @@ struct State {
     /// `None`: ENOSPC.
     quota_error: Option<XsError>,
     stats: Stats,
-    /// Every request's domain and type, in the order received.
-    sequence: Vec<(u32, MsgType)>,
+    /// Every request's domain, type and absolute path, in the order received.
+    sequence: Vec<(u32, MsgType, Option<String>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -508,7 +508,7 @@ fn serve_one(shared: &Shared, conn: u64, domid: u32, stream: &mut UnixStream) ->
     if let Some(t) = msg_type {
         let mut state = lock(&shared.state);
         *state.stats.0.entry((domid, t)).or_default() += 1;
-        state.sequence.push((domid, t));
+        state.sequence.push((domid, t, path.clone()));
     }
 
     let plan = shared
@@ -781,6 +781,18 @@ impl FakeXenstored {
             .iter()
             .filter(|r| r.0 == domid)
             .map(|r| r.1)
+            .collect()
+    }
+
+    /// The requests `domid` sent since the start or the last reset, in order, with their
+    /// absolute paths ("" for requests without one).
+    pub fn requests(&self, domid: u32) -> Vec<(MsgType, String)> {
+        let state = lock(&self.shared.state);
+        state
+            .sequence
+            .iter()
+            .filter(|r| r.0 == domid)
+            .map(|r| (r.1, r.2.clone().unwrap_or_default()))
             .collect()
     }
 
