@@ -8,7 +8,9 @@
 # outside this repository; see docs/benchmarks.md), e.g.
 #   XENBEACON_PEERS="/tmp/peers/bin/xen-guest-agent /tmp/peers/bin/xe-daemon" tests/bench/xen.sh
 # A peer is recognised by its file name: xen-guest-agent and xe-daemon are measured under
-# those names. One boot, about 7 minutes. Prints one line per agent and ratios to xenbeacon.
+# those names. XENBEACON_BASELINE=<binary> adds an older xenbeacon build as
+# "xenbeacon-baseline", to compare two builds in the same boot (boots differ by up to 2x).
+# One boot, about 7 minutes. Prints one line per agent and ratios to xenbeacon.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ARCH=${E2E_ARCH:-x86_64}
@@ -27,6 +29,9 @@ files="$T/xenbeacon-size"
 case $ARCH in x86_64) cc=gcc ;; arm64) cc=aarch64-linux-gnu-gcc ;; esac
 if command -v "$cc" >/dev/null; then
 	"$cc" -O2 -static -o "$T/xsagent" tests/e2e/xsagent.c && files="$files $T/xsagent"
+fi
+if [ -n "${XENBEACON_BASELINE:-}" ]; then
+	cp "$XENBEACON_BASELINE" "$T/xenbeacon-baseline" && files="$files $T/xenbeacon-baseline"
 fi
 for p in ${XENBEACON_PEERS:-}; do
 	case $(basename "$p") in

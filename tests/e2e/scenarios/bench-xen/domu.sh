@@ -59,6 +59,7 @@ measure() {
 report uname "$(uname -r)"
 measure xenbeacon /bin/agent
 measure xenbeacon-size /root/xenbeacon-size
+measure xenbeacon-baseline /root/xenbeacon-baseline
 measure xen-guest-agent /root/xen-guest-agent
 measure xe-daemon /root/xe-daemon
 # the floor: the harness's 60-line C client, static, writing one key and exiting
