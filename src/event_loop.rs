@@ -140,16 +140,15 @@ fn round_after_connect(
     c: &mut XenbusConn,
     agent: &mut Agent,
     netlink: &mut Option<NetlinkSource>,
-    netlink_opened: &mut bool,
+    first_round: bool,
 ) -> Result<RoundOutcome, Error> {
     agent.read_hints(c)?;
     let mut out = RoundOutcome::default();
-    if !*netlink_opened {
+    if first_round && netlink.is_none() {
         if let Some(early) = agent.publish_early(c)? {
             out = early;
         }
         *netlink = open_netlink(agent);
-        *netlink_opened = true;
     }
     out += agent.publish(c)?;
     agent.set_identity(identify(c)?);
@@ -167,6 +166,34 @@ pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunErr
     Ok(())
 }
 
+/// One connection attempt and, when it connects, the round after it and the watches.
+/// rtnetlink is opened on the first success (`first_round`).
+fn attempt(
+    choice: &EndpointChoice,
+    agent: &mut Agent,
+    link: &mut Link,
+    netlink: &mut Option<NetlinkSource>,
+    first_round: &mut bool,
+    unseen: &mut Vec<&'static str>,
+) {
+    match connect(choice) {
+        Ok(mut c) => {
+            agent.forget_published();
+            let round = round_after_connect(&mut c, agent, netlink, *first_round)
+                .and_then(|r| watch(&mut c, unseen).map(|()| r));
+            match round {
+                Ok(r) => {
+                    log_round(agent, r, *first_round);
+                    *first_round = false;
+                    link.up(c);
+                }
+                Err(e) => link.down("publishing failed", &e, agent),
+            }
+        }
+        Err(e) => link.down("cannot reach xenstore", &e, agent),
+    }
+}
+
 /// Runs until SIGTERM or SIGINT.
 pub fn run(
     agent: &mut Agent,
@@ -175,40 +202,39 @@ pub fn run(
 ) -> Result<(), RunError> {
     let signals =
         SignalFd::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).map_err(RunError::Setup)?;
+    // Opened after the first connection: on a fresh store a round goes out first.
+    let mut netlink: Option<NetlinkSource> = None;
+    let mut link = Link::new();
+    let mut first_round = true;
+    // Watch tokens whose registration event has not arrived yet.
+    let mut unseen: Vec<&'static str> = Vec::new();
+    // The first attempt comes before the timers exist: in a PV guest their six system calls
+    // would delay the first key by as many trips through Xen.
+    attempt(
+        choice,
+        agent,
+        &mut link,
+        &mut netlink,
+        &mut first_round,
+        &mut unseen,
+    );
     let timer = TimerFd::new().map_err(RunError::Setup)?;
     timer
         .arm(memory_interval, memory_interval)
         .map_err(RunError::Setup)?;
-
-    // Opened after the first connection: on a fresh store a round goes out first.
-    let mut netlink: Option<NetlinkSource> = None;
-    let mut netlink_opened = false;
-    let mut link = Link::new();
-    let mut first_round = true;
     let clock = TimerFd::clock_jump_detector().map_err(RunError::Setup)?;
     let balloon_timer = TimerFd::new().map_err(RunError::Setup)?;
-    // Watch tokens whose registration event has not arrived yet.
-    let mut unseen: Vec<&'static str> = Vec::new();
 
     loop {
         if link.conn.is_none() && link.next_attempt.map_or(true, |t| Instant::now() >= t) {
-            match connect(choice) {
-                Ok(mut c) => {
-                    agent.forget_published();
-                    let round =
-                        round_after_connect(&mut c, agent, &mut netlink, &mut netlink_opened)
-                            .and_then(|r| watch(&mut c, &mut unseen).map(|()| r));
-                    match round {
-                        Ok(r) => {
-                            log_round(agent, r, first_round);
-                            first_round = false;
-                            link.up(c);
-                        }
-                        Err(e) => link.down("publishing failed", &e, agent),
-                    }
-                }
-                Err(e) => link.down("cannot reach xenstore", &e, agent),
-            }
+            attempt(
+                choice,
+                agent,
+                &mut link,
+                &mut netlink,
+                &mut first_round,
+                &mut unseen,
+            );
         }
 
         let mut fds = [

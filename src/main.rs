@@ -161,7 +161,10 @@ fn endpoint_choice(args: &Args) -> Result<EndpointChoice, String> {
         return Ok(EndpointChoice::Fixed(e));
     }
     // The device first: one stat(2), where /sys/hypervisor/type takes four system calls.
-    if Endpoint::discover().is_some() || hypervisor::is_xen(&args.root) {
+    if let Some(device) = Endpoint::discover() {
+        return Ok(EndpointChoice::Fixed(device));
+    }
+    if hypervisor::is_xen(&args.root) {
         return Ok(EndpointChoice::Discover);
     }
     let seen = hypervisor::hypervisor_type(&args.root).map_or_else(
