@@ -88,7 +88,7 @@ pub struct MeminfoReader {
     buf: Vec<u8>,
 }
 
-const MEMINFO_MAX: usize = 8192;
+const MEMINFO_MAX: usize = 4096;
 
 impl MeminfoReader {
     pub fn new(root: &Path) -> MeminfoReader {

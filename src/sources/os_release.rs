@@ -29,7 +29,9 @@ pub fn candidates(root: &Path) -> [PathBuf; 2] {
 
 /// Reads the first os-release file that exists. `Ok(None)`: neither exists (an initramfs).
 pub fn load(root: &Path) -> std::io::Result<Option<(PathBuf, OsRelease)>> {
-    let mut buf = Vec::new();
+    // Room for a distribution's os-release (200-600 bytes) in one read: grown from empty, the
+    // buffer takes a read and often a map/unmap per doubling.
+    let mut buf = Vec::with_capacity(2048);
     for path in candidates(root) {
         match read_capped(&path, &mut buf, MAX_LEN) {
             Ok(()) => return Ok(Some((path, parse(&String::from_utf8_lossy(&buf))))),
