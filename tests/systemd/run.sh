@@ -405,7 +405,7 @@ saw_io() { grep -q 'connect(.*/run/xenstored/socket' <<<"$traced" && grep -q 'so
 check "strace saw connect() to /run/xenstored/socket and socket(AF_NETLINK)" saw_io
 agent_pid=$(awk '/execve\("\/usr\/bin\/xenbeacon"/ {print $1; exit}' <<<"$traced")
 check "agent process exited with status 0 (strace: +++ exited with 0 +++)" \
-    grep -q "^$agent_pid +++ exited with 0 +++" <<<"$traced"
+    grep -q "^$agent_pid  *+++ exited with 0 +++" <<<"$traced"  # strace pads pids to 5 columns
 denied=$(grep -E '= -1 (EPERM|EACCES)' <<<"$traced" || true)
 if [ -z "$denied" ]; then ok "no syscall of the agent or /bin/kill failed with EPERM/EACCES"; else
     bad "syscalls refused by the sandbox:"
