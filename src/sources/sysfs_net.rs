@@ -22,8 +22,9 @@
 //! The interface name comes from netlink and the tree may be a hostile `--root` copy, so names
 //! are validated like the kernel's `dev_valid_name`, every link is resolved with `canonicalize`
 //! and must stay inside `root/sys` (the `device` link: inside `root/sys/devices`, else
-//! [`ClassifyError::OutsideSysfs`]; other links leading outside are ignored), only regular files
-//! are read (no symlinks, FIFOs), at most 4 KiB each, and values keep printable ASCII only.
+//! [`ClassifyError::OutsideSysfs`]; other links leading outside are ignored), attributes are
+//! opened without following a symlink and without blocking (a FIFO reads as empty, a
+//! directory fails), at most 4 KiB each, and values keep printable ASCII only.
 
 use std::fmt;
 use std::fs;
