@@ -166,34 +166,6 @@ pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunErr
     Ok(())
 }
 
-/// One connection attempt and, when it connects, the round after it and the watches.
-/// rtnetlink is opened on the first success (`first_round`).
-fn attempt(
-    choice: &EndpointChoice,
-    agent: &mut Agent,
-    link: &mut Link,
-    netlink: &mut Option<NetlinkSource>,
-    first_round: &mut bool,
-    unseen: &mut Vec<&'static str>,
-) {
-    match connect(choice) {
-        Ok(mut c) => {
-            agent.forget_published();
-            let round = round_after_connect(&mut c, agent, netlink, *first_round)
-                .and_then(|r| watch(&mut c, unseen).map(|()| r));
-            match round {
-                Ok(r) => {
-                    log_round(agent, r, *first_round);
-                    *first_round = false;
-                    link.up(c);
-                }
-                Err(e) => link.down("publishing failed", &e, agent),
-            }
-        }
-        Err(e) => link.down("cannot reach xenstore", &e, agent),
-    }
-}
-
 /// Runs until SIGTERM or SIGINT.
 pub fn run(
     agent: &mut Agent,
@@ -205,19 +177,9 @@ pub fn run(
     // Opened after the first connection: on a fresh store a round goes out first.
     let mut netlink: Option<NetlinkSource> = None;
     let mut link = Link::new();
-    let mut first_round = true;
-    // Watch tokens whose registration event has not arrived yet.
-    let mut unseen: Vec<&'static str> = Vec::new();
     // The first attempt comes before the timers exist: in a PV guest their six system calls
     // would delay the first key by as many trips through Xen.
-    attempt(
-        choice,
-        agent,
-        &mut link,
-        &mut netlink,
-        &mut first_round,
-        &mut unseen,
-    );
+    link.attempt(choice, agent, &mut netlink);
     let timer = TimerFd::new().map_err(RunError::Setup)?;
     timer
         .arm(memory_interval, memory_interval)
@@ -227,14 +189,7 @@ pub fn run(
 
     loop {
         if link.conn.is_none() && link.next_attempt.map_or(true, |t| Instant::now() >= t) {
-            attempt(
-                choice,
-                agent,
-                &mut link,
-                &mut netlink,
-                &mut first_round,
-                &mut unseen,
-            );
+            link.attempt(choice, agent, &mut netlink);
         }
 
         let mut fds = [
@@ -333,9 +288,9 @@ pub fn run(
         }
         if let Some(c) = link.conn.as_mut() {
             while let Some(ev) = c.pending_event() {
-                let first = match unseen.iter().position(|t| *t == ev.token) {
+                let first = match link.unseen.iter().position(|t| *t == ev.token) {
                     Some(i) => {
-                        unseen.swap_remove(i);
+                        link.unseen.swap_remove(i);
                         true
                     }
                     None => false,
@@ -394,6 +349,10 @@ struct Link {
     backoff: Duration,
     /// Last failure, so that a persisting one is logged once.
     last_error: Option<String>,
+    /// No round has succeeded yet on any connection.
+    first_round: bool,
+    /// Watch tokens whose registration event has not arrived yet on this connection.
+    unseen: Vec<&'static str>,
 }
 
 impl Link {
@@ -403,6 +362,34 @@ impl Link {
             next_attempt: None,
             backoff: BACKOFF_MIN,
             last_error: None,
+            first_round: true,
+            unseen: Vec::new(),
+        }
+    }
+
+    /// One connection attempt and, when it connects, the round after it and the watches.
+    /// rtnetlink is opened on the first success.
+    fn attempt(
+        &mut self,
+        choice: &EndpointChoice,
+        agent: &mut Agent,
+        netlink: &mut Option<NetlinkSource>,
+    ) {
+        match connect(choice) {
+            Ok(mut c) => {
+                agent.forget_published();
+                let round = round_after_connect(&mut c, agent, netlink, self.first_round)
+                    .and_then(|r| watch(&mut c, &mut self.unseen).map(|()| r));
+                match round {
+                    Ok(r) => {
+                        log_round(agent, r, self.first_round);
+                        self.first_round = false;
+                        self.up(c);
+                    }
+                    Err(e) => self.down("publishing failed", &e, agent),
+                }
+            }
+            Err(e) => self.down("cannot reach xenstore", &e, agent),
         }
     }
 
