@@ -160,7 +160,7 @@ fn booted_cell(r: &GuestReport) -> String {
 
 fn balloon_cell(r: &GuestReport) -> String {
     let Some(b) = &r.balloon else {
-        return cell(r, "data/balloon_state", None);
+        return cell(r, "data/xenbeacon/balloon/state", None);
     };
     let state = b
         .state
