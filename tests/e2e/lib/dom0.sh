@@ -63,3 +63,13 @@ xapi_netbios_name() {
   _h=$(value data/host_name_dns) || return 1
   if _d=$(value data/domain); then echo "$_h.$_d"; else echo "$_h"; fi
 }
+# xapi_vif_ip DEVID: what xapi puts in VM_guest_metrics.networks as <devid>/ip: the address at
+# the lowest integer index under attr/vif/<devid>/ipv4 (ocaml/xapi/xapi_guest_agent.ml)
+xapi_vif_ip() {
+  _lo=""
+  for _i in $(xenstore-list "$H/attr/vif/$1/ipv4" 2>/dev/null); do
+    case $_i in ''|*[!0-9]*) return 1 ;; esac
+    if [ -z "$_lo" ] || [ "$_i" -lt "$_lo" ]; then _lo=$_i; fi
+  done
+  [ -n "$_lo" ] && value "attr/vif/$1/ipv4/$_lo"
+}
