@@ -387,14 +387,27 @@ fn hostile_guest_values_are_escaped() {
         &format!("{WEB1}/data/os_name"),
         "\u{1b}]0;owned\u{7}\"Evil\" \\ OS\nline2 ü",
     );
+    // Invisible format and separator characters: a line break, zero-width, a BOM.
+    h.xs.write(
+        &format!("{WEB1}/data/os_uname"),
+        "6.1\u{2028}\u{200b}x\u{feff}\u{2066}",
+    );
     let text = ok(&h.dom0, &["show", "web1"]);
     assert!(
         !text.contains('\u{1b}') && !text.contains('\u{7}'),
         "{text:?}"
     );
+    assert!(text.contains("  kernel       6.1??x??\n"), "{text:?}");
+    for c in ['\u{2028}', '\u{200b}', '\u{feff}', '\u{2066}'] {
+        assert!(!text.contains(c), "{text:?}");
+    }
     assert!(text.contains("?]0;owned?\"Evil\" \\ OS?line2 ü"), "{text}");
     let list = ok(&h.dom0, &["list"]);
     assert!(!list.contains('\u{1b}'), "{list:?}");
+    assert!(
+        !list.contains('\u{2028}') && !list.contains('\u{feff}'),
+        "{list:?}"
+    );
     let json = ok(&h.dom0, &["show", "web1", "--json"]);
     assert!(
         json.contains(r#""name":"\u001b]0;owned\u0007\"Evil\" \\ OS\nline2 ü""#),

@@ -1,10 +1,10 @@
 //! Output for people: the `list` tables and the `show` page.
 //!
 //! Values come from guests and end up on an administrator's terminal, so every value is made
-//! harmless first ([`clean`]: control characters, escape sequences included, become `?`) and,
-//! in tables, cut to a width that keeps the columns readable. Missing values are `-`; values
-//! xenstored would not let us read are `no access`, never blank, so an unreadable guest does
-//! not look like one without an agent.
+//! harmless first ([`clean`]: control characters, escape sequences included, and the invisible
+//! format and separator characters become `?`) and, in tables, cut to a width that keeps the
+//! columns readable. Missing values are `-`; values xenstored would not let us read are
+//! `no access`, never blank, so an unreadable guest does not look like one without an agent.
 
 use std::fmt::Write as _;
 
@@ -14,18 +14,48 @@ use super::report::{Address, Agent, GuestReport, Nic};
 const CELL_MAX: usize = 40;
 const NO_ACCESS: &str = "no access";
 
-/// `s` with control characters (ESC, CR, NUL, C1, bidi controls excepted) replaced by `?`.
+/// `s` with control, format and separator characters replaced by `?`: C0 and C1 controls (ESC,
+/// CR, NUL, CSI), and every character of Unicode's general categories Cf, Zl and Zp, which a
+/// terminal does not show but which reorder (bidi overrides and isolates), hide (zero-width
+/// spaces and joiners, the BOM) or break (U+2028, U+2029) what is shown around them.
 pub fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| {
-            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if c.is_control() || bidi {
-                '?'
-            } else {
-                c
-            }
-        })
+        .map(|c| if is_unsafe(c) { '?' } else { c })
         .collect()
+}
+
+/// True for the characters [`clean`] replaces.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() || is_format_or_separator(c)
+}
+
+/// Unicode 15.1's general categories Cf (format), Zl (line separator) and Zp (paragraph
+/// separator), from `DerivedGeneralCategory.txt`.
+fn is_format_or_separator(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -487,6 +517,37 @@ mod tests {
             "a?[2Jb???\u{3f}c?"
         );
         assert_eq!(clean("Grüße 日本"), "Grüße 日本");
+        // Format (Cf) and separator (Zl, Zp) characters: invisible, reordering or breaking.
+        for c in [
+            '\u{2028}',
+            '\u{2029}',
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{202a}',
+            '\u{202e}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{206f}',
+            '\u{feff}',
+            '\u{ad}',
+            '\u{61c}',
+            '\u{180e}',
+            '\u{fff9}',
+            '\u{e0001}',
+            '\u{e007f}',
+        ] {
+            assert_eq!(clean(&format!("a{c}b")), "a?b", "U+{:04X}", c as u32);
+        }
+        // Neighbours of those ranges are printable and stay.
+        assert_eq!(
+            clean("\u{2027}\u{2030}\u{2065}\u{fefe}\u{fffc}"),
+            "\u{2027}\u{2030}\u{2065}\u{fefe}\u{fffc}"
+        );
         assert_eq!(cut("abcdef", 4), "abc…");
     }
 
