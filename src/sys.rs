@@ -12,11 +12,23 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+mod sealed {
+    /// Types for which every bit pattern of their size is a valid value (plain integers and C
+    /// structs made only of them), so the kernel may fill one with any bytes. Sealed: a type
+    /// with invalid bit patterns (`bool`, an enum, a reference) cannot be added from outside.
+    pub trait PlainData: Copy {}
+    impl PlainData for u64 {}
+    impl PlainData for libc::signalfd_siginfo {}
+}
+use sealed::PlainData;
+
 /// Reads exactly one fixed-size record from a non-blocking fd; `Ok(None)` if none is ready.
-fn read_record<T: Copy>(fd: RawFd, rec: &mut T) -> io::Result<Option<()>> {
+fn read_record<T: PlainData>(fd: RawFd, rec: &mut T) -> io::Result<Option<()>> {
     let size = std::mem::size_of::<T>();
     loop {
-        // SAFETY: `rec` is a valid, writable T of `size` bytes.
+        // SAFETY: `rec` is a valid, writable T of `size` bytes, and T is `PlainData`: any
+        // bytes the kernel writes there (a whole record, or part of one on a short read) make
+        // a valid T.
         let n = unsafe { libc::read(fd, rec as *mut T as *mut libc::c_void, size) };
         if n == size as isize {
             return Ok(Some(()));
@@ -40,7 +52,10 @@ pub struct SignalFd {
 
 impl SignalFd {
     pub fn new(signals: &[libc::c_int]) -> io::Result<SignalFd> {
-        // SAFETY: sigset_t is plain data initialised by sigemptyset; the calls only read it.
+        // SAFETY: `set` is a local sigset_t, plain data: zeroed is a valid value, and
+        // sigemptyset/sigaddset write it through a pointer valid for the whole call.
+        // sigprocmask and signalfd only read it (no old mask is asked for), and the fd that
+        // signalfd returns is new and owned by nothing else.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
