@@ -722,6 +722,51 @@ fn wait_nic_and_booted() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// A guest cannot aim `wait --ip` at dom0 or anywhere a script should not go, nor put shell
+/// syntax in what `wait --nic` prints.
+#[test]
+fn wait_prints_only_usable_addresses_and_safe_names() {
+    let h = host("waitbad");
+    h.xs.rm(&format!("{WEB1}/xenserver"));
+    h.xs.rm(&format!("{WEB1}/attr/net"));
+    for (i, a) in [
+        "127.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "224.0.0.251",
+        "169.254.1.1",
+    ]
+    .iter()
+    .enumerate()
+    {
+        h.xs.write(&format!("{WEB1}/attr/vif/0/ipv4/{i}"), a);
+    }
+    let mut w = Waiter::start(&h.dom0, &["web1", "--ip", "--timeout", "20"]);
+    thread::sleep(Duration::from_millis(400));
+    w.assert_blocked();
+    h.xs.write(&format!("{WEB1}/attr/vif/0/ipv4/9"), "10.0.0.9");
+    let (code, out, err, _) = w.finish();
+    assert_eq!((code, out.as_str()), (Some(0), "10.0.0.9\n"), "{err}");
+
+    h.xs.write(
+        &format!("{WEB1}/attr/net/0200000000bb/name"),
+        "$(reboot) -oProxyCommand=x;id",
+    );
+    h.xs.write(&format!("{WEB1}/attr/net/0200000000bb/bus"), "usb");
+    let nic = ok(
+        &h.dom0,
+        &[
+            "wait",
+            "web1",
+            "--nic",
+            "02:00:00:00:00:bb",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(nic, "02:00:00:00:00:bb\n");
+}
+
 #[test]
 fn wait_times_out() {
     let h = host("waitto");

@@ -20,7 +20,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::reader::{DomainSpec, ReadError, Reader};
-use super::report::{self, mac_text, parse_mac, Agent, GuestReport, SINGLE_KEYS, SUBTREES};
+use super::report::{
+    self, mac_text, parse_mac, Address, Agent, GuestReport, SINGLE_KEYS, SUBTREES,
+};
 
 const TOKEN_DOMAINS: &str = "xenbeacon-wait-domains";
 const TOKEN_HOME: &str = "xenbeacon-wait-home";
@@ -55,32 +57,73 @@ impl Conditions {
 
 /// What to print once `r` meets `c`: the address for `--ip`, the interface name (else MAC)
 /// for `--nic`, `booted` for `--booted`, the agent without a condition; `None` until then.
+///
+/// The guest wrote all of it, and scripts put it on command lines (`ssh root@$(...)`), so
+/// only what was validated is printed, in canonical form: an address that [`usable_ipv4`]
+/// accepts, an interface name that [`safe_ifname`] accepts (else the NIC's MAC, as asked for),
+/// a layout number of digits.
 pub fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
     if c.booted && !r.booted() {
         return None;
     }
     let nic = match &c.nic {
-        Some(mac) => Some(r.nic_by_mac(mac)?),
+        Some(mac) => Some((r.nic_by_mac(mac)?, mac)),
         None => None,
     };
     if c.ip {
         let addr = match nic {
-            Some(n) => n.ipv4.iter().find(|a| a.addr.parse::<Ipv4Addr>().is_ok())?,
-            None => r.first_ipv4()?.1,
+            Some((n, _)) => n.ipv4.iter().find_map(usable_ipv4)?,
+            None => r
+                .nics
+                .iter()
+                .filter(|n| n.reported)
+                .find_map(|n| n.ipv4.iter().find_map(usable_ipv4))?,
         };
-        return Some(addr.addr.clone());
+        return Some(addr.to_string());
     }
-    if let Some(n) = nic {
-        let mac = n.mac_bytes().map(|m| mac_text(&m));
-        return n.name.clone().or(mac);
+    if let Some((n, mac)) = nic {
+        let name = n.name.as_deref().filter(|name| safe_ifname(name));
+        return Some(name.map_or_else(|| mac_text(mac), str::to_owned));
     }
     if c.booted {
         return Some("booted".into());
     }
-    match r.agent {
-        Agent::Xenbeacon { .. } | Agent::XapiStyle { .. } => Some(r.agent.label()),
+    match &r.agent {
+        Agent::Xenbeacon { layout, .. } => {
+            let number = !layout.is_empty()
+                && layout.len() <= 9
+                && layout.bytes().all(|b| b.is_ascii_digit());
+            Some(if number {
+                format!("xenbeacon layout {layout}")
+            } else {
+                "xenbeacon".into()
+            })
+        }
+        Agent::XapiStyle { .. } => Some(r.agent.label()),
         Agent::None | Agent::NoAccess => None,
     }
+}
+
+/// The address, if it is a unicast IPv4 address another host can reach the guest at: a
+/// dotted quad (no leading zeros, no other notation), not in 0.0.0.0/8 ("this network"),
+/// 127.0.0.0/8 (loopback: dom0 itself), 169.254.0.0/16 (link-local: self-assigned, only
+/// reachable on the guest's own link), 224.0.0.0/4 (multicast) or 240.0.0.0/4 (reserved, with
+/// the broadcast address 255.255.255.255). Private and shared (CGNAT) ranges are usable.
+pub fn usable_ipv4(a: &Address) -> Option<Ipv4Addr> {
+    let ip: Ipv4Addr = a.addr.parse().ok()?;
+    let first = ip.octets()[0];
+    let unusable = first == 0 || ip.is_loopback() || ip.is_link_local() || first >= 224;
+    (!unusable).then_some(ip)
+}
+
+/// True for an interface name that is safe on a command line: 1 to 15 bytes (the kernel's
+/// limit) of ASCII letters, digits, `_`, `-` and `.`, not starting with `-` (an option) or `.`.
+pub fn safe_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !name.starts_with(['-', '.'])
 }
 
 /// How a wait ended, other than with the answer.
@@ -381,6 +424,81 @@ mod tests {
         assert!(parse_nic("nope").is_err());
         assert_eq!(both.describe(), "that it booted and an IPv4 address");
         assert_eq!(none.describe(), "an agent");
+    }
+
+    #[test]
+    fn only_usable_addresses_and_safe_names_are_printed() {
+        let ip = Conditions {
+            ip: true,
+            ..Conditions::default()
+        };
+        // Every unusable address is skipped, in every NIC, before the usable one.
+        let r = guest(&[
+            ("data/xenbeacon/layout", "1"),
+            ("attr/vif/0/ipv4/0", "127.0.0.1"),
+            ("attr/vif/0/ipv4/1", "0.0.0.0"),
+            ("attr/vif/0/ipv4/2", "255.255.255.255"),
+            ("attr/vif/0/ipv4/3", "224.0.0.1"),
+            ("attr/vif/0/ipv4/4", "239.255.255.250"),
+            ("attr/vif/0/ipv4/5", "169.254.10.1"),
+            ("attr/vif/0/ipv4/6", "0.1.2.3"),
+            ("attr/vif/0/ipv4/7", "240.0.0.1"),
+            ("attr/vif/0/ipv4/8", "010.0.0.1"),
+            ("attr/vif/0/ipv4/9", "10.0.0.1 -oProxyCommand=id"),
+            ("attr/vif/1/ipv4/0", "127.1.2.3"),
+            ("attr/vif/1/ipv4/1", "192.168.1.20"),
+        ]);
+        assert_eq!(satisfied(&r, &ip).as_deref(), Some("192.168.1.20"));
+        let only_bad = guest(&[
+            ("data/xenbeacon/layout", "1"),
+            ("attr/vif/0/ipv4/0", "127.0.0.1"),
+            ("attr/vif/0/ipv4/1", "255.255.255.255"),
+        ]);
+        assert_eq!(satisfied(&only_bad, &ip), None);
+        for ok in [
+            "10.0.0.2",
+            "100.64.0.1",
+            "172.16.0.1",
+            "192.0.2.9",
+            "223.255.255.254",
+        ] {
+            let a = Address {
+                index: 0,
+                addr: ok.into(),
+                prefix: None,
+            };
+            assert_eq!(usable_ipv4(&a).map(|a| a.to_string()).as_deref(), Some(ok));
+        }
+
+        // --nic prints the name only if it is safe, else the MAC that was asked for.
+        let mac = parse_nic("52:54:00:12:34:05").unwrap();
+        let nic = Conditions {
+            nic: Some(mac),
+            ..Conditions::default()
+        };
+        for (name, printed) in [
+            ("enp0s5", "enp0s5"),
+            ("eth0.100", "eth0.100"),
+            ("$(reboot) -oProxyCommand=x;id", "52:54:00:12:34:05"),
+            ("-oProxyCommand=id", "52:54:00:12:34:05"),
+            ("a b", "52:54:00:12:34:05"),
+            ("x".repeat(16).as_str(), "52:54:00:12:34:05"),
+            ("", "52:54:00:12:34:05"),
+            (".hidden", "52:54:00:12:34:05"),
+            ("eth`id`", "52:54:00:12:34:05"),
+        ] {
+            let r = guest(&[
+                ("data/xenbeacon/layout", "1"),
+                ("attr/net/525400123405/name", name),
+            ]);
+            assert_eq!(satisfied(&r, &nic).as_deref(), Some(printed), "{name:?}");
+        }
+        // Without a condition: the layout only if it is a number.
+        let odd = guest(&[("data/xenbeacon/layout", "1 $(id)")]);
+        assert_eq!(
+            satisfied(&odd, &Conditions::default()).as_deref(),
+            Some("xenbeacon")
+        );
     }
 
     #[test]
