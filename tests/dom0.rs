@@ -794,6 +794,134 @@ fn wait_times_out() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }
 
+/// A guest with 300 keys writing 100 times a second: `wait --timeout` still ends on time,
+/// and each guest write costs dom0 a couple of requests at most (the path it touched), not a
+/// re-read of the whole guest.
+#[test]
+fn wait_deadline_holds_and_requests_stay_few_under_a_write_storm() {
+    let h = host("waitnoisy");
+    xenbeacon_guest(&h.xs, 4, "noisy");
+    // No IPv4 address: the wait can only time out.
+    h.xs.rm("/local/domain/4/xenserver");
+    h.xs.rm("/local/domain/4/attr/net");
+    for i in 0..300 {
+        h.xs.write(&format!("/local/domain/4/data/k{i}"), "0");
+    }
+    let stop = AtomicBool::new(false);
+    let writes = std::sync::atomic::AtomicU64::new(0);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                h.xs.write(
+                    &format!("/local/domain/4/data/k{}", i % 300),
+                    &i.to_string(),
+                );
+                writes.fetch_add(1, Ordering::SeqCst);
+                i += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+        thread::sleep(Duration::from_millis(300));
+        h.xs.reset_stats();
+        let w0 = writes.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let mut w = Waiter::start(&h.dom0, &["noisy", "--ip", "--timeout", "3"]);
+        let dom0_requests = || -> u64 {
+            let stats = h.xs.stats();
+            stats
+                .0
+                .iter()
+                .filter(|(k, _)| k.0 == 0)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        // After a second the first read is long done: from then on, count per guest write.
+        thread::sleep(Duration::from_secs(1));
+        w.assert_blocked();
+        let (r1, w1) = (dom0_requests(), writes.load(Ordering::SeqCst));
+        let (code, out, err, ended) = w.finish();
+        stop.store(true, Ordering::SeqCst);
+        let took = ended.duration_since(started);
+        let guest_writes = writes.load(Ordering::SeqCst) - w0;
+        let requests = dom0_requests();
+        let steady = (requests - r1) as f64 / (writes.load(Ordering::SeqCst) - w1) as f64;
+        println!(
+            "wait --timeout 3 under {guest_writes} guest writes: ended after {took:?}, \
+             {requests} requests in all ({r1} in the first second), {steady:.2} per guest \
+             write after the first second"
+        );
+        assert_eq!(code, Some(1), "{out}{err}");
+        assert!(err.contains("timed out after 3 s"), "{err}");
+        assert!(
+            took >= Duration::from_secs(3) && took < Duration::from_millis(4500),
+            "{took:?}"
+        );
+        // The first read of the guest (~700 nodes, 2 requests each) is the bulk; each
+        // write after it costs at most a READ and a DIRECTORY of the key it touched.
+        assert!(guest_writes > 100, "the writer did not run: {guest_writes}");
+        assert!(steady <= 2.5, "{steady:.2} requests per guest write");
+        assert!(
+            requests < 1600 + 2 * guest_writes,
+            "{requests} requests for {guest_writes} guest writes"
+        );
+    });
+}
+
+/// A listening socket nobody accepts on, with a backlog of 0, and the one connection that
+/// fills it: xenstored hung before accept.
+fn full_backlog(path: &Path) -> (UnixListener, UnixStream) {
+    use std::os::fd::AsRawFd;
+    let l = UnixListener::bind(path).unwrap();
+    // SAFETY: a valid listening fd; listen again only changes its backlog.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let filler = UnixStream::connect(path).unwrap();
+    (l, filler)
+}
+
+/// `wait --timeout` against a xenstored that hangs: it accepts and never answers, or never
+/// accepts at all (listen backlog full). The timeout bounds both.
+#[test]
+fn wait_timeout_bounds_a_hung_xenstored() {
+    let dir = tempdir("waithung");
+    // Accepts, reads, never answers.
+    let silent = dir.path().join("silent.sock");
+    let listener = UnixListener::bind(&silent).unwrap();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    for args in [
+        &["web1", "--ip", "--timeout", "1"][..],
+        &["7", "--timeout", "1"][..],
+    ] {
+        let t = Instant::now();
+        let (code, out, err, ended) = Waiter::start(&silent, args).finish();
+        let took = ended.duration_since(t);
+        println!("{args:?} against a silent xenstored: exit {code:?} after {took:?}: {err}");
+        assert_eq!(code, Some(1), "{out}{err}");
+        assert!(err.contains("timed out after 1 s"), "{err}");
+        assert!(err.contains("XenStore had not answered"), "{err}");
+        assert!(took < Duration::from_millis(2000), "{took:?}");
+    }
+
+    // Never accepts.
+    let full = dir.path().join("full.sock");
+    let (_listener, _filler) = full_backlog(&full);
+    let t = Instant::now();
+    let (code, out, err, ended) = Waiter::start(&full, &["web1", "--timeout", "1"]).finish();
+    let took = ended.duration_since(t);
+    println!("against a xenstored that never accepts: exit {code:?} after {took:?}: {err}");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("xenstored accepted no connection"), "{err}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
+}
+
 /// By name, for a domain created after `wait` started, and again after it is destroyed and
 /// recreated under a new domid (as `xl reboot` does).
 #[test]

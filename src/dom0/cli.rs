@@ -64,7 +64,10 @@ pub struct ShowArgs {
     example = "Create, then wait until the boot is done:\n  $ xl create web1.cfg && xenbeacon wait web1 --booted",
     note = "A name that no domain has yet is waited for: xenbeacon watches /local/domain until a\ndomain with that name appears (and again if it is destroyed and recreated, as by xl reboot),\nthen only that domain's home.\n\n--ip prints the first usable IPv4 address: lowest vif devid, lowest index, then SR-IOV VFs,\nthen the other NICs (attr/net). Usable is a plain dotted quad that another host can reach the\nguest at: not 0.0.0.0/8, loopback 127.0.0.0/8, link-local 169.254.0.0/16, multicast or\nreserved (224.0.0.0 and up, 255.255.255.255 included); those are skipped as if absent, and\nthe address is printed in canonical form. --booted is data/xenbeacon/booted = 1, or for\nXAPI-style agents (no data/xenbeacon/layout) the existence of data/updated. --nic MAC waits\nfor that NIC and prints its interface name if the name is 1-15 of A-Z a-z 0-9 _ - . and does\nnot start with - or . (else the MAC); with --ip, its first usable IPv4 address. Conditions\ncombine. The guest wrote what is read: nothing it wrote is printed unless it passed these checks.",
     error_code(0, "the guest reported it (printed on stdout)"),
-    error_code(1, "timed out"),
+    error_code(
+        1,
+        "timed out (also when XenStore did not accept or answer before --timeout)"
+    ),
     error_code(2, "bad command line"),
     error_code(
         3,
@@ -88,7 +91,8 @@ pub struct WaitArgs {
     #[argh(option, arg_name = "MAC")]
     pub nic: Option<String>,
 
-    /// give up after this many seconds (fractions allowed); default: wait forever.
+    /// give up after this many seconds (fractions allowed); default: wait forever. It bounds
+    /// everything: connecting, every XenStore request, however fast the guest writes.
     #[argh(option, arg_name = "SECS", from_str_fn(parse_secs))]
     pub timeout: Option<Duration>,
 

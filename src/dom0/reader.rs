@@ -14,9 +14,10 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::report::{DomainTree, SINGLE_KEYS, SUBTREES};
-use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEVICE_PATHS};
+use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS};
 use crate::xenbus::wire::XsError;
 
 /// xenstored's socket in dom0, tried before the xenbus devices.
@@ -50,6 +51,9 @@ impl fmt::Display for ReadError {
                 match e {
                     Error::Open(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
                         f.write_str(" (run as root)")
+                    }
+                    Error::Open(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                        f.write_str(" (xenstored accepts no connections: hung?)")
                     }
                     _ => Ok(()),
                 }
@@ -122,10 +126,37 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Opens XenStore; a xenstored that accepts no connections is retried for as long as a
+    /// request would wait for a reply.
     pub fn open(explicit: Option<&Path>) -> Result<Reader, ReadError> {
+        Reader::open_until(explicit, None)
+    }
+
+    /// Opens XenStore without waiting past `deadline` (if any), in connect(2) or in any later
+    /// request: a xenstored socket whose listen backlog is full is retried every 10 ms until
+    /// then, and every request fails with `Error::Timeout` once it passes.
+    pub fn open_until(
+        explicit: Option<&Path>,
+        deadline: Option<Instant>,
+    ) -> Result<Reader, ReadError> {
         let ep = endpoint(explicit)?;
-        let conn = XenbusConn::open(&ep).map_err(|e| ReadError::Open(ep.clone(), e))?;
-        Ok(Reader { conn })
+        let give_up = deadline.unwrap_or_else(|| Instant::now() + DEFAULT_REPLY_TIMEOUT);
+        loop {
+            match XenbusConn::open_nonblocking(&ep) {
+                Ok(mut conn) => {
+                    conn.set_deadline(deadline);
+                    return Ok(Reader { conn });
+                }
+                Err(Error::Open(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let left = give_up.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ReadError::Open(ep, Error::Open(e)));
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(10)));
+                }
+                Err(e) => return Err(ReadError::Open(ep, e)),
+            }
+        }
     }
 
     pub fn conn(&mut self) -> &mut XenbusConn {
@@ -248,6 +279,38 @@ impl Reader {
             return Ok(None);
         }
         Ok(Some(tree))
+    }
+
+    /// Re-reads what a watch event at `rel` (relative to the home, under one of
+    /// [`SINGLE_KEYS`] or [`SUBTREES`]) may have changed, into `tree`: that node and what is
+    /// below it, nothing else. What is gone is removed from `tree`.
+    pub fn refresh(&mut self, tree: &mut DomainTree, rel: &str) -> Result<(), ReadError> {
+        let home = format!("/local/domain/{}", tree.domid);
+        let under = |path: &str, base: &str| {
+            path.strip_prefix(base)
+                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+        };
+        let single = SINGLE_KEYS.iter().find(|k| under(rel, k));
+        let target = single.copied().unwrap_or(rel);
+        tree.nodes.retain(|k, _| !under(k, target));
+        tree.denied.retain(|k| !under(k, target));
+        if let Some(key) = single {
+            match self.read(&format!("{home}/{key}"))? {
+                Got::Value(v) => {
+                    tree.nodes.insert((*key).into(), v);
+                }
+                Got::Denied => {
+                    tree.denied.insert((*key).into());
+                }
+                Got::Absent => {}
+            }
+            return Ok(());
+        }
+        let Some(root) = SUBTREES.iter().find(|t| under(rel, t)) else {
+            return Ok(());
+        };
+        let depth = rel.matches('/').count() - root.matches('/').count();
+        self.read_subtree(&home, rel, depth, tree)
     }
 
     /// `rel` (relative to `home`) and everything below it.
