@@ -572,6 +572,138 @@ fn domain_vanishing_mid_read_is_skipped() {
     });
 }
 
+/// Runs `xenbeacon ARGS` to the end; (exit code, stdout bytes, stdout's start and end with
+/// stderr, its peak RSS in KiB).
+///
+/// Not from this process: a child's peak RSS (`ru_maxrss`) starts from the memory of the
+/// process that forked it, and this one holds the fake xenstored's tree (~100 MiB here). So
+/// this test binary runs again as [`maxrss_helper`], a fresh small process, which runs
+/// xenbeacon and reports. Its own few MiB are a floor of the figure.
+fn run_measured(sock: &Path, args: &[&str]) -> (Option<i32>, usize, String, u64) {
+    let result = sock.with_extension("maxrss");
+    let o = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "maxrss_helper",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("XB_MAXRSS_SOCK", sock)
+        .env("XB_MAXRSS_ARGS", args.join("\u{1f}"))
+        .env("XB_MAXRSS_RESULT", &result)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&result).unwrap();
+    let _ = std::fs::remove_file(&result);
+    let (head, rest) = text.split_once('\n').unwrap();
+    let f: Vec<i64> = head.split(' ').map(|n| n.parse().unwrap()).collect();
+    let code = (f[0] >= 0).then_some(f[0] as i32);
+    (code, f[1] as usize, rest.to_owned(), f[2] as u64)
+}
+
+/// Not a test: the helper process of [`run_measured`] (does nothing without its variables).
+#[test]
+fn maxrss_helper() {
+    let Some(sock) = std::env::var_os("XB_MAXRSS_SOCK") else {
+        return;
+    };
+    let args = std::env::var("XB_MAXRSS_ARGS").unwrap();
+    let args: Vec<&str> = args.split('\u{1f}').collect();
+    // Reaped by wait4 below, which also gives its resource usage (std's wait does not).
+    #[allow(clippy::zombie_processes)]
+    let mut child = command(Path::new(&sock), &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = thread::spawn(move || {
+        let mut e = String::new();
+        let _ = stderr.read_to_string(&mut e);
+        e
+    });
+    let reader = thread::spawn(move || {
+        // Keep the start and end, count the rest: the output may be large.
+        let (mut n, mut head, mut buf) = (0usize, Vec::new(), vec![0u8; 1 << 16]);
+        let mut tail = Vec::new();
+        loop {
+            let k = stdout.read(&mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            n += k;
+            if head.len() < 4096 {
+                head.extend_from_slice(&buf[..k.min(4096)]);
+            }
+            tail = buf[k.saturating_sub(64)..k].to_vec();
+        }
+        head.extend_from_slice(b"\n...\n");
+        head.extend_from_slice(&tail);
+        (n, String::from_utf8_lossy(&head).into_owned())
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: valid pointers for the whole call; the child is ours and not reaped yet.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    let (n, text) = reader.join().unwrap();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let result = format!(
+        "{code} {n} {}\n{text}{}",
+        usage.ru_maxrss,
+        errors.join().unwrap()
+    );
+    std::fs::write(std::env::var_os("XB_MAXRSS_RESULT").unwrap(), result).unwrap();
+}
+
+/// 50 guests filled to their node quota with the largest values they may write: `list` and
+/// `list --json` read one domain at a time and keep only what they print, so memory does not
+/// grow with what the guests wrote.
+#[test]
+fn list_memory_is_bounded_per_domain() {
+    let h = host("listmem");
+    let (_, _, _, floor) = run_measured(&h.dom0, &["list"]);
+    println!("list of the 4 small domains: peak RSS {floor} KiB");
+    for d in 10..60u32 {
+        h.xs.add_domain(d);
+        h.xs.write(&format!("/local/domain/{d}/data/xenbeacon/layout"), "1");
+        let used = h.xs.node_count(d);
+        // 100 to a directory, so that each DIRECTORY reply fits in one message.
+        for i in 0..support::fake_xenstored::DEFAULT_NODE_QUOTA - used - 10 {
+            let path = format!("/local/domain/{d}/data/d{}/k{}", i / 100, i % 100);
+            let len = support::fake_xenstored::NODE_SIZE_MAX - path.len();
+            h.xs.write(&path, &"x".repeat(len));
+        }
+    }
+    assert_eq!(
+        h.xs.node_count(10),
+        support::fake_xenstored::DEFAULT_NODE_QUOTA
+    );
+    let (code, bytes, out, rss) = run_measured(&h.dom0, &["list"]);
+    println!("list: exit {code:?}, {bytes} bytes out, peak RSS {rss} KiB");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("\n10     guest10   xenbeacon layout 1"),
+        "{out}"
+    );
+    let (jcode, jbytes, jout, jrss) = run_measured(&h.dom0, &["list", "--json"]);
+    println!("list --json: exit {jcode:?}, {jbytes} bytes out, peak RSS {jrss} KiB");
+    assert_eq!(jcode, Some(0), "{jout}");
+    assert!(jout.starts_with(r#"{"domains":[{"domid":0,"#), "{jout}");
+    assert!(jout.ends_with("]}\n"), "{jout}");
+    // What 50 domains wrote is ~100 MiB; what is kept must not be.
+    assert!(rss < 24 * 1024, "list peak RSS {rss} KiB");
+    assert!(jrss < 24 * 1024, "list --json peak RSS {jrss} KiB");
+}
+
 /// A `wait` running in the background.
 struct Waiter {
     child: Child,

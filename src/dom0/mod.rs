@@ -59,22 +59,40 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
         }
         Err(e) => return fail("list", e, EXIT_XENSTORE),
     };
-    let mut reports = Vec::with_capacity(ids.len());
+    // One domain at a time: read, parse, print (JSON) or keep its cut cells (tables), drop.
+    let mut tables = text::ListTables::new();
+    let mut out = std::io::stdout().lock();
+    let mut first = true;
+    if args.json {
+        let _ = out.write_all(br#"{"domains":["#);
+    }
     for d in ids {
-        match reader.read_domain(d) {
-            Ok(Some(tree)) => reports.push(report::parse(&tree)),
-            Ok(None) => {} // destroyed since the listing
-            Err(e) => return fail("list", e, EXIT_XENSTORE),
+        let r = match reader.read_domain(d) {
+            Ok(Some(tree)) => report::parse(&tree),
+            Ok(None) => continue, // destroyed since the listing
+            Err(e) => {
+                let _ = out.flush();
+                return fail("list", e, EXIT_XENSTORE);
+            }
+        };
+        if args.json {
+            let mut s = String::new();
+            if !std::mem::take(&mut first) {
+                s.push(',');
+            }
+            json::report(&mut s, &r);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = out.write_all(s.as_bytes());
+        } else {
+            tables.add(&r);
         }
     }
     if args.json {
-        let mut out = String::new();
-        json::list(&mut out, &reports);
-        out.push('\n');
-        emit(&out);
+        let _ = out.write_all(b"]}\n");
     } else {
-        emit(&text::list(&reports));
+        let _ = out.write_all(tables.render().as_bytes());
     }
+    let _ = out.flush();
     ExitCode::SUCCESS
 }
 

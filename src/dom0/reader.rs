@@ -9,10 +9,14 @@
 //! * EACCES is recorded per subtree ([`DomainTree::denied`]) and shown as "no access", so a
 //!   guest the reader may not see never looks like one without an agent.
 //!
-//! A guest controls how many keys it has (up to its xenstored quota, ~1000 nodes by default),
-//! so a domain's read stops at [`NODE_LIMIT`] nodes and [`DEPTH_LIMIT`] levels.
+//! A guest controls how many keys it has (up to its xenstored quota, ~1000 nodes by default,
+//! of up to ~2 KiB each), so a domain's read stops at [`NODE_LIMIT`] nodes and [`DEPTH_LIMIT`]
+//! levels, and each of [`SUBTREES`] at [`SUBTREE_BYTES_LIMIT`] bytes of paths and values: what
+//! one domain costs in memory is bounded whatever it wrote, and a guest that fills `data/`
+//! still has its NICs (`attr/`) and the toolstack's `device/vif` read.
 
 use std::fmt;
+use std::ops::Bound;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,10 @@ pub const XENSTORED_SOCKET: &str = "/run/xenstored/socket";
 pub const NODE_LIMIT: usize = 4096;
 /// Deepest path read below a subtree (`attr/vif/0/vlan/100/ipv4/0/prefix` is 7 below `attr`).
 pub const DEPTH_LIMIT: usize = 10;
+/// Most bytes of relative paths and values read below each of [`SUBTREES`] of one home.
+/// xenbeacon's keys for a guest with 100 NICs are ~60 KiB; a guest at its default quota
+/// with the largest values it may write has ~2 MiB.
+pub const SUBTREE_BYTES_LIMIT: usize = 256 * 1024;
 
 /// XenStore could not be reached or read.
 #[derive(Debug)]
@@ -123,6 +131,8 @@ enum Got<T> {
 /// A XenStore connection for reading guests.
 pub struct Reader {
     conn: XenbusConn,
+    /// Bytes read so far below the subtree being read, against [`SUBTREE_BYTES_LIMIT`].
+    subtree_bytes: usize,
 }
 
 impl Reader {
@@ -145,7 +155,10 @@ impl Reader {
             match XenbusConn::open_nonblocking(&ep) {
                 Ok(mut conn) => {
                     conn.set_deadline(deadline);
-                    return Ok(Reader { conn });
+                    return Ok(Reader {
+                        conn,
+                        subtree_bytes: 0,
+                    });
                 }
                 Err(Error::Open(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let left = give_up.saturating_duration_since(Instant::now());
@@ -272,6 +285,7 @@ impl Reader {
             }
         }
         for sub in SUBTREES {
+            self.subtree_bytes = 0;
             self.read_subtree(&home, sub, 0, &mut tree)?;
         }
         // Destroyed (or migrated away) while we read: leave it out.
@@ -310,6 +324,13 @@ impl Reader {
             return Ok(());
         };
         let depth = rel.matches('/').count() - root.matches('/').count();
+        self.subtree_bytes = tree
+            .nodes
+            .range::<str, _>((Bound::Included(*root), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(root))
+            .filter(|(k, _)| under(k, root))
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
         self.read_subtree(&home, rel, depth, tree)
     }
 
@@ -321,13 +342,17 @@ impl Reader {
         depth: usize,
         tree: &mut DomainTree,
     ) -> Result<(), ReadError> {
-        if tree.nodes.len() >= NODE_LIMIT || depth > DEPTH_LIMIT {
+        if tree.nodes.len() >= NODE_LIMIT
+            || depth > DEPTH_LIMIT
+            || self.subtree_bytes >= SUBTREE_BYTES_LIMIT
+        {
             tree.truncated = true;
             return Ok(());
         }
         let path = format!("{home}/{rel}");
         match self.read(&path)? {
             Got::Value(v) => {
+                self.subtree_bytes += rel.len() + v.len();
                 tree.nodes.insert(rel.to_owned(), v);
             }
             Got::Denied => {
@@ -336,7 +361,7 @@ impl Reader {
             }
             Got::Absent => return Ok(()),
         }
-        let children = match self.list(&path)? {
+        let mut children = match self.list(&path)? {
             Got::Value(c) => c,
             Got::Denied => {
                 tree.denied.insert(rel.to_owned());
@@ -344,6 +369,7 @@ impl Reader {
             }
             Got::Absent => return Ok(()),
         };
+        children.sort_by_key(|c| !read_first(rel, c)); // stable: otherwise in xenstored's order
         for c in children {
             if c.is_empty() || c.contains('/') {
                 continue;
@@ -351,6 +377,21 @@ impl Reader {
             self.read_subtree(home, &format!("{rel}/{c}"), depth + 1, tree)?;
         }
         Ok(())
+    }
+}
+
+/// Children of `dir` read before their siblings: the keys reports are made of, so that a
+/// guest that fills `data/` or `attr/` up to [`SUBTREE_BYTES_LIMIT`] does not push them out.
+fn read_first(dir: &str, child: &str) -> bool {
+    match dir {
+        "data" => {
+            matches!(child, "xenbeacon" | "updated")
+                || ["os_", "meminfo_", "balloon_"]
+                    .iter()
+                    .any(|p| child.starts_with(p))
+        }
+        "attr" => matches!(child, "vif" | "net" | "PVAddons" | "os"),
+        _ => false,
     }
 }
 
