@@ -1000,6 +1000,27 @@ fn wait_deadline_holds_and_requests_stay_few_under_a_write_storm() {
     });
 }
 
+/// What `wait` keeps of the guest between events follows removals too: an address removed
+/// before the guest booted is not printed once it has.
+#[test]
+fn wait_forgets_what_the_guest_removed() {
+    let h = host("waitrm");
+    h.xs.rm(&format!("{WEB1}/xenserver"));
+    h.xs.rm(&format!("{WEB1}/attr/net"));
+    h.xs.write(&format!("{WEB1}/attr/vif/0/ipv4/0"), "10.0.0.5");
+    let mut w = Waiter::start(&h.dom0, &["web1", "--booted", "--ip", "--timeout", "20"]);
+    thread::sleep(Duration::from_millis(400));
+    w.assert_blocked();
+    h.xs.rm(&format!("{WEB1}/attr/vif/0/ipv4"));
+    thread::sleep(Duration::from_millis(200));
+    h.xs.write(&format!("{WEB1}/data/xenbeacon/booted"), "1");
+    thread::sleep(Duration::from_millis(300));
+    w.assert_blocked();
+    h.xs.write(&format!("{WEB1}/attr/vif/0/ipv4/1"), "10.0.0.6");
+    let (code, out, err, _) = w.finish();
+    assert_eq!((code, out.as_str()), (Some(0), "10.0.0.6\n"), "{err}");
+}
+
 /// A listening socket nobody accepts on, with a backlog of 0, and the one connection that
 /// fills it: xenstored hung before accept.
 fn full_backlog(path: &Path) -> (UnixListener, UnixStream) {

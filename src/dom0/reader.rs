@@ -306,7 +306,18 @@ impl Reader {
         };
         let single = SINGLE_KEYS.iter().find(|k| under(rel, k));
         let target = single.copied().unwrap_or(rel);
-        tree.nodes.retain(|k, _| !under(k, target));
+        // Only the keys from `target` on can be below it: a range of the map, not a scan.
+        let gone: Vec<String> = tree
+            .nodes
+            .range::<str, _>((Bound::Included(target), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(target))
+            .filter(|k| under(k, target))
+            .cloned()
+            .collect();
+        for k in gone {
+            tree.nodes.remove(&k);
+        }
         tree.denied.retain(|k| !under(k, target));
         if let Some(key) = single {
             match self.read(&format!("{home}/{key}"))? {
