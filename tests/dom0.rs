@@ -1060,6 +1060,29 @@ fn wait_timeout_bounds_a_hung_xenstored() {
         assert!(took < Duration::from_millis(2000), "{took:?}");
     }
 
+    // Answers nothing but sends watch events all the time (each cuts a poll short).
+    let chatty = dir.path().join("chatty.sock");
+    let listener = UnixListener::bind(&chatty).unwrap();
+    thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut event = Vec::new();
+                let parts: [&[u8]; 2] = [b"/local/domain/1/data/x\0", b"xenbeacon-wait-home\0"];
+                wire::emit_raw(wire::MsgType::WatchEvent, 0, 0, &parts, &mut event);
+                while s.write_all(&event).is_ok() {
+                    thread::sleep(Duration::from_millis(2));
+                }
+            });
+        }
+    });
+    let t = Instant::now();
+    let (code, out, err, ended) = Waiter::start(&chatty, &["7", "--timeout", "1"]).finish();
+    let took = ended.duration_since(t);
+    println!("against a xenstored that only sends events: exit {code:?} after {took:?}: {err}");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("XenStore had not answered"), "{err}");
+    assert!(took < Duration::from_millis(2000), "{took:?}");
+
     // Never accepts.
     let full = dir.path().join("full.sock");
     let (_listener, _filler) = full_backlog(&full);
