@@ -176,6 +176,8 @@ pub struct XenbusConn {
     outbuf: Vec<u8>,
     events: VecDeque<WatchEvent>,
     reply_timeout: Duration,
+    /// No request waits past this (a dom0 command's `--timeout`).
+    deadline: Option<Instant>,
     /// Requests sent and stray replies dropped, for metrics and tests.
     pub requests_sent: u64,
     pub stray_replies: u64,
@@ -194,7 +196,27 @@ impl XenbusConn {
                 File::from(OwnedFd::from(s))
             }
         };
-        Ok(XenbusConn {
+        Ok(XenbusConn::with_file(file, endpoint))
+    }
+
+    /// Like [`XenbusConn::open`], but never blocks: a xenstored socket whose listen backlog is
+    /// full (a hung xenstored) fails at once with `Error::Open` of kind `WouldBlock` instead of
+    /// waiting in connect(2); the caller retries until its own deadline.
+    pub fn open_nonblocking(endpoint: &Endpoint) -> Result<XenbusConn, Error> {
+        match endpoint {
+            Endpoint::Socket(p) => {
+                let s = crate::sys::connect_unix_nonblocking(p).map_err(Error::Open)?;
+                Ok(XenbusConn::with_file(
+                    File::from(OwnedFd::from(s)),
+                    endpoint,
+                ))
+            }
+            Endpoint::Device(_) => XenbusConn::open(endpoint),
+        }
+    }
+
+    fn with_file(file: File, endpoint: &Endpoint) -> XenbusConn {
+        XenbusConn {
             file,
             endpoint: endpoint.clone(),
             next_req_id: 0,
@@ -205,9 +227,10 @@ impl XenbusConn {
             outbuf: Vec::with_capacity(HEADER_LEN + PAYLOAD_MAX),
             events: VecDeque::new(),
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            deadline: None,
             requests_sent: 0,
             stray_replies: 0,
-        })
+        }
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -216,6 +239,12 @@ impl XenbusConn {
 
     pub fn set_reply_timeout(&mut self, t: Duration) {
         self.reply_timeout = t;
+    }
+
+    /// From now on no request waits past `at`: it fails there with `Error::Timeout`, however
+    /// xenstored behaves (silent, or sending events but never the reply).
+    pub fn set_deadline(&mut self, at: Option<Instant>) {
+        self.deadline = at;
     }
 
     /// Sends `req` and waits for its reply. Errors from xenstored come back as `Error::Xs`.
@@ -232,7 +261,7 @@ impl XenbusConn {
         let id = self.next_req_id;
         self.outbuf.clear();
         req.emit(id, self.tx_id, &mut self.outbuf);
-        let mut deadline = Deadline::new(self.reply_timeout);
+        let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
         self.send_outbuf(&mut deadline)?;
         self.requests_sent += 1;
         // The device answers WATCH/UNWATCH itself and may leave req_id at 0.
@@ -475,30 +504,38 @@ impl AsRawFd for XenbusConn {
 /// The reply timeout of one request. The clock is only read when a wait is cut short (a
 /// signal, a watch event before the reply): the first wait polls for the whole timeout, so a
 /// request costs no clock read, which in a PV guest without a vDSO clock is a system call.
-/// A request that waits more than once gets up to twice the timeout in all.
+/// A request that waits more than once gets up to twice the timeout in all. A `hard` deadline
+/// (set with [`XenbusConn::set_deadline`]) bounds every wait, at the cost of a clock read each.
 struct Deadline {
     timeout: Duration,
     at: Option<Instant>,
     waited: bool,
+    hard: Option<Instant>,
 }
 
 impl Deadline {
-    fn new(timeout: Duration) -> Deadline {
+    fn new(timeout: Duration, hard: Option<Instant>) -> Deadline {
         Deadline {
             timeout,
             at: None,
             waited: false,
+            hard,
         }
     }
 
     /// How long the next wait may take.
     fn left(&mut self) -> Duration {
-        if !self.waited {
+        let soft = if !self.waited {
             self.waited = true;
-            return self.timeout;
+            self.timeout
+        } else {
+            let at = *self.at.get_or_insert_with(|| Instant::now() + self.timeout);
+            at.saturating_duration_since(Instant::now())
+        };
+        match self.hard {
+            Some(h) => soft.min(h.saturating_duration_since(Instant::now())),
+            None => soft,
         }
-        let at = *self.at.get_or_insert_with(|| Instant::now() + self.timeout);
-        at.saturating_duration_since(Instant::now())
     }
 }
 
@@ -509,7 +546,8 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: &mut Deadline) -> Result<
         if left.is_zero() {
             return Err(Error::Timeout);
         }
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // Rounded up: a wait never ends before its deadline.
+        let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
         let mut pfd = libc::pollfd {
             fd,
             events,
