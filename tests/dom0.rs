@@ -42,6 +42,9 @@ fn xenbeacon_guest(xs: &FakeXenstored, domid: u32, name: &str) {
         ("data/xenbeacon/layout", "1"),
         ("data/xenbeacon/version", "0.1.0"),
         ("data/xenbeacon/stage", "rootfs"),
+        ("data/host_name_dns", "web1"),
+        ("data/domain", "example.com"),
+        // layout 1's balloon keys
         ("data/balloon_target_kb", "2097152"),
         ("data/balloon_current_kb", "2097152"),
         ("data/balloon_state", "reached"),
@@ -300,7 +303,7 @@ fn list_json() {
     assert_eq!(out.lines().count(), 1);
     for want in [
         r#""domid":1,"name":"web1","uuid":null,"access":"full","denied":[],"agent":{"kind":"xenbeacon","layout":"1","version":"0.1.0","pv_version":null}"#,
-        r#""os":{"name":"Debian GNU/Linux 12 (bookworm)","distro":"debian","major":"12","minor":null,"kernel":"6.1.0-28-amd64"},"stage":"rootfs","booted":false,"booted_by":null"#,
+        r#""os":{"name":"Debian GNU/Linux 12 (bookworm)","distro":"debian","major":"12","minor":null,"kernel":"6.1.0-28-amd64","host_name":"web1.example.com"},"stage":"rootfs","booted":false,"booted_by":null"#,
         r#""balloon":{"target_kb":2097152,"current_kb":2097152,"state":"reached","reason":null}"#,
         r#""kind":"pci","id":"525400123405","path":"attr/net/525400123405","reported":true,"name":"enp0s5""#,
         r#""host_location":"0000:00:05.0""#,

@@ -251,7 +251,8 @@ pub fn report(out: &mut String, r: &GuestReport) {
         .str("distro", r.os.distro.as_deref())
         .str("major", r.os.major.as_deref())
         .str("minor", r.os.minor.as_deref())
-        .str("kernel", r.os.kernel.as_deref());
+        .str("kernel", r.os.kernel.as_deref())
+        .str("host_name", r.os.host_name.as_deref());
     o.str("stage", r.stage.as_deref())
         .bool("booted", Some(r.booted()))
         .str("booted_by", r.booted_by)

@@ -118,6 +118,9 @@ pub struct Os {
     pub minor: Option<String>,
     /// Kernel release (`data/os_uname`).
     pub kernel: Option<String>,
+    /// `data/host_name_dns`, with `.` and `data/domain` when that is there: what xapi shows as
+    /// the VM's `netbios_name`.
+    pub host_name: Option<String>,
 }
 
 impl Os {
@@ -673,6 +676,10 @@ pub fn parse(tree: &DomainTree) -> GuestReport {
         major: p.get(key::OS_MAJORVER),
         minor: p.get(key::OS_MINORVER),
         kernel: p.get(key::OS_UNAME),
+        host_name: p.get(key::HOST_NAME).map(|h| match p.get(key::DOMAIN) {
+            Some(d) => format!("{h}.{d}"),
+            None => h,
+        }),
     };
     let memory = Memory {
         total_kb: p.get_u64(key::MEMINFO_TOTAL),
@@ -921,6 +928,27 @@ mod tests {
                 ("device/vif/2/state", "4"),
             ],
         )
+    }
+
+    /// Layout 2 keeps the balloon under data/xenbeacon/balloon/ (a layout-1 leftover loses);
+    /// the host name is xapi's netbios_name.
+    #[test]
+    fn layout_2_balloon_and_host_name() {
+        let r = parse(&tree(
+            4,
+            &[
+                ("data/xenbeacon/layout", "2"),
+                ("data/xenbeacon/balloon/target_kb", "98304"),
+                ("data/xenbeacon/balloon/current_kb", "110000"),
+                ("data/xenbeacon/balloon/state", "ballooning"),
+                ("data/balloon_state", "reached"),
+                ("data/host_name_dns", "db2"),
+            ],
+        ));
+        let b = r.balloon.as_ref().unwrap();
+        assert_eq!(b.state.as_deref(), Some("ballooning"));
+        assert_eq!((b.target_kb, b.current_kb), (Some(98304), Some(110000)));
+        assert_eq!(r.os.host_name.as_deref(), Some("db2"));
     }
 
     #[test]

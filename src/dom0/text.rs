@@ -429,6 +429,9 @@ pub fn show(r: &GuestReport) -> String {
         "kernel",
         &full(r, "data/os_uname", r.os.kernel.as_deref()),
     );
+    if let Some(h) = &r.os.host_name {
+        line(&mut out, "host name", &clean(h));
+    }
 
     out.push_str("boot\n");
     if let Some(s) = &r.stage {
