@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::balloon::{self, BalloonState, BalloonTracker};
-use crate::desired::{self, key, DesiredKeys};
+use crate::desired::{self, DesiredKeys};
+use crate::layout::key;
+use crate::layout::Mac;
 use crate::model::{GuestModel, OsInfo};
 use crate::net::NetState;
-use crate::nics::{normalize_bdf, parse_mac, NicOptions, NicRenderer, ToolstackHints};
+use crate::nics::{normalize_bdf, NicOptions, NicRenderer, ToolstackHints};
 use crate::publisher::{unix_now, Op, Publisher, Refusal, RoundOutcome};
 use crate::sources::balloon::BalloonReader;
 use crate::sources::meminfo::MeminfoReader;
@@ -239,7 +241,7 @@ impl Agent {
         for vf in vfs {
             let Ok(id) = vf.parse::<u32>() else { continue };
             match conn.read_string(&format!("xenserver/device/net-sriov-vf/{vf}/mac")) {
-                Ok(m) => hints.sriov_vfs.extend(parse_mac(&m).map(|m| (id, m))),
+                Ok(m) => hints.sriov_vfs.extend(Mac::parse(&m).map(|m| (id, m))),
                 Err(e) if e.is_connection_lost() => return Err(e),
                 Err(_) => {}
             }
@@ -253,7 +255,7 @@ impl Agent {
         for vif in vifs.iter().take(64) {
             let Ok(id) = vif.parse::<u32>() else { continue };
             match conn.read_string(&format!("device/vif/{vif}/mac")) {
-                Ok(m) => hints.vif_macs.extend(parse_mac(&m).map(|m| (id, m))),
+                Ok(m) => hints.vif_macs.extend(Mac::parse(&m).map(|m| (id, m))),
                 Err(e) if e.is_connection_lost() => return Err(e),
                 Err(_) => {}
             }
@@ -378,11 +380,11 @@ impl Agent {
         let published = self
             .publisher
             .written()
-            .get(desired::key::MEMINFO_FREE)
+            .get(key::MEMINFO_FREE)
             .and_then(|v| v.parse::<u64>().ok());
         if let (Some(m), Some(p)) = (self.model.memory, published) {
             if m.free_for_toolstack().abs_diff(p) < self.cfg.memory_threshold_kb {
-                self.desired.set_u64(desired::key::MEMINFO_FREE, p);
+                self.desired.set_u64(key::MEMINFO_FREE, p);
             }
         }
     }

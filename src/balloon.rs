@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::desired::{key, DesiredKeys};
+use crate::desired::DesiredKeys;
+use crate::layout::key;
 use crate::sources::balloon::BalloonInfo;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

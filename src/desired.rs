@@ -1,119 +1,14 @@
 //! The desired XenStore key/value set: what the guest should look like in XenStore now.
 //!
-//! Keys are relative to the domain's home (`/local/domain/<domid>`). Every key and subtree the
-//! agent owns is listed here; docs/xenstore-layout.md documents each one.
+//! Keys are relative to the domain's home (`/local/domain/<domid>`); their names and the
+//! subtrees the agent owns are in [`crate::layout`].
 
 use std::collections::BTreeMap;
 
+use crate::layout::{key, LAYOUT_VERSION};
 use crate::model::OsInfo;
 use crate::sources::hostname::HostIdentity;
 use crate::sources::meminfo::MemInfo;
-
-/// Key names.
-pub mod key {
-    pub const OS_NAME: &str = "data/os_name";
-    pub const OS_DISTRO: &str = "data/os_distro";
-    pub const OS_MAJORVER: &str = "data/os_majorver";
-    pub const OS_MINORVER: &str = "data/os_minorver";
-    pub const OS_UNAME: &str = "data/os_uname";
-    pub const MEMINFO_TOTAL: &str = "data/meminfo_total";
-    pub const MEMINFO_FREE: &str = "data/meminfo_free";
-    /// Written by the publisher itself, not rendered from the model.
-    pub const UPDATED: &str = "data/updated";
-    pub const PV_MAJOR: &str = "attr/PVAddons/MajorVersion";
-    pub const PV_MINOR: &str = "attr/PVAddons/MinorVersion";
-    pub const PV_MICRO: &str = "attr/PVAddons/MicroVersion";
-    pub const PV_BUILD: &str = "attr/PVAddons/BuildVersion";
-    pub const PV_INSTALLED: &str = "attr/PVAddons/Installed";
-    /// Version of the layout this agent publishes (docs/xenstore-layout.md); readers such as
-    /// `xenbeacon list` use it to tell xenbeacon guests from other agents.
-    pub const LAYOUT: &str = "data/xenbeacon/layout";
-    pub const VERSION: &str = "data/xenbeacon/version";
-    /// `initramfs` or `rootfs`: where the agent that published last runs.
-    pub const STAGE: &str = "data/xenbeacon/stage";
-    /// `1` once the guest finished booting; written by `xenbeacon booted` (or the agent with
-    /// `--booted`), never removed by the agent.
-    pub const BOOTED: &str = "data/xenbeacon/booted";
-    /// The balloon keys live below `data/xenbeacon/` since layout 2: xenopsd copies `data/`
-    /// one level deep, and xapi calls `VM.update_allowed_operations` for every change there it
-    /// does not ignore, while `current_kb` changes every second of ballooning. Only our own
-    /// dom0 commands read them.
-    pub const BALLOON_TARGET: &str = "data/xenbeacon/balloon/target_kb";
-    pub const BALLOON_CURRENT: &str = "data/xenbeacon/balloon/current_kb";
-    /// `reached`, `ballooning` or `stuck`.
-    pub const BALLOON_STATE: &str = "data/xenbeacon/balloon/state";
-    pub const BALLOON_REASON: &str = "data/xenbeacon/balloon/reason";
-    /// Layout 1's balloon keys: read by the dom0 commands, removed by the agent as stale.
-    pub const LEGACY_BALLOON_TARGET: &str = "data/balloon_target_kb";
-    pub const LEGACY_BALLOON_CURRENT: &str = "data/balloon_current_kb";
-    pub const LEGACY_BALLOON_STATE: &str = "data/balloon_state";
-    pub const LEGACY_BALLOON_REASON: &str = "data/balloon_reason";
-    /// The guest's host name without its domain: xapi's `netbios_name` (with `data/domain`).
-    pub const HOST_NAME: &str = "data/host_name_dns";
-    /// The guest's domain name, when it knows one locally.
-    pub const DOMAIN: &str = "data/domain";
-    /// XAPI's squeezed: exists = "booted far enough for balloon targets".
-    pub const FEATURE_BALLOON: &str = "control/feature-balloon";
-}
-
-/// The layout version in `data/xenbeacon/layout`. 2: the balloon keys moved from
-/// `data/balloon_*` to `data/xenbeacon/balloon/*`; `data/host_name_dns` and `data/domain`.
-pub const LAYOUT_VERSION: &str = "2";
-
-/// Single keys in directories shared with other software (`data/` is "available for arbitrary
-/// domain use"): only these are ever read back or removed there.
-pub const OWNED_KEYS: [&str; 17] = [
-    key::OS_NAME,
-    key::OS_DISTRO,
-    key::OS_MAJORVER,
-    key::OS_MINORVER,
-    key::OS_UNAME,
-    key::MEMINFO_TOTAL,
-    key::MEMINFO_FREE,
-    key::UPDATED,
-    key::LAYOUT,
-    key::VERSION,
-    key::STAGE,
-    key::LEGACY_BALLOON_TARGET,
-    key::LEGACY_BALLOON_CURRENT,
-    key::LEGACY_BALLOON_STATE,
-    key::LEGACY_BALLOON_REASON,
-    key::HOST_NAME,
-    key::DOMAIN,
-];
-
-/// The balloon keys' directory (layout 2).
-pub const BALLOON_SUBTREE: &str = "data/xenbeacon/balloon";
-
-/// Keys read back and written like the others, but never removed: `data/xenbeacon/booted` is
-/// also written by `xenbeacon booted`, and squeezed takes the existence of
-/// `control/feature-balloon` as "booted", which must not flap.
-pub const KEEP_KEYS: [&str; 2] = [key::BOOTED, key::FEATURE_BALLOON];
-/// Subtrees the agent owns as a whole: anything in them it did not render is stale.
-pub const OWNED_SUBTREES: [&str; 5] = [
-    "attr/PVAddons",
-    BALLOON_SUBTREE,
-    crate::nics::NIC_SUBTREES[0],
-    crate::nics::NIC_SUBTREES[1],
-    crate::nics::NIC_SUBTREES[2],
-];
-
-/// The owned subtree `key` lies in (or is), if any.
-pub fn owning_subtree(key: &str) -> Option<&'static str> {
-    OWNED_SUBTREES.iter().copied().find(|t| {
-        key.strip_prefix(t)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
-}
-
-/// True when `key` is one the agent may write or remove.
-pub fn is_owned(key: &str) -> bool {
-    OWNED_KEYS.contains(&key)
-        || OWNED_SUBTREES.iter().any(|t| {
-            key.strip_prefix(t)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
-}
 
 /// Longest value written, in bytes. C xenstored's default node quota is 2048 bytes including
 /// the path and permissions; a cut here keeps every key writable. Cuts fall on a UTF-8
@@ -367,14 +262,5 @@ mod tests {
         assert_eq!(d.get(key::MEMINFO_TOTAL), Some("900"));
         assert!(render_memory(&m(900, 601), 0, &mut d));
         assert!(!render_memory(&m(900, 601), 0, &mut d));
-    }
-
-    #[test]
-    fn ownership() {
-        assert!(is_owned("data/os_name"));
-        assert!(is_owned("attr/PVAddons/Foo"));
-        assert!(!is_owned("attr/PVAddonsX"));
-        assert!(!is_owned("data/agent/status"));
-        assert!(!is_owned("control/shutdown"));
     }
 }

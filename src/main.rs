@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use xenbeacon::agent::{Agent, AgentConfig};
 use xenbeacon::cli::{Args, BootedArgs, Command};
-use xenbeacon::desired::key;
 use xenbeacon::event_loop::{self, EndpointChoice};
+use xenbeacon::layout::key;
 use xenbeacon::nics::NicOptions;
 use xenbeacon::publisher::Op;
 use xenbeacon::sources::hypervisor;

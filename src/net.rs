@@ -4,6 +4,7 @@
 //! renames it), and a rename is just an RTM_NEWLINK with a new name, after which the link is
 //! classified again.
 
+use crate::layout::Mac;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -16,7 +17,7 @@ use crate::sources::sysfs_net::NicClass;
 pub struct Link {
     pub index: u32,
     pub name: String,
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
     pub flags: u32,
     pub carrier: Option<bool>,
     /// Bridge or bond this link is a member of.
@@ -86,7 +87,7 @@ impl NetState {
         let link = Link {
             index: l.index,
             name,
-            mac: l.mac,
+            mac: l.mac.map(Mac),
             flags: l.flags,
             carrier: l.carrier,
             master: l.master,

@@ -23,19 +23,16 @@
 //! the keys read back at start, so a restart does not renumber anything.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::desired::DesiredKeys;
+use crate::layout::{is_under, Mac, NicDir, UpperDir, NIC_SUBTREES};
 use crate::net::{Addr, Link, NetState};
 use crate::netlink::wire::{
     IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_F_PERMANENT, IFA_F_TEMPORARY, IFA_F_TENTATIVE,
     IFF_LOWER_UP,
 };
 use crate::sources::sysfs_net::NicClass;
-
-/// Subtrees the NIC keys live in; the publisher owns them as a whole.
-pub const NIC_SUBTREES: [&str; 3] = ["attr/vif", "attr/net", "xenserver/attr/net-sriov-vf"];
 
 /// What to report.
 #[derive(Clone, Debug)]
@@ -68,41 +65,11 @@ impl Default for NicOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ToolstackHints {
     /// `xenserver/device/net-sriov-vf/<vfid>/mac` (XAPI only).
-    pub sriov_vfs: Vec<(u32, [u8; 6])>,
+    pub sriov_vfs: Vec<(u32, Mac)>,
     /// Guest PCI address -> host PCI address, from the pcifront backend (`vdev-N` / `dev-N`).
     pub pci_host: BTreeMap<String, String>,
     /// `device/vif/<devid>/mac`: the MAC the toolstack gave each vif.
-    pub vif_macs: Vec<(u32, [u8; 6])>,
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn mac_text(mac: &[u8; 6]) -> String {
-    let mut s = String::with_capacity(17);
-    for (i, b) in mac.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// `aabbccddeeff`: a MAC as a XenStore path component.
-pub fn mac_key(mac: &[u8; 6]) -> String {
-    mac.iter().fold(String::with_capacity(12), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (any case).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.trim().split(':');
-    for b in out.iter_mut() {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
+    pub vif_macs: Vec<(u32, Mac)>,
 }
 
 /// A PCI address in the kernel's form `dddd:bb:ss.f`, from any of the spellings toolstacks
@@ -221,26 +188,15 @@ impl NicRenderer {
             .collect();
         let mut twins = BTreeSet::new();
         for link in net.links.values() {
-            let Some((base, kind)) = base_path(link, hints, opts, &netfront_devids) else {
+            let Some((mut dir, mut twin)) = base_path(link, hints, opts, &netfront_devids) else {
                 continue;
             };
             // Two devices with one vif's MAC: the first (lowest ifindex) is the twin.
-            if kind == DirKind::VifTwin && !twins.insert(base.clone()) {
+            if twin && !twins.insert(dir) {
                 let Some(mac) = link.mac else { continue };
-                let base = format!("attr/net/{}", mac_key(&mac));
-                self.render_nic(
-                    net,
-                    link,
-                    &base,
-                    DirKind::Net,
-                    hints,
-                    opts,
-                    d,
-                    &mut used_dirs,
-                );
-                continue;
+                (dir, twin) = (NicDir::Net(mac), false);
             }
-            self.render_nic(net, link, &base, kind, hints, opts, d, &mut used_dirs);
+            self.render_nic(net, link, dir, twin, hints, opts, d, &mut used_dirs);
         }
         self.slots.retain(|dir, _| used_dirs.contains(dir));
     }
@@ -250,25 +206,22 @@ impl NicRenderer {
         &mut self,
         net: &NetState,
         link: &Link,
-        base: &str,
-        kind: DirKind,
+        dir: NicDir,
+        twin: bool,
         hints: &ToolstackHints,
         opts: &NicOptions,
         d: &mut DesiredKeys,
         used_dirs: &mut BTreeSet<String>,
     ) {
+        let base = &dir.to_string();
         let key = |rel: &str| format!("{base}/{rel}");
         d.set(&key("name"), &link.name);
         let carrier = link.carrier.unwrap_or(link.flags & IFF_LOWER_UP != 0);
         d.set(&key("carrier"), if carrier { "1" } else { "0" });
         if let Some(mac) = &link.mac {
-            let rel = match kind {
-                DirKind::Vif | DirKind::VifTwin => "mac/0",
-                DirKind::SriovVf | DirKind::Net => "mac",
-            };
-            d.set(&key(rel), &mac_text(mac));
+            d.set(&key(dir.mac_key()), &mac.to_string());
         }
-        if matches!(kind, DirKind::Net | DirKind::VifTwin) {
+        if twin || matches!(dir, NicDir::Net(_)) {
             describe_device(link, hints, base, d);
         }
 
@@ -298,16 +251,15 @@ impl NicRenderer {
             if opts.exclude.iter().any(|g| glob_match(g, &upper.name)) {
                 continue;
             }
-            let sub = match (upper.kind.as_deref(), upper.vlan_id, &upper.mac) {
-                (Some("vlan"), Some(vid), _) => format!("{base}/vlan/{vid}"),
-                (Some("macvlan" | "macvtap" | "ipvlan"), _, Some(mac)) => {
-                    format!("{base}/macvlan/{}", mac_key(mac))
-                }
+            let upper_dir = match (upper.kind.as_deref(), upper.vlan_id, upper.mac) {
+                (Some("vlan"), Some(vid), _) => UpperDir::Vlan(vid),
+                (Some("macvlan" | "macvtap" | "ipvlan"), _, Some(mac)) => UpperDir::Macvlan(mac),
                 _ => continue,
             };
+            let sub = format!("{base}/{upper_dir}");
             d.set(&format!("{sub}/name"), &upper.name);
-            if let (Some(mac), false) = (&upper.mac, sub.contains("/vlan/")) {
-                d.set(&format!("{sub}/mac"), &mac_text(mac));
+            if let UpperDir::Macvlan(mac) = upper_dir {
+                d.set(&format!("{sub}/mac"), &mac.to_string());
             }
             self.render_addrs(net, &[upper.index], &sub, &upper.name, opts, d, used_dirs);
         }
@@ -391,43 +343,28 @@ impl NicRenderer {
     }
 }
 
-/// Which directory a reported link's keys go to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DirKind {
-    /// `attr/vif/<devid>`: a PV vif (netfront).
-    Vif,
-    /// `attr/vif/<devid>`: another device carrying the MAC the toolstack gave that vif (the
-    /// device model's emulated NIC in an HVM guest without netfront).
-    VifTwin,
-    /// `xenserver/attr/net-sriov-vf/<vfid>`.
-    SriovVf,
-    /// `attr/net/<mac>`.
-    Net,
-}
-
-/// Where a link's keys go, or `None` if it is not reported. `netfront_devids`: the vif
-/// devids a netfront link holds; such a vif has no twin.
+/// Where a link's keys go, or `None` if it is not reported; true when the link is a vif's
+/// twin: another device carrying the MAC the toolstack gave that vif (the device model's
+/// emulated NIC in an HVM guest without netfront). `netfront_devids`: the vif devids a
+/// netfront link holds; such a vif has no twin.
 fn base_path(
     link: &Link,
     hints: &ToolstackHints,
     opts: &NicOptions,
     netfront_devids: &BTreeSet<u32>,
-) -> Option<(String, DirKind)> {
+) -> Option<(NicDir, bool)> {
     if opts.exclude.iter().any(|g| glob_match(g, &link.name)) {
         return None;
     }
     let included = opts.include.iter().any(|g| glob_match(g, &link.name));
     let class = link.class.as_ref()?;
     match class {
-        NicClass::Vif { devid } => Some((format!("attr/vif/{devid}"), DirKind::Vif)),
+        NicClass::Vif { devid } => Some((NicDir::Vif(*devid), false)),
         NicClass::Virtual if !included => None,
         _ => {
             let mac = link.mac?;
             if let Some((vf, _)) = hints.sriov_vfs.iter().find(|(_, m)| *m == mac) {
-                return Some((
-                    format!("xenserver/attr/net-sriov-vf/{vf}"),
-                    DirKind::SriovVf,
-                ));
+                return Some((NicDir::SriovVf(*vf), false));
             }
             // Only a device can be a vif's twin: a bridge, VLAN or bond repeats its lower
             // NIC's MAC without being that NIC.
@@ -437,10 +374,10 @@ fn base_path(
                     .iter()
                     .find(|(id, m)| *m == mac && !netfront_devids.contains(id));
                 if let Some((devid, _)) = twin {
-                    return Some((format!("attr/vif/{devid}"), DirKind::VifTwin));
+                    return Some((NicDir::Vif(*devid), true));
                 }
             }
-            Some((format!("attr/net/{}", mac_key(&mac)), DirKind::Net))
+            Some((NicDir::Net(mac), false))
         }
     }
 }
@@ -489,11 +426,6 @@ fn describe_device(link: &Link, hints: &ToolstackHints, base: &str, d: &mut Desi
     }
 }
 
-fn is_under(k: &str, dir: &str) -> bool {
-    k.strip_prefix(dir)
-        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,16 +454,6 @@ mod tests {
         assert_eq!(normalize_bdf("0000:00:20.0"), None);
         assert_eq!(normalize_bdf("0000:00:00"), None);
         assert_eq!(normalize_bdf("x"), None);
-    }
-
-    #[test]
-    fn macs() {
-        let m = parse_mac("00:16:3E:0a:00:ff").unwrap();
-        assert_eq!(mac_text(&m), "00:16:3e:0a:00:ff");
-        assert_eq!(mac_key(&m), "00163e0a00ff");
-        assert_eq!(parse_mac("00:16:3e"), None);
-        assert_eq!(parse_mac("00:16:3e:00:00:00:00"), None);
-        assert_eq!(parse_mac("zz:16:3e:00:00:00"), None);
     }
 
     #[test]

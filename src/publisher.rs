@@ -16,7 +16,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::desired::{self, key, DesiredKeys, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
+use crate::desired::{self, DesiredKeys};
+use crate::layout::{self, key, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
 
@@ -262,12 +263,12 @@ impl Publisher {
             {
                 continue;
             }
-            if removed.is_some_and(|r| is_below(k, r)) {
+            if removed.is_some_and(|r| layout::is_under(k, r)) {
                 continue; // goes with its removed ancestor
             }
             // In an owned subtree, remove the highest directory nothing desired lives in, so
             // that a vanished NIC is one RM and leaves no empty directories behind.
-            let target = match desired::owning_subtree(k) {
+            let target = match layout::owning_subtree(k) {
                 Some(root) => topmost_unwanted(k, root, desired),
                 None => k.as_str(),
             };
@@ -343,7 +344,7 @@ impl Publisher {
                         Op::Rm { key } => {
                             out.removes += 1;
                             self.failed.remove(&key);
-                            self.written.retain(|k, _| k != &key && !is_below(k, &key));
+                            self.written.retain(|k, _| !layout::is_under(k, &key));
                         }
                     }
                     continue;
@@ -500,11 +501,6 @@ fn topmost_unwanted<'k>(k: &'k str, root: &str, desired: &DesiredKeys) -> &'k st
         }
         end = k[end + 1..].find('/').map_or(k.len(), |i| end + 1 + i);
     }
-}
-
-/// True when `k` lies strictly below `dir`.
-fn is_below(k: &str, dir: &str) -> bool {
-    k.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
 /// Seconds since the epoch (0 if the clock is before it).
@@ -709,12 +705,5 @@ mod tests {
                 "W data/updated"
             ]
         );
-    }
-
-    #[test]
-    fn is_below_respects_component_boundaries() {
-        assert!(is_below("a/b/c", "a/b"));
-        assert!(!is_below("a/bc", "a/b"));
-        assert!(!is_below("a/b", "a/b"));
     }
 }

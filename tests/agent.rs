@@ -25,7 +25,7 @@ fn expected_debian() -> BTreeMap<String, String> {
         ("data/meminfo_total", "8000000"),
         ("data/meminfo_free", "4000000"),
         ("data/xenbeacon", ""),
-        ("data/xenbeacon/layout", xenbeacon::desired::LAYOUT_VERSION),
+        ("data/xenbeacon/layout", xenbeacon::layout::LAYOUT_VERSION),
         ("data/xenbeacon/version", env!("CARGO_PKG_VERSION")),
         // the fake root has no /proc/self/mountinfo: the real root is assumed
         ("data/xenbeacon/stage", "rootfs"),

@@ -218,7 +218,7 @@ fn watches_firing_again_with_keys_gone_republish() {
     g.xs.rm(&format!("{HOME}/data/os_name"));
     // what a resume looks like to the agent: its watches fire again
     g.xs.write(&format!("{HOME}/memory/target"), "131072");
-    g.wait_for("data/xenbeacon/layout", xenbeacon::desired::LAYOUT_VERSION);
+    g.wait_for("data/xenbeacon/layout", xenbeacon::layout::LAYOUT_VERSION);
     g.wait_for("data/os_name", "Debian GNU/Linux 12 (bookworm)");
     let log = d.stop();
     assert!(log.contains("published keys are gone"), "{log}");

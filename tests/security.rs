@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use support::fault_injector::Fault;
 use support::guest::{meminfo, Guest, DOMID, HOME};
 use support::netns::setup;
-use xenbeacon::desired::{is_owned, KEEP_KEYS};
+use xenbeacon::layout::{is_owned, KEEP_KEYS};
 use xenbeacon::xenbus::wire::{MsgType, XsError};
 
 /// Path prefixes no request of the agent may modify.

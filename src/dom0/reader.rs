@@ -21,6 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::report::{DomainTree, SINGLE_KEYS, SUBTREES};
+use crate::layout::is_under;
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS};
 use crate::xenbus::wire::XsError;
 
@@ -300,11 +301,7 @@ impl Reader {
     /// below it, nothing else. What is gone is removed from `tree`.
     pub fn refresh(&mut self, tree: &mut DomainTree, rel: &str) -> Result<(), ReadError> {
         let home = format!("/local/domain/{}", tree.domid);
-        let under = |path: &str, base: &str| {
-            path.strip_prefix(base)
-                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
-        };
-        let single = SINGLE_KEYS.iter().find(|k| under(rel, k));
+        let single = SINGLE_KEYS.iter().find(|k| is_under(rel, k));
         let target = single.copied().unwrap_or(rel);
         // Only the keys from `target` on can be below it: a range of the map, not a scan.
         let gone: Vec<String> = tree
@@ -312,13 +309,13 @@ impl Reader {
             .range::<str, _>((Bound::Included(target), Bound::Unbounded))
             .map(|(k, _)| k)
             .take_while(|k| k.starts_with(target))
-            .filter(|k| under(k, target))
+            .filter(|k| is_under(k, target))
             .cloned()
             .collect();
         for k in gone {
             tree.nodes.remove(&k);
         }
-        tree.denied.retain(|k| !under(k, target));
+        tree.denied.retain(|k| !is_under(k, target));
         if let Some(key) = single {
             match self.read(&format!("{home}/{key}"))? {
                 Got::Value(v) => {
@@ -331,7 +328,7 @@ impl Reader {
             }
             return Ok(());
         }
-        let Some(root) = SUBTREES.iter().find(|t| under(rel, t)) else {
+        let Some(root) = SUBTREES.iter().find(|t| is_under(rel, t)) else {
             return Ok(());
         };
         let depth = rel.matches('/').count() - root.matches('/').count();
@@ -339,7 +336,7 @@ impl Reader {
             .nodes
             .range::<str, _>((Bound::Included(*root), Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(root))
-            .filter(|(k, _)| under(k, root))
+            .filter(|(k, _)| is_under(k, root))
             .map(|(k, v)| k.len() + v.len())
             .sum();
         self.read_subtree(&home, rel, depth, tree)

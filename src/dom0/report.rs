@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use crate::desired::key;
+use crate::layout::{is_under, key, Mac, NET_DIR, SRIOV_VF_DIR, VIF_DIR};
 
 /// Subtrees of a home read as a whole (recursively).
 pub const SUBTREES: [&str; 4] = ["data", "attr", "xenserver/attr", "device/vif"];
@@ -29,9 +29,9 @@ const CONTAINERS: [&str; 7] = [
     "attr",
     "xenserver",
     "xenserver/attr",
-    "attr/vif",
-    "attr/net",
-    "xenserver/attr/net-sriov-vf",
+    VIF_DIR,
+    NET_DIR,
+    SRIOV_VF_DIR,
 ];
 /// Direct children of `attr/` that are not legacy per-interface directories.
 const ATTR_KNOWN: [&str; 4] = ["vif", "net", "PVAddons", "os"];
@@ -71,13 +71,9 @@ impl DomainTree {
 }
 
 fn is_denied<'a>(denied: impl IntoIterator<Item = &'a String>, path: &str) -> bool {
-    denied.into_iter().any(|d| d.is_empty() || under(path, d))
-}
-
-/// True if `path` is `base` or below it.
-fn under(path: &str, base: &str) -> bool {
-    path.strip_prefix(base)
-        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    denied
+        .into_iter()
+        .any(|d| d.is_empty() || is_under(path, d))
 }
 
 /// Which agent wrote the keys.
@@ -321,12 +317,12 @@ impl Nic {
     }
 
     /// The NIC's MAC as bytes: from `mac`, else (attr/net) from its key.
-    pub fn mac_bytes(&self) -> Option<[u8; 6]> {
+    pub fn mac_bytes(&self) -> Option<Mac> {
         let from_key = match self.kind {
             NicKind::Vif | NicKind::SriovVf | NicKind::Legacy => None,
-            _ => parse_mac(&self.id),
+            _ => Mac::parse(&self.id),
         };
-        self.mac.as_deref().and_then(parse_mac).or(from_key)
+        self.mac.as_deref().and_then(Mac::parse).or(from_key)
     }
 
     /// `bridge br0`, `bond bond0`, both, or nothing.
@@ -337,34 +333,6 @@ impl Nic {
             .collect();
         (!parts.is_empty()).then(|| parts.join(", "))
     }
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` or `aabbccddeeff` (any case).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = if s.contains([':', '-']) {
-        s.split([':', '-']).collect()
-    } else if s.len() == 12 {
-        (0..6).filter_map(|i| s.get(2 * i..2 * i + 2)).collect()
-    } else {
-        return None;
-    };
-    let mut mac = [0u8; 6];
-    if parts.len() != 6 {
-        return None;
-    }
-    for (byte, part) in mac.iter_mut().zip(parts) {
-        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    Some(mac)
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn mac_text(mac: &[u8; 6]) -> String {
-    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    parts.join(":")
 }
 
 /// Everything one guest publishes, parsed.
@@ -420,7 +388,7 @@ impl GuestReport {
     }
 
     /// The reported NIC with this MAC.
-    pub fn nic_by_mac(&self, mac: &[u8; 6]) -> Option<&Nic> {
+    pub fn nic_by_mac(&self, mac: &Mac) -> Option<&Nic> {
         self.nics
             .iter()
             .find(|n| n.reported && n.mac_bytes().as_ref() == Some(mac))
@@ -742,16 +710,16 @@ pub fn parse(tree: &DomainTree) -> GuestReport {
 
     // NICs: vifs, SR-IOV VFs, other NICs, legacy; then vifs only the toolstack knows.
     let mut nics = Vec::new();
-    let vifs = numeric_order(p.children("attr/vif"));
+    let vifs = numeric_order(p.children(VIF_DIR));
     for devid in vifs {
         nics.push(p.nic(NicKind::Vif, devid, &format!("attr/vif/{devid}")));
     }
-    let vfs = numeric_order(p.children("xenserver/attr/net-sriov-vf"));
+    let vfs = numeric_order(p.children(SRIOV_VF_DIR));
     for vf in vfs {
         let dir = format!("xenserver/attr/net-sriov-vf/{vf}");
         nics.push(p.nic(NicKind::SriovVf, vf, &dir));
     }
-    for mac in p.children("attr/net") {
+    for mac in p.children(NET_DIR) {
         let dir = format!("attr/net/{mac}");
         let kind = match tree.nodes.get(&format!("{dir}/bus")).map(String::as_str) {
             Some("pci") => NicKind::Pci,
@@ -820,7 +788,7 @@ pub fn parse(tree: &DomainTree) -> GuestReport {
         .filter(|(k, v)| {
             let guest_side = ["data", "attr", "xenserver/attr"]
                 .iter()
-                .any(|t| under(k, t));
+                .any(|t| is_under(k, t));
             let is_dir = v.is_empty() && !p.children(k).is_empty();
             guest_side
                 && !is_dir
@@ -1012,9 +980,9 @@ mod tests {
         assert_eq!(r.nics[2].mac.as_deref(), Some("00:16:3e:00:00:02"));
         let pci = &r.nics[7];
         assert_eq!(pci.host_location.as_deref(), Some("0000:00:05.0"));
-        assert_eq!(pci.mac_bytes(), parse_mac("525400123405"));
+        assert_eq!(pci.mac_bytes(), Mac::parse("525400123405"));
         // The USB NIC has no `mac` key: its key is its MAC.
-        assert_eq!(r.nics[5].mac_bytes(), parse_mac("02:50:00:00:00:aa"));
+        assert_eq!(r.nics[5].mac_bytes(), Mac::parse("02:50:00:00:00:aa"));
 
         // First IPv4: lowest devid, lowest index (169.254.0.9 is at index 0 of vif 0).
         let (nic, a) = r.first_ipv4().unwrap();
@@ -1023,12 +991,12 @@ mod tests {
             ("attr/vif/0", "169.254.0.9")
         );
         assert_eq!(
-            r.nic_by_mac(&parse_mac("52-54-00-12-34-05").unwrap())
+            r.nic_by_mac(&Mac::parse("52-54-00-12-34-05").unwrap())
                 .map(|n| n.path.as_str()),
             Some("attr/net/525400123405")
         );
         assert!(r
-            .nic_by_mac(&parse_mac("00:16:3e:00:00:02").unwrap())
+            .nic_by_mac(&Mac::parse("00:16:3e:00:00:02").unwrap())
             .is_none());
 
         // Not understood: kept as written. Directories and understood keys are not.
@@ -1180,29 +1148,5 @@ mod tests {
         let other: Vec<&str> = r.other.iter().map(|(k, _)| k.as_str()).collect();
         assert!(other.contains(&"data/meminfo_total"));
         assert!(other.contains(&"attr/vif/0/ipv4/99999999999"));
-    }
-
-    #[test]
-    fn macs() {
-        assert_eq!(
-            parse_mac("00:16:3E:00:00:0a"),
-            Some([0, 0x16, 0x3e, 0, 0, 10])
-        );
-        assert_eq!(parse_mac("00163e00000a"), Some([0, 0x16, 0x3e, 0, 0, 10]));
-        assert_eq!(
-            parse_mac("00-16-3e-00-00-0a"),
-            Some([0, 0x16, 0x3e, 0, 0, 10])
-        );
-        for bad in [
-            "",
-            "00:16:3e:00:00",
-            "00:16:3e:00:00:0g",
-            "0:16:3e:00:00:0a0",
-            "+0163e00000a",
-            "00:163e00000a",
-        ] {
-            assert_eq!(parse_mac(bad), None, "{bad}");
-        }
-        assert_eq!(mac_text(&[0, 0x16, 0x3e, 0, 0, 10]), "00:16:3e:00:00:0a");
     }
 }

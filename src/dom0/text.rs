@@ -438,7 +438,7 @@ pub fn show(r: &GuestReport) -> String {
         line(&mut out, "stage", &clean(s));
     }
     let booted = match r.booted_by {
-        Some(k) if k == crate::desired::key::BOOTED => format!("yes ({k} = 1)"),
+        Some(k) if k == crate::layout::key::BOOTED => format!("yes ({k} = 1)"),
         Some(k) => format!("yes ({k} exists: an agent runs)"),
         None => booted_cell(r),
     };

@@ -28,9 +28,8 @@ use std::time::{Duration, Instant};
 
 use super::reader::{DomainSpec, ReadError, Reader};
 use super::report::DomainTree;
-use super::report::{
-    self, mac_text, parse_mac, Address, Agent, GuestReport, SINGLE_KEYS, SUBTREES,
-};
+use super::report::{self, Address, Agent, GuestReport, SINGLE_KEYS, SUBTREES};
+use crate::layout::{is_under, Mac};
 use crate::xenbus::conn::Error;
 
 const TOKEN_DOMAINS: &str = "xenbeacon-wait-domains";
@@ -47,7 +46,7 @@ pub const TOUCHED_MAX: usize = 64;
 pub struct Conditions {
     pub booted: bool,
     pub ip: bool,
-    pub nic: Option<[u8; 6]>,
+    pub nic: Option<Mac>,
 }
 
 impl Conditions {
@@ -58,8 +57,8 @@ impl Conditions {
             parts.push("that it booted".to_owned());
         }
         match (self.nic, self.ip) {
-            (Some(m), true) => parts.push(format!("an IPv4 address on NIC {}", mac_text(&m))),
-            (Some(m), false) => parts.push(format!("NIC {}", mac_text(&m))),
+            (Some(m), true) => parts.push(format!("an IPv4 address on NIC {}", m)),
+            (Some(m), false) => parts.push(format!("NIC {}", m)),
             (None, true) => parts.push("an IPv4 address".into()),
             (None, false) => {}
         }
@@ -98,7 +97,7 @@ pub fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
     }
     if let Some((n, mac)) = nic {
         let name = n.name.as_deref().filter(|name| safe_ifname(name));
-        return Some(name.map_or_else(|| mac_text(mac), str::to_owned));
+        return Some(name.map_or_else(|| mac.to_string(), str::to_owned));
     }
     if c.booted {
         return Some("booted".into());
@@ -221,12 +220,6 @@ enum Touch {
     Path(String),
 }
 
-/// True if `path` is `base` or below it.
-fn under(path: &str, base: &str) -> bool {
-    path.strip_prefix(base)
-        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
-}
-
 /// What an event at `path`, under the watched `home`, may have changed of what the guest
 /// reports; `None` for the rest of the home (devices, control, ...).
 fn touched(home: &str, path: &str) -> Option<Touch> {
@@ -235,9 +228,9 @@ fn touched(home: &str, path: &str) -> Option<Touch> {
         return rest.is_empty().then_some(Touch::All);
     };
     let roots = || SUBTREES.iter().chain(SINGLE_KEYS.iter());
-    if roots().any(|t| under(rel, t)) {
+    if roots().any(|t| is_under(rel, t)) {
         Some(Touch::Path(rel.to_owned()))
-    } else if roots().any(|t| under(t, rel)) {
+    } else if roots().any(|t| is_under(t, rel)) {
         Some(Touch::All)
     } else {
         None
@@ -275,10 +268,10 @@ impl Pending {
             }
             Touch::Path(p) => p,
         };
-        if self.paths.iter().any(|q| under(&p, q)) {
+        if self.paths.iter().any(|q| is_under(&p, q)) {
             return;
         }
-        self.paths.retain(|q| !under(q, &p));
+        self.paths.retain(|q| !is_under(q, &p));
         if self.paths.len() >= TOUCHED_MAX {
             *self = Pending::everything();
         } else {
@@ -456,8 +449,8 @@ fn poll_readable(fd: std::os::fd::RawFd, left: Option<Duration>) -> std::io::Res
 }
 
 /// The `--nic` argument as a MAC.
-pub fn parse_nic(s: &str) -> Result<[u8; 6], WaitError> {
-    parse_mac(s).ok_or_else(|| WaitError::BadMac(s.to_owned()))
+pub fn parse_nic(s: &str) -> Result<Mac, WaitError> {
+    Mac::parse(s).ok_or_else(|| WaitError::BadMac(s.to_owned()))
 }
 
 #[cfg(test)]
@@ -515,7 +508,7 @@ mod tests {
         };
         assert_eq!(satisfied(&xb, &nic_ip).as_deref(), Some("10.0.2.15"));
         let other_nic = Conditions {
-            nic: Some([2, 0, 0, 0, 0, 1]),
+            nic: Some(Mac([2, 0, 0, 0, 0, 1])),
             ..Conditions::default()
         };
         assert_eq!(satisfied(&xb, &other_nic), None);

@@ -9,7 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xenbeacon::desired::{self, key, DesiredKeys};
+use xenbeacon::desired::{self, DesiredKeys};
+use xenbeacon::layout::key;
 use xenbeacon::sources::meminfo::parse;
 
 fuzz_target!(|data: &[u8]| {

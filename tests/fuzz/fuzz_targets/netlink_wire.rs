@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xenbeacon::desired::{self, DesiredKeys, VALUE_MAX};
+use xenbeacon::desired::{DesiredKeys, VALUE_MAX};
 use xenbeacon::net::NetState;
 use xenbeacon::netlink::wire::{AddrRepr, LinkRepr, NlMsgs, NLMSG_HDRLEN};
 use xenbeacon::nics::{NicOptions, NicRenderer, ToolstackHints};
@@ -128,7 +128,7 @@ fn render(sel: u8, state: &mut NetState) {
     assert_eq!(before, owned(&keys));
     for (k, v) in keys.iter() {
         assert!(is_valid_path(k) && !k.starts_with('/'), "key {k:?}");
-        assert!(desired::is_owned(k), "key {k:?} outside the owned subtrees");
+        assert!(xenbeacon::layout::is_owned(k), "key {k:?} outside the owned subtrees");
         assert!(v.len() <= VALUE_MAX, "{k}: {} bytes", v.len());
         assert!(!v.chars().any(char::is_control), "{k} = {v:?}");
         assert_eq!(v.trim_end(), v, "{k} = {v:?}");

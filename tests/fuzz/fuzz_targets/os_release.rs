@@ -17,7 +17,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xenbeacon::desired::{self, key, DesiredKeys, VALUE_MAX};
+use xenbeacon::desired::{self, DesiredKeys, VALUE_MAX};
+use xenbeacon::layout::key;
 use xenbeacon::model::OsInfo;
 use xenbeacon::sources::os_release::parse;
 
