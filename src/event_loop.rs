@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent::{Agent, DomainIdentity};
 use crate::balloon::BalloonState;
-use crate::netlink::source::NetlinkSource;
+use crate::netlink::source::{NetlinkError, NetlinkSource};
 use crate::publisher::RoundOutcome;
 use crate::sys::{self, SignalFd, TimerFd};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
@@ -139,16 +139,16 @@ pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
 fn round_after_connect(
     c: &mut XenbusConn,
     agent: &mut Agent,
-    netlink: &mut Option<NetlinkSource>,
+    netlink: &mut Rtnetlink,
     first_round: bool,
 ) -> Result<RoundOutcome, Error> {
     agent.read_hints(c)?;
     let mut out = RoundOutcome::default();
-    if first_round && netlink.is_none() {
+    if first_round && !netlink.tried() {
         if let Some(early) = agent.publish_early(c)? {
             out = early;
         }
-        *netlink = open_netlink(agent);
+        netlink.open(agent);
     }
     out += agent.publish(c)?;
     agent.set_identity(identify(c)?);
@@ -175,7 +175,7 @@ pub fn run(
     let signals =
         SignalFd::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).map_err(RunError::Setup)?;
     // Opened after the first connection: on a fresh store a round goes out first.
-    let mut netlink: Option<NetlinkSource> = None;
+    let mut netlink = Rtnetlink::new();
     let mut link = Link::new();
     // The first attempt comes before the timers exist: in a PV guest their six system calls
     // would delay the first key by as many trips through Xen.
@@ -191,12 +191,20 @@ pub fn run(
         if link.conn.is_none() && link.next_attempt.map_or(true, |t| Instant::now() >= t) {
             link.attempt(choice, agent, &mut netlink);
         }
+        if netlink.due(Instant::now()) && netlink.open(agent) {
+            if let Some(c) = link.conn.as_mut() {
+                match agent.publish(c) {
+                    Ok(r) => log_round(agent, r, false),
+                    Err(e) => link.down("publishing failed", &e, agent),
+                }
+            }
+        }
 
         let mut fds = [
             pollfd(signals.as_raw_fd()),
             pollfd(timer.as_raw_fd()),
             pollfd(link.conn.as_ref().map_or(-1, |c| c.as_raw_fd())),
-            pollfd(netlink.as_ref().map_or(-1, |n| n.as_raw_fd())),
+            pollfd(netlink.source.as_ref().map_or(-1, |n| n.as_raw_fd())),
             pollfd(clock.as_raw_fd()),
             pollfd(balloon_timer.as_raw_fd()),
         ];
@@ -208,6 +216,7 @@ pub fn run(
                 t.saturating_duration_since(Instant::now())
             })),
         };
+        let timeout = earliest(timeout, netlink.wait());
         sys::poll(&mut fds, timeout).map_err(RunError::Poll)?;
 
         let mut publish_now = false;
@@ -219,12 +228,8 @@ pub fn run(
                     libc::SIGHUP => {
                         log::info!("SIGHUP: re-reading everything and republishing");
                         agent.refresh_all();
-                        if let Some(n) = netlink.as_mut() {
-                            if let Err(e) = n.dump(agent.net_mut()) {
-                                log::warn!("{e}");
-                            }
-                        }
-                        agent.refresh_nics();
+                        // A failed dump leaves the NICs as they were; rtnetlink is reopened.
+                        netlink.redump(agent);
                         agent.forget_published();
                         if let Some(c) = link.conn.as_mut() {
                             if let Err(e) = agent.read_hints(c) {
@@ -255,17 +260,14 @@ pub fn run(
             }
         }
         if fds[3].revents != 0 {
-            if let Some(n) = netlink.as_mut() {
+            if let Some(n) = netlink.source.as_mut() {
                 match n.receive(agent.net_mut()) {
                     Ok(false) => {}
                     Ok(true) => {
                         agent.refresh_nics();
                         publish_now = true;
                     }
-                    Err(e) => {
-                        log::warn!("{e}; NICs are no longer reported until SIGHUP");
-                        netlink = None;
-                    }
+                    Err(e) => netlink.fail(&e),
                 }
             }
         }
@@ -369,12 +371,7 @@ impl Link {
 
     /// One connection attempt and, when it connects, the round after it and the watches.
     /// rtnetlink is opened on the first success.
-    fn attempt(
-        &mut self,
-        choice: &EndpointChoice,
-        agent: &mut Agent,
-        netlink: &mut Option<NetlinkSource>,
-    ) {
+    fn attempt(&mut self, choice: &EndpointChoice, agent: &mut Agent, netlink: &mut Rtnetlink) {
         match connect(choice) {
             Ok(mut c) => {
                 agent.forget_published();
@@ -414,6 +411,118 @@ impl Link {
         agent.forget_published();
         self.next_attempt = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// The rtnetlink socket and its reopen schedule. A failure (a dump that keeps overrunning or
+/// times out, a socket error) drops the socket and reopens it with backoff; until a dump
+/// succeeds the NIC keys stay as they were, never replaced by what a failed dump saw.
+struct Rtnetlink {
+    source: Option<NetlinkSource>,
+    /// `None`: not tried yet, or open.
+    next_attempt: Option<Instant>,
+    tried: bool,
+    backoff: Duration,
+    /// The failure being retried, logged once, and how many times it happened.
+    last_error: Option<String>,
+    failures: u32,
+}
+
+impl Rtnetlink {
+    fn new() -> Rtnetlink {
+        Rtnetlink {
+            source: None,
+            next_attempt: None,
+            tried: false,
+            backoff: BACKOFF_MIN,
+            last_error: None,
+            failures: 0,
+        }
+    }
+
+    fn tried(&self) -> bool {
+        self.tried
+    }
+
+    /// True when a reopen is scheduled and its time has come.
+    fn due(&self, now: Instant) -> bool {
+        self.source.is_none() && self.next_attempt.is_some_and(|t| now >= t)
+    }
+
+    /// How long poll may sleep before the next reopen.
+    fn wait(&self) -> Option<Duration> {
+        match (&self.source, self.next_attempt) {
+            (None, Some(t)) => Some(t.saturating_duration_since(Instant::now())),
+            _ => None,
+        }
+    }
+
+    /// Opens the socket and dumps into the agent; true (and the NICs rendered again) if the
+    /// dump succeeded.
+    fn open(&mut self, agent: &mut Agent) -> bool {
+        self.tried = true;
+        let result = NetlinkSource::open().and_then(|mut s| {
+            s.dump(agent.net_mut())?;
+            Ok(s)
+        });
+        match result {
+            Ok(s) => {
+                self.source = Some(s);
+                self.next_attempt = None;
+                self.backoff = BACKOFF_MIN;
+                if self.last_error.take().is_some() {
+                    log::info!(
+                        "rtnetlink works again after {} failure(s); NICs reported again",
+                        self.failures
+                    );
+                }
+                self.failures = 0;
+                agent.refresh_nics();
+                true
+            }
+            Err(e) => {
+                self.fail(&e);
+                false
+            }
+        }
+    }
+
+    /// SIGHUP: a fresh dump on the open socket, or a reopen now.
+    fn redump(&mut self, agent: &mut Agent) {
+        match self.source.as_mut() {
+            Some(s) => match s.dump(agent.net_mut()) {
+                Ok(()) => agent.refresh_nics(),
+                Err(e) => self.fail(&e),
+            },
+            None if self.tried => {
+                self.open(agent);
+            }
+            None => {}
+        }
+    }
+
+    /// Drops the socket and schedules a reopen; the NIC keys keep their last values.
+    fn fail(&mut self, e: &NetlinkError) {
+        let msg = e.to_string();
+        self.failures += 1;
+        if self.last_error.as_deref() != Some(msg.as_str()) {
+            log::warn!("{msg}; NIC keys keep their last values, reopening rtnetlink with backoff");
+            self.last_error = Some(msg);
+        } else {
+            log::debug!("{msg}");
+        }
+        self.source = None;
+        self.next_attempt = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// The earlier of two poll timeouts (`None`: forever).
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 

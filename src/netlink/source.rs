@@ -100,15 +100,18 @@ impl NetlinkSource {
     }
 
     /// Replaces `state` with a fresh dump of links, then addresses. Events that arrive
-    /// meanwhile are applied too; an overrun restarts the dump.
+    /// meanwhile are applied too; an overrun restarts the dump. The dump is built apart and
+    /// only replaces `state` once it is whole: after a failure `state` is what it was, so a
+    /// failed dump never becomes an empty or partial NIC set.
     pub fn dump(&mut self, state: &mut NetState) -> Result<(), NetlinkError> {
         for _ in 0..DUMP_ATTEMPTS {
             // Events still queued are older than the dump: applied after it they would bring
             // back what no longer exists.
             self.discard_pending()?;
-            state.clear();
+            let mut fresh = NetState::default();
             self.metrics.dumps += 1;
-            if self.dump_one(RTM_GETLINK, state)? && self.dump_one(RTM_GETADDR, state)? {
+            if self.dump_one(RTM_GETLINK, &mut fresh)? && self.dump_one(RTM_GETADDR, &mut fresh)? {
+                *state = fresh;
                 return Ok(());
             }
             self.metrics.overruns += 1;
