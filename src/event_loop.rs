@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::agent::{Agent, DomainIdentity};
@@ -68,8 +68,8 @@ impl std::error::Error for RunError {}
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Opens the connection.
-fn connect(choice: &EndpointChoice) -> Result<XenbusConn, Error> {
+/// Opens the connection; every wait on it ends when `interrupt` (the stop signalfd) is readable.
+fn connect(choice: &EndpointChoice, interrupt: Option<RawFd>) -> Result<XenbusConn, Error> {
     let endpoint = choice.resolve().ok_or_else(|| {
         Error::Open(io::Error::new(
             io::ErrorKind::NotFound,
@@ -77,7 +77,7 @@ fn connect(choice: &EndpointChoice) -> Result<XenbusConn, Error> {
              (mount devtmpfs on /dev, or xenfs on /proc/xen)",
         ))
     })?;
-    XenbusConn::open(&endpoint)
+    XenbusConn::open_interruptible(&endpoint, interrupt)
 }
 
 /// Reads who the connection's domain is and logs it. Done after the first round, which
@@ -158,7 +158,7 @@ fn round_after_connect(
 /// `--once`: connect, publish one round, return.
 pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
     let _netlink = open_netlink(agent);
-    let mut conn = connect(choice).map_err(RunError::Connect)?;
+    let mut conn = connect(choice, None).map_err(RunError::Connect)?;
     agent.read_hints(&mut conn).map_err(RunError::Connect)?;
     let r = agent.publish(&mut conn).map_err(RunError::Connect)?;
     identify(&mut conn).map_err(RunError::Connect)?;
@@ -172,11 +172,13 @@ pub fn run(
     choice: &EndpointChoice,
     memory_interval: Duration,
 ) -> Result<(), RunError> {
-    let signals =
-        SignalFd::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).map_err(RunError::Setup)?;
+    // Two signalfds: a stop signal also ends any wait for xenstore (a held reply, a connect),
+    // SIGHUP does not.
+    let signals = SignalFd::new(&[libc::SIGTERM, libc::SIGINT]).map_err(RunError::Setup)?;
+    let hangup = SignalFd::new(&[libc::SIGHUP]).map_err(RunError::Setup)?;
     // Opened after the first connection: on a fresh store a round goes out first.
     let mut netlink = Rtnetlink::new();
-    let mut link = Link::new();
+    let mut link = Link::new(signals.as_raw_fd());
     // The first attempt comes before the timers exist: in a PV guest their six system calls
     // would delay the first key by as many trips through Xen.
     link.attempt(choice, agent, &mut netlink);
@@ -207,6 +209,7 @@ pub fn run(
             pollfd(netlink.source.as_ref().map_or(-1, |n| n.as_raw_fd())),
             pollfd(clock.as_raw_fd()),
             pollfd(balloon_timer.as_raw_fd()),
+            pollfd(hangup.as_raw_fd()),
         ];
         // Events a request already read into the buffer do not make the fd readable.
         let timeout = match link.conn.as_mut().map(XenbusConn::has_pending_event) {
@@ -223,26 +226,24 @@ pub fn run(
         // Something hints that the domain under the agent may have changed.
         let mut check_domain = false;
         if fds[0].revents != 0 {
-            while let Some(sig) = signals.read().map_err(RunError::Poll)? {
-                match sig {
-                    libc::SIGHUP => {
-                        log::info!("SIGHUP: re-reading everything and republishing");
-                        agent.refresh_all();
-                        // A failed dump leaves the NICs as they were; rtnetlink is reopened.
-                        netlink.redump(agent);
-                        agent.forget_published();
-                        if let Some(c) = link.conn.as_mut() {
-                            if let Err(e) = agent.read_hints(c) {
-                                link.down("reading toolstack hints failed", &e, agent);
-                            }
-                        }
-                        publish_now = true;
-                    }
-                    _ => {
-                        log::info!("signal {sig}: exiting");
-                        return Ok(());
+            if let Some(sig) = signals.read().map_err(RunError::Poll)? {
+                log::info!("signal {sig}: exiting");
+                return Ok(());
+            }
+        }
+        if fds[6].revents != 0 {
+            while hangup.read().map_err(RunError::Poll)?.is_some() {
+                log::info!("SIGHUP: re-reading everything and republishing");
+                agent.refresh_all();
+                // A failed dump leaves the NICs as they were; rtnetlink is reopened.
+                netlink.redump(agent);
+                agent.forget_published();
+                if let Some(c) = link.conn.as_mut() {
+                    if let Err(e) = agent.read_hints(c) {
+                        link.down("reading toolstack hints failed", &e, agent);
                     }
                 }
+                publish_now = true;
             }
         }
         if fds[1].revents != 0 && timer.read().map_err(RunError::Poll)? > 0 {
@@ -355,11 +356,14 @@ struct Link {
     first_round: bool,
     /// Watch tokens whose registration event has not arrived yet on this connection.
     unseen: Vec<&'static str>,
+    /// The stop signalfd, which ends every wait for xenstore.
+    interrupt: RawFd,
 }
 
 impl Link {
-    fn new() -> Link {
+    fn new(interrupt: RawFd) -> Link {
         Link {
+            interrupt,
             conn: None,
             next_attempt: None,
             backoff: BACKOFF_MIN,
@@ -372,7 +376,7 @@ impl Link {
     /// One connection attempt and, when it connects, the round after it and the watches.
     /// rtnetlink is opened on the first success.
     fn attempt(&mut self, choice: &EndpointChoice, agent: &mut Agent, netlink: &mut Rtnetlink) {
-        match connect(choice) {
+        match connect(choice, Some(self.interrupt)) {
             Ok(mut c) => {
                 agent.forget_published();
                 let round = round_after_connect(&mut c, agent, netlink, self.first_round)
@@ -401,7 +405,9 @@ impl Link {
     /// Drops the connection, forgets what was published, schedules the next attempt.
     fn down(&mut self, what: &str, e: &Error, agent: &mut Agent) {
         let msg = format!("{what}: {e}");
-        if self.last_error.as_deref() == Some(msg.as_str()) {
+        if matches!(e, Error::Interrupted) {
+            log::debug!("{msg}"); // the loop exits next
+        } else if self.last_error.as_deref() == Some(msg.as_str()) {
             log::debug!("{msg}");
         } else {
             log::warn!("{msg}; retrying with backoff, will republish everything");

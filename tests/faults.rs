@@ -307,3 +307,102 @@ fn every_fault_at_once_from_the_start() {
     settles(&g, "mixed", &d);
     assert_each_warning_once("mixed", &d.stop());
 }
+
+/// Waits until the process blocks SIGTERM (its signalfd is set up), so that a SIGTERM sent
+/// now goes through the agent's own handling, not the default action.
+fn wait_sigterm_blocked(pid: u32) {
+    wait_until("SIGTERM blocked", || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+    });
+}
+
+/// SIGTERM, then how long until the process is gone (at most `limit`, else the test fails).
+fn exit_time(d: &mut Daemon, limit: Duration) -> Duration {
+    let t0 = Instant::now();
+    d.signal(libc::SIGTERM);
+    loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "exit status {status:?}; log:\n{}",
+                d.log()
+            );
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "still running {:?} after SIGTERM; log:\n{}",
+            t0.elapsed(),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn sigterm_ends_a_wait_for_a_held_reply() {
+    let g = Guest::new("heldreply");
+    let mut d = start(&g);
+    g.xs.faults()
+        .add(Fault::Delay(Duration::from_secs(60)), None);
+    g.xs.reset_stats();
+    g.file("proc/meminfo", &meminfo(8_000_000, 3_000_000));
+    // The next tick's round sends a request, which the store holds.
+    wait_until("a request held", || {
+        g.xs.stats().0.values().sum::<u64>() > 0
+    });
+    let took = exit_time(&mut d, Duration::from_secs(1));
+    eprintln!("exited {took:?} after SIGTERM while a reply was held");
+}
+
+#[test]
+fn sigterm_ends_a_connect_to_a_full_backlog() {
+    use std::os::unix::ffi::OsStrExt;
+    let g = Guest::new("backlog");
+    let path = g.root.path().join("full.sock");
+    // A listener with a backlog of 0 that never accepts, then filled until connect says EAGAIN.
+    let listener = unix_socket(0);
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    let sa = &addr as *const libc::sockaddr_un as *const libc::sockaddr;
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: valid fds and a valid sockaddr_un of `len` bytes.
+    unsafe {
+        assert_eq!(libc::bind(listener, sa, len), 0);
+        assert_eq!(libc::listen(listener, 0), 0);
+    }
+    let mut queued = Vec::new();
+    loop {
+        let c = unix_socket(libc::SOCK_NONBLOCK);
+        // SAFETY: as above.
+        if unsafe { libc::connect(c, sa, len) } != 0 {
+            assert_eq!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::EAGAIN)
+            );
+            break;
+        }
+        queued.push(c);
+        assert!(queued.len() < 100, "the backlog never filled");
+    }
+    let mut d = g.daemon_at(&path, &["--log-level", "debug"]);
+    wait_sigterm_blocked(d.child.id());
+    let took = exit_time(&mut d, Duration::from_secs(1));
+    eprintln!("exited {took:?} after SIGTERM while xenstored's backlog was full");
+    assert!(d.log().contains("backlog full"), "{}", d.log());
+}
+
+fn unix_socket(flags: libc::c_int) -> libc::c_int {
+    // SAFETY: socket(2) takes no pointers; the test leaks these fds on purpose.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | flags, 0) };
+    assert!(fd >= 0);
+    fd
+}

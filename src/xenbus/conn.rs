@@ -21,7 +21,6 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -112,13 +111,17 @@ pub enum Error {
     TooLarge,
     /// the path has characters or a length xenstore does not allow
     InvalidPath,
+    /// a stop signal arrived while waiting for xenstore
+    Interrupted,
 }
 
 impl Error {
     /// True when the connection can no longer be trusted and must be reopened.
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            Error::Open(_) | Error::Io(_) | Error::Closed | Error::Timeout => true,
+            Error::Open(_) | Error::Io(_) | Error::Closed | Error::Timeout | Error::Interrupted => {
+                true
+            }
             Error::Wire(w) => matches!(w, WireError::PayloadTooLong | WireError::Truncated),
             Error::Xs(_) | Error::TooLarge | Error::InvalidPath => false,
         }
@@ -144,6 +147,7 @@ impl fmt::Display for Error {
             Error::Timeout => f.write_str("no reply from xenstore in time"),
             Error::TooLarge => f.write_str("request larger than one xenbus message"),
             Error::InvalidPath => f.write_str("path not allowed by xenstore"),
+            Error::Interrupted => f.write_str("interrupted by a stop signal"),
         }
     }
 }
@@ -176,6 +180,8 @@ pub struct XenbusConn {
     outbuf: Vec<u8>,
     events: VecDeque<WatchEvent>,
     reply_timeout: Duration,
+    /// An fd (the event loop's stop signalfd) whose readability ends every wait at once.
+    interrupt: Option<RawFd>,
     /// Requests sent and stray replies dropped, for metrics and tests.
     pub requests_sent: u64,
     pub stray_replies: u64,
@@ -184,14 +190,23 @@ pub struct XenbusConn {
 impl XenbusConn {
     /// Opens `endpoint` non-blocking.
     pub fn open(endpoint: &Endpoint) -> Result<XenbusConn, Error> {
+        XenbusConn::open_interruptible(endpoint, None)
+    }
+
+    /// Opens `endpoint` non-blocking; a socket is connected without blocking, and a connect
+    /// that has to wait ends when `interrupt` becomes readable. A listener whose backlog is
+    /// full fails at once (`EAGAIN`) instead of blocking until xenstored accepts.
+    pub fn open_interruptible(
+        endpoint: &Endpoint,
+        interrupt: Option<RawFd>,
+    ) -> Result<XenbusConn, Error> {
         let file = match endpoint {
             Endpoint::Device(p) => File::from(
                 crate::sys::open(p, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?,
             ),
             Endpoint::Socket(p) => {
-                let s = UnixStream::connect(p).map_err(Error::Open)?;
-                s.set_nonblocking(true).map_err(Error::Open)?;
-                File::from(OwnedFd::from(s))
+                let mut deadline = Deadline::new(DEFAULT_REPLY_TIMEOUT);
+                File::from(connect_unix(p, interrupt, &mut deadline)?)
             }
         };
         Ok(XenbusConn {
@@ -205,6 +220,7 @@ impl XenbusConn {
             outbuf: Vec::with_capacity(HEADER_LEN + PAYLOAD_MAX),
             events: VecDeque::new(),
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            interrupt,
             requests_sent: 0,
             stray_replies: 0,
         })
@@ -216,6 +232,11 @@ impl XenbusConn {
 
     pub fn set_reply_timeout(&mut self, t: Duration) {
         self.reply_timeout = t;
+    }
+
+    /// Makes every wait for xenstore end with [`Error::Interrupted`] once `fd` is readable.
+    pub fn set_interrupt(&mut self, fd: Option<RawFd>) {
+        self.interrupt = fd;
     }
 
     /// Sends `req` and waits for its reply. Errors from xenstored come back as `Error::Xs`.
@@ -272,7 +293,12 @@ impl XenbusConn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Only sockets get here: the device accepts every write at once.
-                    wait_fd(self.file.as_raw_fd(), libc::POLLOUT, deadline)?;
+                    wait_fd(
+                        self.file.as_raw_fd(),
+                        libc::POLLOUT,
+                        self.interrupt,
+                        deadline,
+                    )?;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Err(Error::Closed),
                 Err(e) => return Err(Error::Io(e)),
@@ -326,7 +352,12 @@ impl XenbusConn {
             if let Some(n) = self.buffered_message()? {
                 return Ok(n);
             }
-            wait_fd(self.file.as_raw_fd(), libc::POLLIN, deadline)?;
+            wait_fd(
+                self.file.as_raw_fd(),
+                libc::POLLIN,
+                self.interrupt,
+                deadline,
+            )?;
             self.read_available()?;
         }
     }
@@ -502,21 +533,34 @@ impl Deadline {
     }
 }
 
-/// Waits until `fd` has `events` or the deadline passes.
-fn wait_fd(fd: RawFd, events: libc::c_short, deadline: &mut Deadline) -> Result<(), Error> {
+/// Waits until `fd` has `events` or the deadline passes, or `interrupt` is readable.
+fn wait_fd(
+    fd: RawFd,
+    events: libc::c_short,
+    interrupt: Option<RawFd>,
+    deadline: &mut Deadline,
+) -> Result<(), Error> {
     loop {
         let left = deadline.left();
         if left.is_zero() {
             return Err(Error::Timeout);
         }
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+        let mut pfd = [
+            libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: interrupt.unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let nfds = if interrupt.is_some() { 2 } else { 1 };
+        // SAFETY: `nfds` valid pollfds for the duration of the call.
+        let n = unsafe { libc::poll(pfd.as_mut_ptr(), nfds, ms.max(1)) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -527,7 +571,92 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: &mut Deadline) -> Result<
         if n == 0 {
             return Err(Error::Timeout);
         }
+        if pfd[1].revents != 0 {
+            return Err(Error::Interrupted);
+        }
         // POLLHUP/POLLERR: the next read or write reports what happened.
         return Ok(());
     }
+}
+
+/// A non-blocking, close-on-exec unix stream socket connected to `path`.
+fn connect_unix(
+    path: &Path,
+    interrupt: Option<RawFd>,
+    deadline: &mut Deadline,
+) -> Result<OwnedFd, Error> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain old data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        let e = io::Error::new(io::ErrorKind::InvalidInput, "socket path too long");
+        return Err(Error::Open(e));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: socket(2) takes no pointers.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::Open(io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    loop {
+        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+        let r = unsafe {
+            libc::connect(
+                fd,
+                &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+                len,
+            )
+        };
+        if r == 0 {
+            return Ok(sock);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EINPROGRESS) => break,
+            // A unix listener with a full backlog: nothing to wait on, the caller retries.
+            Some(libc::EAGAIN) => {
+                let e = io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "xenstored is not accepting connections (listen backlog full)",
+                );
+                return Err(Error::Open(e));
+            }
+            _ => return Err(Error::Open(e)),
+        }
+    }
+    wait_fd(fd, libc::POLLOUT, interrupt, deadline)?;
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for getsockopt to write.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(Error::Open(io::Error::last_os_error()));
+    }
+    if err != 0 {
+        return Err(Error::Open(io::Error::from_raw_os_error(err)));
+    }
+    Ok(sock)
 }

@@ -62,6 +62,11 @@ impl Guest {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_at(&self.sock, args)
+    }
+
+    /// The agent's command line, with `--xenstore xenstore`.
+    pub fn command_at(&self, xenstore: &std::path::Path, args: &[&str]) -> Command {
         let mut argv: Vec<&str> = match &self.netns {
             Some(ns) => vec!["ip", "netns", "exec", ns],
             None => Vec::new(),
@@ -71,7 +76,7 @@ impl Guest {
         let mut c = Command::new(argv[0]);
         c.args(&argv[1..]);
         c.arg("--xenstore")
-            .arg(&self.sock)
+            .arg(xenstore)
             .arg("--root")
             .arg(self.root.path())
             .args(args)
@@ -93,9 +98,14 @@ impl Guest {
     }
 
     pub fn daemon(&self, args: &[&str]) -> Daemon {
+        self.daemon_at(&self.sock, args)
+    }
+
+    /// The daemon, connecting to `xenstore` instead of the guest's socket.
+    pub fn daemon_at(&self, xenstore: &std::path::Path, args: &[&str]) -> Daemon {
         let log = self.root.path().join("daemon.log");
         let child = self
-            .command(args)
+            .command_at(xenstore, args)
             .stdout(Stdio::null())
             .stderr(Stdio::from(fs::File::create(&log).unwrap()))
             .spawn()
