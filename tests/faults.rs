@@ -406,3 +406,53 @@ fn unix_socket(flags: libc::c_int) -> libc::c_int {
     assert!(fd >= 0);
     fd
 }
+
+fn mkfifo(g: &Guest, rel: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let p = g.root.path().join(rel);
+    let _ = std::fs::remove_file(&p);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn a_fifo_for_os_release_or_mountinfo_does_not_hang_once() {
+    let g = Guest::new("fifo-once");
+    mkfifo(&g, "etc/os-release");
+    mkfifo(&g, "proc/self/mountinfo");
+    let t0 = Instant::now();
+    let mut child = g
+        .command(&["--once"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("--once still running after 10 s with FIFOs in the tree");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("os-release is not a regular file"), "{log}");
+    assert_eq!(g.get("data/os_uname").as_deref(), Some("6.1.0-test"));
+    assert_eq!(g.get("data/xenbeacon/stage").as_deref(), Some("rootfs"));
+    eprintln!("--once with FIFOs took {:?}", t0.elapsed());
+}
+
+#[test]
+fn a_fifo_that_appears_later_does_not_wedge_sighup() {
+    let g = Guest::new("fifo-hup");
+    let d = start(&g);
+    mkfifo(&g, "etc/os-release");
+    d.signal(libc::SIGHUP);
+    // Still publishing after the SIGHUP: a memory change goes out on the next tick.
+    g.file("proc/meminfo", &meminfo(8_000_000, 2_222_222));
+    g.wait_for("data/meminfo_free", "2222222");
+    assert!(d.log().contains("not a regular file"), "{}", d.log());
+    d.stop();
+}
