@@ -324,6 +324,24 @@ pub fn run(
                 let ours = ev.token == TOKEN_TARGET || ev.token == TOKEN_UDID;
                 check_domain |= ours && !first;
             }
+            let dropped = c.take_overflow();
+            if dropped > 0 {
+                // Any watch may have fired: one re-check of everything they cover.
+                if !link.overflow_logged {
+                    log::warn!(
+                        "{dropped} watch events dropped (more than {} distinct tokens queued): \
+                         re-checking the balloon target and the domain",
+                        crate::xenbus::conn::EVENT_QUEUE_MAX
+                    );
+                    link.overflow_logged = true;
+                } else {
+                    log::debug!("{dropped} more watch events dropped");
+                }
+                if agent.refresh_balloon(Instant::now()).is_some() {
+                    publish_now = true;
+                }
+                check_domain = true;
+            }
         }
         if check_domain {
             if let Some(c) = link.conn.as_mut() {
@@ -358,12 +376,15 @@ struct Link {
     unseen: Vec<&'static str>,
     /// The stop signalfd, which ends every wait for xenstore.
     interrupt: RawFd,
+    /// A watch-event overflow was logged on this connection.
+    overflow_logged: bool,
 }
 
 impl Link {
     fn new(interrupt: RawFd) -> Link {
         Link {
             interrupt,
+            overflow_logged: false,
             conn: None,
             next_attempt: None,
             backoff: BACKOFF_MIN,
@@ -399,6 +420,7 @@ impl Link {
             log::info!("xenstore reachable again; everything republished");
         }
         self.backoff = BACKOFF_MIN;
+        self.overflow_logged = false;
         self.conn = Some(conn);
     }
 

@@ -456,3 +456,40 @@ fn a_fifo_that_appears_later_does_not_wedge_sighup() {
     assert!(d.log().contains("not a regular file"), "{}", d.log());
     d.stop();
 }
+
+/// `VmHWM` (peak RSS) and `VmRSS` of a process, KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+#[test]
+fn an_event_flood_while_a_reply_is_held_keeps_memory_flat() {
+    const EVENTS: u32 = 500_000;
+    let g = Guest::new("evflood");
+    let d = start(&g);
+    let pid = d.child.id();
+    let (peak_before, _) = rss_kib(pid);
+    g.xs.faults().add(Fault::EventFlood(EVENTS), Some(1));
+    g.file("proc/meminfo", &meminfo(8_000_000, 3_333_333));
+    g.wait_for("data/meminfo_free", "3333333");
+    assert_eq!(g.xs.faults().armed(), 0, "the flood was not sent");
+    let (peak, rss) = rss_kib(pid);
+    eprintln!(
+        "{EVENTS} watch events before one reply: peak RSS {peak_before} -> {peak} KiB, now {rss} KiB"
+    );
+    assert!(
+        peak < peak_before + 4096,
+        "peak RSS grew from {peak_before} to {peak} KiB; log:\n{}",
+        d.log()
+    );
+    // Still working: the next change goes out too.
+    g.file("proc/meminfo", &meminfo(8_000_000, 3_444_444));
+    g.wait_for("data/meminfo_free", "3444444");
+    let log = d.stop();
+    assert_eq!(log.matches("watch events dropped").count(), 1, "{log}");
+}

@@ -164,6 +164,11 @@ pub struct WatchEvent {
 /// How long a request waits for its reply before the connection is considered dead.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Most watch events queued at once. Events are coalesced by token (a client acts on which
+/// watch fired, not on how often), so this only bounds a store that sends many tokens; what
+/// does not fit is dropped and [`XenbusConn::take_overflow`] reports it.
+pub const EVENT_QUEUE_MAX: usize = 32;
+
 /// Room for two whole messages, so a reply and a following event never need a resize.
 const INBUF_LEN: usize = 2 * (HEADER_LEN + PAYLOAD_MAX);
 
@@ -179,6 +184,8 @@ pub struct XenbusConn {
     consumed: usize,
     outbuf: Vec<u8>,
     events: VecDeque<WatchEvent>,
+    /// Events dropped because the queue was full, since the last [`XenbusConn::take_overflow`].
+    events_dropped: u64,
     reply_timeout: Duration,
     /// An fd (the event loop's stop signalfd) whose readability ends every wait at once.
     interrupt: Option<RawFd>,
@@ -219,6 +226,7 @@ impl XenbusConn {
             consumed: 0,
             outbuf: Vec::with_capacity(HEADER_LEN + PAYLOAD_MAX),
             events: VecDeque::new(),
+            events_dropped: 0,
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
             interrupt,
             requests_sent: 0,
@@ -362,14 +370,27 @@ impl XenbusConn {
         }
     }
 
+    /// Queues an event unless one with its token waits already (coalesced) or the queue is
+    /// full (counted as dropped).
     fn queue_event(&mut self, len: usize) {
         match Reply::parse(MsgType::WatchEvent, None, &self.inbuf[HEADER_LEN..len]) {
+            Ok(Reply::WatchEvent { token, .. }) if self.events.iter().any(|e| e.token == token) => {
+            }
+            Ok(Reply::WatchEvent { .. }) if self.events.len() >= EVENT_QUEUE_MAX => {
+                self.events_dropped += 1;
+            }
             Ok(Reply::WatchEvent { path, token }) => self.events.push_back(WatchEvent {
                 path: path.to_owned(),
                 token: token.to_owned(),
             }),
             _ => log::debug!("dropping malformed watch event"),
         }
+    }
+
+    /// How many watch events did not fit in the queue since the last call. When it is not
+    /// zero, any watch may have fired: the caller re-checks what all its watches cover.
+    pub fn take_overflow(&mut self) -> u64 {
+        std::mem::take(&mut self.events_dropped)
     }
 
     /// Reads everything the fd has now and queues the watch events in it. Call when `poll`
