@@ -77,7 +77,9 @@ fn connect(choice: &EndpointChoice, interrupt: Option<RawFd>) -> Result<XenbusCo
              (mount devtmpfs on /dev, or xenfs on /proc/xen)",
         ))
     })?;
-    XenbusConn::open_interruptible(&endpoint, interrupt)
+    let mut conn = XenbusConn::open_interruptible(&endpoint, interrupt)?;
+    conn.limit_events(crate::xenbus::conn::EVENT_QUEUE_MAX);
+    Ok(conn)
 }
 
 /// Reads who the connection's domain is and logs it. Done after the first round, which

@@ -164,9 +164,7 @@ pub struct WatchEvent {
 /// How long a request waits for its reply before the connection is considered dead.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Most watch events queued at once. Events are coalesced by token (a client acts on which
-/// watch fired, not on how often), so this only bounds a store that sends many tokens; what
-/// does not fit is dropped and [`XenbusConn::take_overflow`] reports it.
+/// Most watch events the agent queues at once (see [`XenbusConn::limit_events`]).
 pub const EVENT_QUEUE_MAX: usize = 32;
 
 /// Room for two whole messages, so a reply and a following event never need a resize.
@@ -186,6 +184,8 @@ pub struct XenbusConn {
     events: VecDeque<WatchEvent>,
     /// Events dropped because the queue was full, since the last [`XenbusConn::take_overflow`].
     events_dropped: u64,
+    /// `Some(n)`: events are coalesced by token and at most `n` are queued.
+    event_limit: Option<usize>,
     reply_timeout: Duration,
     /// An fd (the event loop's stop signalfd) whose readability ends every wait at once.
     interrupt: Option<RawFd>,
@@ -227,6 +227,7 @@ impl XenbusConn {
             outbuf: Vec::with_capacity(HEADER_LEN + PAYLOAD_MAX),
             events: VecDeque::new(),
             events_dropped: 0,
+            event_limit: None,
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
             interrupt,
             requests_sent: 0,
@@ -370,13 +371,14 @@ impl XenbusConn {
         }
     }
 
-    /// Queues an event unless one with its token waits already (coalesced) or the queue is
-    /// full (counted as dropped).
+    /// Queues an event; with a limit ([`XenbusConn::limit_events`]), not when one with its
+    /// token waits already (coalesced) or the queue is full (counted as dropped).
     fn queue_event(&mut self, len: usize) {
+        let limit = self.event_limit;
         match Reply::parse(MsgType::WatchEvent, None, &self.inbuf[HEADER_LEN..len]) {
-            Ok(Reply::WatchEvent { token, .. }) if self.events.iter().any(|e| e.token == token) => {
-            }
-            Ok(Reply::WatchEvent { .. }) if self.events.len() >= EVENT_QUEUE_MAX => {
+            Ok(Reply::WatchEvent { token, .. })
+                if limit.is_some() && self.events.iter().any(|e| e.token == token) => {}
+            Ok(Reply::WatchEvent { .. }) if limit.is_some_and(|n| self.events.len() >= n) => {
                 self.events_dropped += 1;
             }
             Ok(Reply::WatchEvent { path, token }) => self.events.push_back(WatchEvent {
@@ -385,6 +387,14 @@ impl XenbusConn {
             }),
             _ => log::debug!("dropping malformed watch event"),
         }
+    }
+
+    /// Bounds the event queue for a client that acts on which watch fired, not on how often
+    /// or where: events are coalesced by token and at most `max` are queued, so a store that
+    /// floods events while it holds a reply costs no memory. What does not fit is dropped
+    /// and counted for [`XenbusConn::take_overflow`].
+    pub fn limit_events(&mut self, max: usize) {
+        self.event_limit = Some(max);
     }
 
     /// How many watch events did not fit in the queue since the last call. When it is not
