@@ -146,6 +146,10 @@ pub struct Publisher {
     written: BTreeMap<String, String>,
     failed: BTreeMap<String, Failure>,
     loaded: Loaded,
+    /// The first error of the last read-back if it was incomplete (logged once while it
+    /// lasts), and how many read-backs in a row were.
+    readback_error: Option<String>,
+    readback_failures: u32,
     pub metrics: PublisherMetrics,
 }
 
@@ -168,22 +172,57 @@ impl Publisher {
     }
 
     /// Reads the owned keys and subtrees back from XenStore into `written`.
+    ///
+    /// A READ or DIRECTORY that fails with anything but "not there" (`ENOENT`) or "not ours to
+    /// read" (`EACCES`), e.g. `EIO` or a malformed listing, makes the read-back incomplete:
+    /// what it could not see may be a stale key. The round still goes out, and the next round
+    /// reads back again, until one read-back is complete and removes what is stale.
     pub fn load(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
         self.written.clear();
+        let mut incomplete = None;
         for k in OWNED_KEYS.iter().chain(KEEP_KEYS.iter()) {
-            self.read_back(conn, k)?;
+            self.read_back(conn, k, &mut incomplete)?;
         }
         let mut budget = READBACK_MAX_NODES;
         for t in OWNED_SUBTREES {
-            self.read_subtree(conn, t, 0, &mut budget)?;
+            self.read_subtree(conn, t, 0, &mut budget, &mut incomplete)?;
         }
-        self.loaded = Loaded::Yes;
         log::debug!("read back {} owned keys from xenstore", self.written.len());
+        match incomplete {
+            None => {
+                self.loaded = Loaded::Yes;
+                if self.readback_error.take().is_some() {
+                    log::info!(
+                        "read-back complete after {} incomplete one(s); stale keys removed",
+                        self.readback_failures
+                    );
+                }
+                self.readback_failures = 0;
+            }
+            Some(msg) => {
+                // Read back again on the next round.
+                self.loaded = Loaded::MarkerSeen;
+                self.readback_failures += 1;
+                if self.readback_error.as_deref() != Some(msg.as_str()) {
+                    log::warn!(
+                        "read-back incomplete ({msg}): stale keys may stay until a read-back \
+                         succeeds; retried on the next round"
+                    );
+                    self.readback_error = Some(msg);
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Reads one key into `written`; returns whether the node exists.
-    fn read_back(&mut self, conn: &mut XenbusConn, k: &str) -> Result<bool, Error> {
+    /// Reads one key into `written`; returns whether the node exists. A failure that leaves
+    /// it unknown whether the node exists is noted in `incomplete`.
+    fn read_back(
+        &mut self,
+        conn: &mut XenbusConn,
+        k: &str,
+        incomplete: &mut Option<String>,
+    ) -> Result<bool, Error> {
         self.metrics.reads += 1;
         match conn.read(k) {
             Ok(v) => {
@@ -193,9 +232,7 @@ impl Publisher {
             }
             Err(e) if e.is_connection_lost() => Err(e),
             Err(e) => {
-                if e.xs() != Some(XsError::Enoent) {
-                    log::debug!("cannot read back {k}: {e}");
-                }
+                note_readback_error(k, &e, incomplete);
                 Ok(false)
             }
         }
@@ -207,6 +244,7 @@ impl Publisher {
         path: &str,
         depth: usize,
         budget: &mut usize,
+        incomplete: &mut Option<String>,
     ) -> Result<(), Error> {
         if depth > READBACK_MAX_DEPTH || *budget == 0 {
             return Ok(());
@@ -216,12 +254,15 @@ impl Publisher {
         let children: Vec<String> = match conn.directory(path) {
             Ok(entries) => entries.map(str::to_owned).collect(),
             Err(e) if e.is_connection_lost() => return Err(e),
-            Err(_) => return Ok(()),
+            Err(e) => {
+                note_readback_error(path, &e, incomplete);
+                return Ok(());
+            }
         };
         if depth > 0 {
             // A node is a key when it holds a value or is a leaf; an empty inner node is only
             // a directory that WRITE created on the way.
-            let exists = self.read_back(conn, path)?;
+            let exists = self.read_back(conn, path, incomplete)?;
             if exists
                 && !children.is_empty()
                 && self.written.get(path).is_some_and(|v| v.is_empty())
@@ -230,7 +271,7 @@ impl Publisher {
             }
         }
         for c in children {
-            self.read_subtree(conn, &format!("{path}/{c}"), depth + 1, budget)?;
+            self.read_subtree(conn, &format!("{path}/{c}"), depth + 1, budget, incomplete)?;
         }
         Ok(())
     }
@@ -475,6 +516,19 @@ impl Publisher {
     /// Keys refused and still unpublished.
     pub fn refused_keys(&self) -> impl Iterator<Item = &str> {
         self.failed.keys().map(String::as_str)
+    }
+}
+
+/// Notes the first read-back failure that leaves it unknown what the store holds: anything
+/// but `ENOENT` (nothing there) and `EACCES` (nothing of the agent's: it can read what it owns).
+fn note_readback_error(path: &str, e: &Error, incomplete: &mut Option<String>) {
+    match e.xs() {
+        Some(XsError::Enoent) => {}
+        Some(XsError::Eacces) => log::debug!("cannot read back {path}: {e}"),
+        _ => {
+            log::debug!("cannot read back {path}: {e}");
+            incomplete.get_or_insert_with(|| format!("{e} on {path}"));
+        }
     }
 }
 

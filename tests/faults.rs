@@ -493,3 +493,46 @@ fn an_event_flood_while_a_reply_is_held_keeps_memory_flat() {
     let log = d.stop();
     assert_eq!(log.matches("watch events dropped").count(), 1, "{log}");
 }
+
+#[test]
+fn a_read_back_error_is_retried_and_stale_keys_go() {
+    let g = Guest::new("readback");
+    g.file(
+        "etc/os-release",
+        "ID=debian\nNAME=Debian\nVERSION_ID=\"12.5\"\n",
+    );
+    g.once(&[]);
+    assert_eq!(g.get("data/os_minorver").as_deref(), Some("5"));
+    // An earlier run's NIC, and an os-release without a minor version now.
+    g.xs.write(&format!("{HOME}/attr/vif/9/name"), "eth9");
+    g.file(
+        "etc/os-release",
+        "ID=debian\nNAME=Debian\nVERSION_ID=\"12\"\n",
+    );
+    for (t, key) in [
+        (MsgType::Read, "data/os_minorver"),
+        (MsgType::Directory, "attr/vif"),
+    ] {
+        let fault = Fault::Errno {
+            domid: Some(DOMID),
+            msg_type: Some(t),
+            path_prefix: format!("{HOME}/{key}"),
+            error: XsError::Eio,
+        };
+        g.xs.faults().add(fault, Some(1));
+    }
+    let t0 = Instant::now();
+    let d = start(&g);
+    wait_until("the stale keys removed", || {
+        g.get("data/os_minorver").is_none() && !g.xs.exists(&format!("{HOME}/attr/vif/9"))
+    });
+    eprintln!(
+        "stale keys removed {:?} after the agent started, after one incomplete read-back",
+        t0.elapsed()
+    );
+    assert_eq!(g.xs.faults().armed(), 0);
+    settles(&g, "readback", &d);
+    let log = d.stop();
+    assert_each_warning_once("readback", &log);
+    assert!(log.contains("read-back complete after 1"), "{log}");
+}
