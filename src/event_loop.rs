@@ -254,6 +254,8 @@ pub fn run(
             // Every tick runs a round even without changes: it is a pure diff when nothing
             // changed, and it retries keys refused for transient reasons (quota, EAGAIN).
             publish_now = true;
+            // A refused watch on unique-domain-id: look for a new domain on every tick.
+            check_domain |= link.conn.is_some() && link.unwatched.contains(&TOKEN_UDID);
         }
         if fds[2].revents != 0 {
             if let Some(c) = link.conn.as_mut() {
@@ -380,6 +382,10 @@ struct Link {
     interrupt: RawFd,
     /// A watch-event overflow was logged on this connection.
     overflow_logged: bool,
+    /// Watch tokens xenstored refused on this connection: re-checked on every memory tick.
+    unwatched: Vec<&'static str>,
+    /// Refused watches and why, logged once until a WATCH for them succeeds.
+    watch_refusals: Vec<(&'static str, String)>,
 }
 
 impl Link {
@@ -387,6 +393,8 @@ impl Link {
         Link {
             interrupt,
             overflow_logged: false,
+            unwatched: Vec::new(),
+            watch_refusals: Vec::new(),
             conn: None,
             next_attempt: None,
             backoff: BACKOFF_MIN,
@@ -402,8 +410,11 @@ impl Link {
         match connect(choice, Some(self.interrupt)) {
             Ok(mut c) => {
                 agent.forget_published();
-                let round = round_after_connect(&mut c, agent, netlink, self.first_round)
-                    .and_then(|r| watch(&mut c, &mut self.unseen).map(|()| r));
+                let round =
+                    round_after_connect(&mut c, agent, netlink, self.first_round).and_then(|r| {
+                        let (unseen, unwatched) = (&mut self.unseen, &mut self.unwatched);
+                        watch(&mut c, unseen, unwatched, &mut self.watch_refusals).map(|()| r)
+                    });
                 match round {
                     Ok(r) => {
                         log_round(agent, r, self.first_round);
@@ -561,14 +572,41 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 const TOKEN_TARGET: &str = "xenbeacon:memory-target";
 const TOKEN_UDID: &str = "xenbeacon:unique-domain-id";
 
-fn watch(c: &mut XenbusConn, unseen: &mut Vec<&'static str>) -> Result<(), Error> {
+/// Registers the watches. One that xenstored refuses (the connection stays) is logged once
+/// and left in `unwatched`: what it covers is re-checked on every memory tick instead.
+fn watch(
+    c: &mut XenbusConn,
+    unseen: &mut Vec<&'static str>,
+    unwatched: &mut Vec<&'static str>,
+    refusals: &mut Vec<(&'static str, String)>,
+) -> Result<(), Error> {
     unseen.clear();
+    unwatched.clear();
     for (path, token) in [
         ("memory/target", TOKEN_TARGET),
         ("unique-domain-id", TOKEN_UDID),
     ] {
-        c.watch(path, token)?;
-        unseen.push(token);
+        match c.watch(path, token) {
+            Ok(()) => {
+                unseen.push(token);
+                if let Some(i) = refusals.iter().position(|r| r.0 == token) {
+                    refusals.swap_remove(i);
+                    log::info!("xenstored accepts the watch on {path} again");
+                }
+            }
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(e) => {
+                unwatched.push(token);
+                let msg = e.to_string();
+                if !refusals.iter().any(|r| r.0 == token && r.1 == msg) {
+                    log::warn!(
+                        "cannot watch {path} ({msg}): re-checking it on every memory tick instead"
+                    );
+                    refusals.retain(|r| r.0 != token);
+                    refusals.push((token, msg));
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -536,3 +536,32 @@ fn a_read_back_error_is_retried_and_stale_keys_go() {
     assert_each_warning_once("readback", &log);
     assert!(log.contains("read-back complete after 1"), "{log}");
 }
+
+#[test]
+fn a_refused_watch_keeps_the_connection_and_falls_back_to_the_tick() {
+    let g = Guest::new("nowatch");
+    g.xs.write(&format!("{HOME}/unique-domain-id"), "uuid-1");
+    let fault = Fault::Errno {
+        domid: Some(DOMID),
+        msg_type: Some(MsgType::Watch),
+        path_prefix: String::new(),
+        error: XsError::Eacces,
+    };
+    g.xs.faults().add(fault, None);
+    let mut d = start(&g);
+    hold(&g, &mut d, "nowatch");
+    let watches = g.xs.stats().count(DOMID, MsgType::Watch);
+    eprintln!("WATCH requests in {FAULT_FOR:?} of refused watches: {watches}");
+    assert_eq!(
+        watches,
+        2,
+        "one per watch, on one connection; log:\n{}",
+        d.log()
+    );
+    // What the unique-domain-id watch covered is checked on the tick: a new domain is seen.
+    g.xs.write(&format!("{HOME}/unique-domain-id"), "uuid-2");
+    wait_until("the new domain noticed", || d.log().contains("new domain"));
+    let log = d.stop();
+    assert_each_warning_once("nowatch", &log);
+    assert!(!log.contains("republished"), "{log}");
+}
