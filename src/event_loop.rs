@@ -183,7 +183,8 @@ pub fn run(
     let mut link = Link::new(signals.as_raw_fd());
     // The first attempt comes before the timers exist: in a PV guest their six system calls
     // would delay the first key by as many trips through Xen.
-    link.attempt(choice, agent, &mut netlink);
+    link.attempt(choice, agent, &mut netlink)
+        .map_err(RunError::Connect)?;
     let timer = TimerFd::new().map_err(RunError::Setup)?;
     timer
         .arm(memory_interval, memory_interval)
@@ -193,7 +194,8 @@ pub fn run(
 
     loop {
         if link.conn.is_none() && link.next_attempt.map_or(true, |t| Instant::now() >= t) {
-            link.attempt(choice, agent, &mut netlink);
+            link.attempt(choice, agent, &mut netlink)
+                .map_err(RunError::Connect)?;
         }
         if netlink.due(Instant::now()) && netlink.open(agent) {
             if let Some(c) = link.conn.as_mut() {
@@ -406,7 +408,13 @@ impl Link {
 
     /// One connection attempt and, when it connects, the round after it and the watches.
     /// rtnetlink is opened on the first success.
-    fn attempt(&mut self, choice: &EndpointChoice, agent: &mut Agent, netlink: &mut Rtnetlink) {
+    /// Fails only when the endpoint can never work (not xenstore at all).
+    fn attempt(
+        &mut self,
+        choice: &EndpointChoice,
+        agent: &mut Agent,
+        netlink: &mut Rtnetlink,
+    ) -> Result<(), Error> {
         match connect(choice, Some(self.interrupt)) {
             Ok(mut c) => {
                 agent.forget_published();
@@ -424,8 +432,10 @@ impl Link {
                     Err(e) => self.down("publishing failed", &e, agent),
                 }
             }
+            Err(e @ Error::NotXenstore(_)) => return Err(e),
             Err(e) => self.down("cannot reach xenstore", &e, agent),
         }
+        Ok(())
     }
 
     fn up(&mut self, conn: XenbusConn) {

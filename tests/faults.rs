@@ -565,3 +565,44 @@ fn a_refused_watch_keeps_the_connection_and_falls_back_to_the_tick() {
     assert_each_warning_once("nowatch", &log);
     assert!(!log.contains("republished"), "{log}");
 }
+
+#[test]
+fn a_xenstore_path_that_is_no_xenstore_is_a_clear_error() {
+    let g = Guest::new("devzero");
+    g.file("plain", "not xenstore\n");
+    let plain = g.root.path().join("plain");
+    for (path, once) in [
+        (std::path::Path::new("/dev/zero"), false),
+        (std::path::Path::new("/dev/zero"), true),
+        (plain.as_path(), false),
+    ] {
+        let args: &[&str] = if once { &["--once"] } else { &[] };
+        let t0 = Instant::now();
+        let mut child = g
+            .command_at(path, args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > Duration::from_secs(5) {
+                let cpu = cpu_seconds(child.id());
+                let _ = child.kill();
+                panic!(
+                    "--xenstore {path:?} (once: {once}) still running after 5 s, {cpu:.2} s CPU"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(
+            log.contains("is neither the xenbus device") && log.contains("nor a xenstored socket"),
+            "{log}"
+        );
+        eprintln!(
+            "--xenstore {path:?} (once: {once}): exit 1 after {:?}",
+            t0.elapsed()
+        );
+    }
+}

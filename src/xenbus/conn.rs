@@ -113,15 +113,20 @@ pub enum Error {
     InvalidPath,
     /// a stop signal arrived while waiting for xenstore
     Interrupted,
+    /// the path is neither the xenbus device nor a xenstored socket
+    NotXenstore(PathBuf),
 }
 
 impl Error {
     /// True when the connection can no longer be trusted and must be reopened.
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            Error::Open(_) | Error::Io(_) | Error::Closed | Error::Timeout | Error::Interrupted => {
-                true
-            }
+            Error::Open(_)
+            | Error::Io(_)
+            | Error::Closed
+            | Error::Timeout
+            | Error::Interrupted
+            | Error::NotXenstore(_) => true,
             Error::Wire(w) => matches!(w, WireError::PayloadTooLong | WireError::Truncated),
             Error::Xs(_) | Error::TooLarge | Error::InvalidPath => false,
         }
@@ -148,6 +153,12 @@ impl fmt::Display for Error {
             Error::TooLarge => f.write_str("request larger than one xenbus message"),
             Error::InvalidPath => f.write_str("path not allowed by xenstore"),
             Error::Interrupted => f.write_str("interrupted by a stop signal"),
+            Error::NotXenstore(p) => write!(
+                f,
+                "{} is neither the xenbus device (a misc character device such as \
+                 /dev/xen/xenbus, or /proc/xen/xenbus on xenfs) nor a xenstored socket",
+                p.display()
+            ),
         }
     }
 }
@@ -208,9 +219,15 @@ impl XenbusConn {
         interrupt: Option<RawFd>,
     ) -> Result<XenbusConn, Error> {
         let file = match endpoint {
-            Endpoint::Device(p) => File::from(
-                crate::sys::open(p, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?,
-            ),
+            Endpoint::Device(p) => {
+                let file = File::from(
+                    crate::sys::open(p, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?,
+                );
+                if !is_xenbus_device(&file) {
+                    return Err(Error::NotXenstore(p.clone()));
+                }
+                file
+            }
             Endpoint::Socket(p) => {
                 let mut deadline = Deadline::new(DEFAULT_REPLY_TIMEOUT);
                 File::from(connect_unix(p, interrupt, &mut deadline)?)
@@ -608,6 +625,29 @@ fn wait_fd(
         // POLLHUP/POLLERR: the next read or write reports what happened.
         return Ok(());
     }
+}
+
+/// True for what the xenbus device can be: the misc character device (`/dev/xen/xenbus`)
+/// or the file xenfs serves (`/proc/xen/xenbus`). Anything else (`/dev/zero`, a regular
+/// file, a FIFO) would be read as an endless stream of messages.
+fn is_xenbus_device(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    const MISC_MAJOR: u32 = 10;
+    const XENFS_SUPER_MAGIC: i64 = 0xabba1974;
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if meta.file_type().is_char_device() {
+        return libc::major(meta.rdev()) == MISC_MAJOR;
+    }
+    if !meta.file_type().is_file() {
+        return false;
+    }
+    // SAFETY: statfs is plain old data, filled in by fstatfs on a valid fd.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd and a valid statfs to write.
+    let r = unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) };
+    r == 0 && st.f_type as i64 == XENFS_SUPER_MAGIC
 }
 
 /// A non-blocking, close-on-exec unix stream socket connected to `path`.
