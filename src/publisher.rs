@@ -12,9 +12,12 @@
 //!
 //! A key xenstored refuses is logged once, left out of `written`, and not sent again while its
 //! value stays the same, unless the error may clear by itself (quota, EAGAIN), in which case
-//! the next round retries it. Every other key is published regardless.
+//! the next round retries it, or is a permission refusal (EACCES, EPERM), which is retried
+//! after 10 s, doubling to 10 min (permissions may be granted later). Every other key is
+//! published regardless.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::desired::{self, key, DesiredKeys, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Error, XenbusConn};
@@ -94,7 +97,16 @@ struct Failure {
     /// The value that was refused; `None` for a refused removal.
     value: Option<String>,
     refusal: Refusal,
+    /// A permission refusal is tried again from then on, even with the same value.
+    retry: Option<(Instant, Duration)>,
 }
+
+/// First and longest wait before a key refused for permissions (`EACCES`, `EPERM`) is tried
+/// again with the same value: the toolstack may grant access later (a home whose permissions
+/// are set after the agent started). `control/feature-balloon` is the exception: under xl it
+/// is refused for good, and the agent stops asking for it.
+const PERMISSION_RETRY_MIN: Duration = Duration::from_secs(10);
+const PERMISSION_RETRY_MAX: Duration = Duration::from_secs(600);
 
 /// Counters since start, for logs, tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -341,9 +353,11 @@ impl Publisher {
     }
 
     fn refused_for_good(&self, k: &str, value: Option<&str>) -> bool {
-        self.failed
-            .get(k)
-            .is_some_and(|f| !f.refusal.is_transient() && f.value.as_deref() == value)
+        self.failed.get(k).is_some_and(|f| {
+            !f.refusal.is_transient()
+                && f.value.as_deref() == value
+                && f.retry.map_or(true, |(at, _)| Instant::now() < at)
+        })
     }
 
     /// Sends `ops`. A refused key is recorded and the round goes on; a lost connection ends
@@ -395,7 +409,19 @@ impl Publisher {
                 Op::Write { key, value } => (key, Some(value)),
                 Op::Rm { key } => (key, None),
             };
-            let seen = self.failed.get(&key).is_some_and(|f| f.refusal == refusal);
+            let earlier = self.failed.get(&key).filter(|f| f.refusal == refusal);
+            let seen = earlier.is_some();
+            let retry = match refusal {
+                Refusal::Xs(XsError::Eacces | XsError::Eperm) if key != key::FEATURE_BALLOON => {
+                    let wait = earlier
+                        .and_then(|f| f.retry)
+                        .map_or(PERMISSION_RETRY_MIN, |(_, w)| {
+                            (w * 2).min(PERMISSION_RETRY_MAX)
+                        });
+                    Some((Instant::now() + wait, wait))
+                }
+                _ => None,
+            };
             if key == key::FEATURE_BALLOON && refusal == Refusal::Xs(XsError::Eacces) {
                 if !seen {
                     log::info!(
@@ -407,13 +433,22 @@ impl Publisher {
                 let entry = fresh.entry(refusal).or_insert((0, key.clone()));
                 entry.0 += 1;
             }
-            self.failed.insert(key, Failure { value, refusal });
+            self.failed.insert(
+                key,
+                Failure {
+                    value,
+                    refusal,
+                    retry,
+                },
+            );
         }
         for (refusal, (n, first)) in fresh {
-            let retry = if refusal.is_transient() {
-                "retried on the next round"
-            } else {
-                "not retried until it changes"
+            let retry = match refusal {
+                _ if refusal.is_transient() => "retried on the next round",
+                Refusal::Xs(XsError::Eacces | XsError::Eperm) => {
+                    "retried after 10 s, then less and less often (at most every 10 min)"
+                }
+                _ => "not retried until it changes",
             };
             log::warn!("{n} key(s) not published ({refusal}), e.g. {first}; {retry}");
         }
@@ -693,6 +728,7 @@ mod tests {
             Failure {
                 value: Some("A".into()),
                 refusal: Refusal::Xs(XsError::Eacces),
+                retry: Some((Instant::now() + PERMISSION_RETRY_MIN, PERMISSION_RETRY_MIN)),
             },
         );
         p.failed.insert(
@@ -700,6 +736,7 @@ mod tests {
             Failure {
                 value: Some("6.1".into()),
                 refusal: Refusal::Xs(XsError::Enospc),
+                retry: None,
             },
         );
         let d = desired(&[("data/os_name", "A"), ("data/os_uname", "6.1")]);
@@ -708,6 +745,25 @@ mod tests {
         assert_eq!(
             keys(&p.plan(&d, 1)),
             ["W data/os_name", "W data/os_uname", "W data/updated"]
+        );
+    }
+
+    #[test]
+    fn permission_refusals_are_retried_once_their_time_comes() {
+        let mut p = Publisher::new();
+        written(&mut p, &[("data/updated", "1")]);
+        p.failed.insert(
+            "attr/vif/0/ipv4/0".into(),
+            Failure {
+                value: Some("10.0.0.2".into()),
+                refusal: Refusal::Xs(XsError::Eacces),
+                retry: Some((Instant::now(), PERMISSION_RETRY_MIN)),
+            },
+        );
+        let d = desired(&[("attr/vif/0/ipv4/0", "10.0.0.2")]);
+        assert_eq!(
+            keys(&p.plan(&d, 1)),
+            ["W data/updated", "W attr/vif/0/ipv4/0"]
         );
     }
 

@@ -606,3 +606,28 @@ fn a_xenstore_path_that_is_no_xenstore_is_a_clear_error() {
         );
     }
 }
+
+#[test]
+fn a_key_refused_with_eacces_in_the_first_round_is_retried() {
+    // The first round's write of data/os_name is refused once (a toolstack that sets the
+    // home's permissions late); the value never changes, so only the slow retry publishes it.
+    let g = Guest::new("eacces1st");
+    let fault = Fault::Errno {
+        domid: Some(DOMID),
+        msg_type: Some(MsgType::Write),
+        path_prefix: format!("{HOME}/data/os_name"),
+        error: XsError::Eacces,
+    };
+    g.xs.faults().add(fault, Some(1));
+    let t0 = Instant::now();
+    let d = start(&g);
+    assert_eq!(g.xs.faults().armed(), 0, "the refusal did not happen");
+    wait_until("data/os_name published", || g.get("data/os_name").is_some());
+    eprintln!(
+        "data/os_name published {:?} after start, after one EACCES",
+        t0.elapsed()
+    );
+    settles(&g, "eacces1st", &d);
+    let log = d.stop();
+    assert_each_warning_once("eacces1st", &log);
+}
