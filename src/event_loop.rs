@@ -64,6 +64,9 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// How long the connection must stay up before the fault it recovered from counts as over.
+const FAULT_CLEARS_AFTER: Duration = Duration::from_secs(60);
+
 /// First and largest delay between connection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -82,14 +85,20 @@ fn connect(choice: &EndpointChoice, interrupt: Option<RawFd>) -> Result<XenbusCo
     Ok(conn)
 }
 
-/// Reads who the connection's domain is and logs it. Done after the first round, which
-/// does not need it: only a later domain check compares against it.
-fn identify(conn: &mut XenbusConn) -> Result<DomainIdentity, Error> {
+/// Reads who the connection's domain is and logs it (at info level on the first connection;
+/// a reconnect is reported by [`Link::up`]). Done after the first round, which does not need
+/// it: only a later domain check compares against it.
+fn identify(conn: &mut XenbusConn, first: bool) -> Result<DomainIdentity, Error> {
     let id = Agent::read_identity(conn)?;
     let endpoint = conn.endpoint();
+    let level = if first {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    };
     match id.domid {
-        Some(domid) => log::info!("connected to {endpoint}, domain {domid}"),
-        None => log::info!("connected to {endpoint} (domid unknown)"),
+        Some(domid) => log::log!(level, "connected to {endpoint}, domain {domid}"),
+        None => log::log!(level, "connected to {endpoint} (domid unknown)"),
     }
     Ok(id)
 }
@@ -153,7 +162,7 @@ fn round_after_connect(
         netlink.open(agent);
     }
     out += agent.publish(c)?;
-    agent.set_identity(identify(c)?);
+    agent.set_identity(identify(c, first_round)?);
     Ok(out)
 }
 
@@ -163,7 +172,7 @@ pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunErr
     let mut conn = connect(choice, None).map_err(RunError::Connect)?;
     agent.read_hints(&mut conn).map_err(RunError::Connect)?;
     let r = agent.publish(&mut conn).map_err(RunError::Connect)?;
-    identify(&mut conn).map_err(RunError::Connect)?;
+    identify(&mut conn, true).map_err(RunError::Connect)?;
     log_round(agent, r, true);
     Ok(())
 }
@@ -256,6 +265,7 @@ pub fn run(
             // Every tick runs a round even without changes: it is a pure diff when nothing
             // changed, and it retries keys refused for transient reasons (quota, EAGAIN).
             publish_now = true;
+            link.fault_cleared(Instant::now());
             // A refused watch on unique-domain-id: look for a new domain on every tick.
             check_domain |= link.conn.is_some() && link.unwatched.contains(&TOKEN_UDID);
         }
@@ -374,8 +384,13 @@ struct Link {
     /// `None`: now (no clock read for the first attempt).
     next_attempt: Option<Instant>,
     backoff: Duration,
-    /// Last failure, so that a persisting one is logged once.
+    /// The connection fault being lived with, logged once until it clears (the connection
+    /// stays up for [`FAULT_CLEARS_AFTER`]), how often it happened, whether the reconnect
+    /// after it was logged, and since when the connection is up.
     last_error: Option<String>,
+    fault_count: u32,
+    reconnect_logged: bool,
+    up_since: Option<Instant>,
     /// No round has succeeded yet on any connection.
     first_round: bool,
     /// Watch tokens whose registration event has not arrived yet on this connection.
@@ -401,6 +416,9 @@ impl Link {
             next_attempt: None,
             backoff: BACKOFF_MIN,
             last_error: None,
+            fault_count: 0,
+            reconnect_logged: false,
+            up_since: None,
             first_round: true,
             unseen: Vec::new(),
         }
@@ -439,12 +457,36 @@ impl Link {
     }
 
     fn up(&mut self, conn: XenbusConn) {
-        if self.last_error.take().is_some() {
-            log::info!("xenstore reachable again; everything republished");
+        if self.last_error.is_some() {
+            if !self.reconnect_logged {
+                log::info!("xenstore reachable again; everything republished");
+                self.reconnect_logged = true;
+            } else {
+                log::debug!("xenstore reachable again; everything republished");
+            }
         }
         self.backoff = BACKOFF_MIN;
         self.overflow_logged = false;
+        self.up_since = Some(Instant::now());
         self.conn = Some(conn);
+    }
+
+    /// Once the connection stayed up for [`FAULT_CLEARS_AFTER`], the fault it recovered from
+    /// is over: says how often it happened. Called on the memory tick.
+    fn fault_cleared(&mut self, now: Instant) {
+        let steady = self
+            .up_since
+            .is_some_and(|t| self.conn.is_some() && now >= t + FAULT_CLEARS_AFTER);
+        if steady {
+            if let Some(msg) = self.last_error.take() {
+                log::info!(
+                    "xenstore connection steady again; \"{msg}\" happened {} time(s)",
+                    self.fault_count
+                );
+                self.fault_count = 0;
+                self.reconnect_logged = false;
+            }
+        }
     }
 
     /// Drops the connection, forgets what was published, schedules the next attempt.
@@ -453,11 +495,15 @@ impl Link {
         if matches!(e, Error::Interrupted) {
             log::debug!("{msg}"); // the loop exits next
         } else if self.last_error.as_deref() == Some(msg.as_str()) {
-            log::debug!("{msg}");
+            self.fault_count += 1;
+            log::debug!("{msg} ({} times)", self.fault_count);
         } else {
             log::warn!("{msg}; retrying with backoff, will republish everything");
             self.last_error = Some(msg);
+            self.fault_count = 1;
+            self.reconnect_logged = false;
         }
+        self.up_since = None;
         self.conn = None;
         agent.forget_published();
         self.next_attempt = Some(Instant::now() + self.backoff);

@@ -631,3 +631,44 @@ fn a_key_refused_with_eacces_in_the_first_round_is_retried() {
     let log = d.stop();
     assert_each_warning_once("eacces1st", &log);
 }
+
+#[test]
+fn connection_drops_on_some_writes_are_logged_once() {
+    // Every other change, the write of data/meminfo_free drops the connection; the
+    // reconnect republishes it. Before: a warning, "connected to", "reachable again" for
+    // every change.
+    const CHANGES: u64 = 6;
+    let g = Guest::new("dropsome");
+    let d = start(&g);
+    let lines_before = d.log().lines().count();
+    for i in 0..CHANGES {
+        if i % 2 == 0 {
+            let fault = Fault::CloseOn {
+                msg_type: MsgType::Write,
+                path_prefix: format!("{HOME}/data/meminfo_free"),
+            };
+            g.xs.faults().add(fault, Some(1));
+        }
+        let free = 3_100_000 + i;
+        g.file("proc/meminfo", &meminfo(8_000_000, free));
+        g.wait_for("data/meminfo_free", &free.to_string());
+        assert_eq!(g.xs.faults().armed(), 0);
+    }
+    let log = d.stop();
+    let new_lines: Vec<&str> = log
+        .lines()
+        .skip(lines_before)
+        .filter(|l| !l.contains("exiting"))
+        .collect();
+    eprintln!(
+        "{} lines logged for {CHANGES} changes, {} of them dropping the connection",
+        new_lines.len(),
+        CHANGES / 2
+    );
+    assert_eq!(new_lines.len(), 2, "{new_lines:#?}");
+    assert!(
+        new_lines[0].contains("WARN") && new_lines[0].contains("closed"),
+        "{log}"
+    );
+    assert!(new_lines[1].contains("reachable again"), "{log}");
+}

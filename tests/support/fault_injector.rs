@@ -40,6 +40,12 @@ pub enum Fault {
     EagainOnCommit,
     /// The request is read, not executed, and the connection is closed without a reply.
     CloseMidRequest,
+    /// Like `CloseMidRequest`, only for requests of `msg_type` whose resolved path starts
+    /// with `path_prefix`.
+    CloseOn {
+        msg_type: MsgType,
+        path_prefix: String,
+    },
     /// The operation is executed but its reply is replaced by a corrupt one.
     Malformed(MalformedKind),
     /// Before the reply, a WATCH_EVENT for the request's path (as sent) with token `spurious`.
@@ -134,6 +140,14 @@ impl FaultInjector {
                     commit && set(&mut plan.eagain_on_commit, true)
                 }
                 Fault::CloseMidRequest => set(&mut plan.close, true),
+                Fault::CloseOn {
+                    msg_type: t,
+                    ref path_prefix,
+                } => {
+                    let hit = msg_type == Some(t)
+                        && path.is_some_and(|p| p.starts_with(path_prefix.as_str()));
+                    hit && set(&mut plan.close, true)
+                }
                 Fault::Malformed(kind) => {
                     let listing = matches!(msg_type, Some(MsgType::Directory | MsgType::GetPerms));
                     (kind != MalformedKind::MissingNul || listing)
