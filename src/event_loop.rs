@@ -190,6 +190,7 @@ pub fn run(
     // Opened after the first connection: on a fresh store a round goes out first.
     let mut netlink = Rtnetlink::new();
     let mut link = Link::new(signals.as_raw_fd());
+    let mut domain_checks = Throttle::new(DOMAIN_CHECK_MIN_INTERVAL);
     // The first attempt comes before the timers exist: in a PV guest their six system calls
     // would delay the first key by as many trips through Xen.
     link.attempt(choice, agent, &mut netlink)
@@ -232,7 +233,7 @@ pub fn run(
                 t.saturating_duration_since(Instant::now())
             })),
         };
-        let timeout = earliest(timeout, netlink.wait());
+        let timeout = earliest(earliest(timeout, netlink.wait()), domain_checks.wait());
         sys::poll(&mut fds, timeout).map_err(RunError::Poll)?;
 
         let mut publish_now = false;
@@ -359,7 +360,7 @@ pub fn run(
                 check_domain = true;
             }
         }
-        if check_domain {
+        if domain_checks.ready(check_domain) {
             if let Some(c) = link.conn.as_mut() {
                 match agent.check_domain(c) {
                     Ok(changed) => publish_now |= changed,
@@ -611,6 +612,51 @@ impl Rtnetlink {
         self.source = None;
         self.next_attempt = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Domain checks (three READs each) at most this often: a xenstored that answers every
+/// request with an event on one of the agent's watches would otherwise keep it busy.
+const DOMAIN_CHECK_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs something at most once per interval; a request in between is deferred, not lost.
+struct Throttle {
+    interval: Duration,
+    last: Option<Instant>,
+    pending: bool,
+}
+
+impl Throttle {
+    fn new(interval: Duration) -> Throttle {
+        Throttle {
+            interval,
+            last: None,
+            pending: false,
+        }
+    }
+
+    /// Notes a request (if `requested`); true when the thing should run now.
+    fn ready(&mut self, requested: bool) -> bool {
+        self.pending |= requested;
+        if !self.pending {
+            return false;
+        }
+        let now = Instant::now();
+        if self.last.is_some_and(|t| now < t + self.interval) {
+            return false;
+        }
+        self.pending = false;
+        self.last = Some(now);
+        true
+    }
+
+    /// How long poll may sleep before a deferred run is due.
+    fn wait(&self) -> Option<Duration> {
+        match (self.pending, self.last) {
+            (true, Some(t)) => Some((t + self.interval).saturating_duration_since(Instant::now())),
+            (true, None) => Some(Duration::ZERO),
+            _ => None,
+        }
     }
 }
 

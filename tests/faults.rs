@@ -672,3 +672,26 @@ fn connection_drops_on_some_writes_are_logged_once() {
     );
     assert!(new_lines[1].contains("reachable again"), "{log}");
 }
+
+#[test]
+fn an_event_on_the_agents_own_token_for_every_request_is_rate_limited() {
+    // Every request brings an event on the unique-domain-id watch, so every domain check
+    // (three READs) asks for three more.
+    let g = Guest::new("owntoken");
+    let mut d = start(&g);
+    let fault = Fault::EventWithToken("xenbeacon:unique-domain-id".into());
+    g.xs.faults().add(fault, None);
+    g.xs.reset_stats();
+    let t0 = Instant::now();
+    let cpu = hold(&g, &mut d, "owntoken");
+    let requests: u64 = g.xs.stats().0.values().sum();
+    let rate = requests as f64 / t0.elapsed().as_secs_f64();
+    eprintln!(
+        "own-token storm: {requests} requests in {:?} ({rate:.0}/s), CPU {cpu:.3} s",
+        t0.elapsed()
+    );
+    assert!(rate < 20.0, "{rate:.0} requests/s; log:\n{}", d.log());
+    g.xs.faults().clear();
+    settles(&g, "owntoken", &d);
+    assert_each_warning_once("owntoken", &d.stop());
+}
