@@ -188,7 +188,7 @@ pub fn run(
     let signals = SignalFd::new(&[libc::SIGTERM, libc::SIGINT]).map_err(RunError::Setup)?;
     let hangup = SignalFd::new(&[libc::SIGHUP]).map_err(RunError::Setup)?;
     // Opened after the first connection: on a fresh store a round goes out first.
-    let mut netlink = Rtnetlink::new();
+    let mut netlink = Rtnetlink::new(signals.as_raw_fd());
     let mut link = Link::new(signals.as_raw_fd());
     let mut domain_checks = Throttle::new(DOMAIN_CHECK_MIN_INTERVAL);
     // The first attempt comes before the timers exist: in a PV guest their six system calls
@@ -524,11 +524,14 @@ struct Rtnetlink {
     /// The failure being retried, logged once, and how many times it happened.
     last_error: Option<String>,
     failures: u32,
+    /// The stop signalfd, which ends a dump's wait.
+    interrupt: Option<RawFd>,
 }
 
 impl Rtnetlink {
-    fn new() -> Rtnetlink {
+    fn new(interrupt: RawFd) -> Rtnetlink {
         Rtnetlink {
+            interrupt: Some(interrupt),
             source: None,
             next_attempt: None,
             tried: false,
@@ -559,7 +562,9 @@ impl Rtnetlink {
     /// dump succeeded.
     fn open(&mut self, agent: &mut Agent) -> bool {
         self.tried = true;
+        let interrupt = self.interrupt;
         let result = NetlinkSource::open().and_then(|mut s| {
+            s.set_interrupt(interrupt);
             s.dump(agent.net_mut())?;
             Ok(s)
         });
@@ -601,6 +606,10 @@ impl Rtnetlink {
 
     /// Drops the socket and schedules a reopen; the NIC keys keep their last values.
     fn fail(&mut self, e: &NetlinkError) {
+        if matches!(e, NetlinkError::Interrupted) {
+            self.source = None; // the loop exits next
+            return;
+        }
         let msg = e.to_string();
         self.failures += 1;
         if self.last_error.as_deref() != Some(msg.as_str()) {
