@@ -207,7 +207,7 @@ pub fn run(
             link.attempt(choice, agent, &mut netlink)
                 .map_err(RunError::Connect)?;
         }
-        if netlink.due(Instant::now()) && netlink.open(agent) {
+        if netlink.due() && netlink.open(agent) {
             if let Some(c) = link.conn.as_mut() {
                 match agent.publish(c) {
                     Ok(r) => log_round(agent, r, false),
@@ -545,9 +545,9 @@ impl Rtnetlink {
         self.tried
     }
 
-    /// True when a reopen is scheduled and its time has come.
-    fn due(&self, now: Instant) -> bool {
-        self.source.is_none() && self.next_attempt.is_some_and(|t| now >= t)
+    /// True when a reopen is scheduled and its time has come (the clock is read only then).
+    fn due(&self) -> bool {
+        self.source.is_none() && self.next_attempt.is_some_and(|t| Instant::now() >= t)
     }
 
     /// How long poll may sleep before the next reopen.
