@@ -16,7 +16,7 @@ use crate::sources::balloon::BalloonReader;
 use crate::sources::meminfo::MeminfoReader;
 use crate::sources::stage::{self, BootStage};
 use crate::sources::sysfs_net::{self, NicClass};
-use crate::sources::{kernel, os_release};
+use crate::sources::{hostname, kernel, os_release};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
 
@@ -96,6 +96,7 @@ impl Agent {
     /// Re-reads every source (start, SIGHUP).
     pub fn refresh_all(&mut self) {
         self.refresh_os();
+        self.refresh_host();
         self.refresh_memory();
         self.refresh_balloon(Instant::now());
     }
@@ -121,6 +122,18 @@ impl Agent {
         let feature = self.cfg.feature_balloon && !self.feature_balloon_denied;
         balloon::render(reading, feature, self.balloon.settled(), &mut self.desired);
         state
+    }
+
+    /// Re-reads the host and domain name; true if a key changed.
+    pub fn refresh_host(&mut self) -> bool {
+        let host = hostname::read(&self.cfg.root);
+        if host == self.model.host {
+            return false;
+        }
+        log::debug!("host name {:?}, domain {:?}", host.host, host.domain);
+        self.model.host = host;
+        desired::render_host(&self.model.host, &mut self.desired);
+        true
     }
 
     fn refresh_os(&mut self) {
@@ -160,6 +173,11 @@ impl Agent {
                 false
             }
         }
+    }
+
+    /// The root prefix of /proc, /sys and /etc.
+    pub fn root(&self) -> &std::path::Path {
+        &self.cfg.root
     }
 
     pub fn desired(&self) -> &DesiredKeys {
@@ -226,6 +244,20 @@ impl Agent {
                 Err(_) => {}
             }
         }
+        // The MACs the toolstack gave the vifs, for a NIC that is a vif under another face.
+        let vifs: Vec<String> = match conn.directory("device/vif") {
+            Ok(e) => e.map(str::to_owned).collect(),
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => Vec::new(),
+        };
+        for vif in vifs.iter().take(64) {
+            let Ok(id) = vif.parse::<u32>() else { continue };
+            match conn.read_string(&format!("device/vif/{vif}/mac")) {
+                Ok(m) => hints.vif_macs.extend(parse_mac(&m).map(|m| (id, m))),
+                Err(e) if e.is_connection_lost() => return Err(e),
+                Err(_) => {}
+            }
+        }
         match conn.read_string("device/pci/0/backend") {
             Ok(backend) => {
                 let n = conn
@@ -257,6 +289,7 @@ impl Agent {
 
     /// One publication round.
     pub fn publish(&mut self, conn: &mut XenbusConn) -> Result<RoundOutcome, Error> {
+        self.hold_updated();
         if self.publisher.ensure_loaded(conn)? {
             self.adopt_published_free_memory();
             let written = self.publisher.written();
@@ -277,8 +310,18 @@ impl Agent {
     /// agent knows before it has looked at the NICs: the OS, memory and balloon keys go out
     /// while the NICs, which take the longest to learn, follow in the next round.
     pub fn publish_early(&mut self, conn: &mut XenbusConn) -> Result<Option<RoundOutcome>, Error> {
+        self.hold_updated();
         self.publisher
             .publish_early(conn, &self.desired, unix_now())
+    }
+
+    /// squeezed takes the mere existence of `data/updated` as "booted" and then calibrates the
+    /// domain's memory offset once, for its whole life, assuming the balloon is not moving:
+    /// while a balloon driver is present and memory has not settled, `data/updated` is not
+    /// created (as `control/feature-balloon` is not).
+    fn hold_updated(&mut self) {
+        let moving = self.balloon_state.is_some() && !self.balloon.settled();
+        self.publisher.hold_updated(moving);
     }
 
     /// Reads who the connection's domain is now.
@@ -351,6 +394,8 @@ impl Agent {
 
     /// What a first publication on an empty store would send, in order (for --dry-run).
     pub fn full_plan(&self) -> Vec<Op> {
-        Publisher::new().plan(&self.desired, unix_now())
+        let mut p = Publisher::new();
+        p.hold_updated(self.balloon_state.is_some() && !self.balloon.settled());
+        p.plan(&self.desired, unix_now())
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::OsInfo;
+use crate::sources::hostname::HostIdentity;
 use crate::sources::meminfo::MemInfo;
 
 /// Key names.
@@ -33,21 +34,35 @@ pub mod key {
     /// `1` once the guest finished booting; written by `xenbeacon booted` (or the agent with
     /// `--booted`), never removed by the agent.
     pub const BOOTED: &str = "data/xenbeacon/booted";
-    pub const BALLOON_TARGET: &str = "data/balloon_target_kb";
-    pub const BALLOON_CURRENT: &str = "data/balloon_current_kb";
+    /// The balloon keys live below `data/xenbeacon/` since layout 2: xenopsd copies `data/`
+    /// one level deep, and xapi calls `VM.update_allowed_operations` for every change there it
+    /// does not ignore, while `current_kb` changes every second of ballooning. Only our own
+    /// dom0 commands read them.
+    pub const BALLOON_TARGET: &str = "data/xenbeacon/balloon/target_kb";
+    pub const BALLOON_CURRENT: &str = "data/xenbeacon/balloon/current_kb";
     /// `reached`, `ballooning` or `stuck`.
-    pub const BALLOON_STATE: &str = "data/balloon_state";
-    pub const BALLOON_REASON: &str = "data/balloon_reason";
+    pub const BALLOON_STATE: &str = "data/xenbeacon/balloon/state";
+    pub const BALLOON_REASON: &str = "data/xenbeacon/balloon/reason";
+    /// Layout 1's balloon keys: read by the dom0 commands, removed by the agent as stale.
+    pub const LEGACY_BALLOON_TARGET: &str = "data/balloon_target_kb";
+    pub const LEGACY_BALLOON_CURRENT: &str = "data/balloon_current_kb";
+    pub const LEGACY_BALLOON_STATE: &str = "data/balloon_state";
+    pub const LEGACY_BALLOON_REASON: &str = "data/balloon_reason";
+    /// The guest's host name without its domain: xapi's `netbios_name` (with `data/domain`).
+    pub const HOST_NAME: &str = "data/host_name_dns";
+    /// The guest's domain name, when it knows one locally.
+    pub const DOMAIN: &str = "data/domain";
     /// XAPI's squeezed: exists = "booted far enough for balloon targets".
     pub const FEATURE_BALLOON: &str = "control/feature-balloon";
 }
 
-/// The layout version in `data/xenbeacon/layout`.
-pub const LAYOUT_VERSION: &str = "1";
+/// The layout version in `data/xenbeacon/layout`. 2: the balloon keys moved from
+/// `data/balloon_*` to `data/xenbeacon/balloon/*`; `data/host_name_dns` and `data/domain`.
+pub const LAYOUT_VERSION: &str = "2";
 
 /// Single keys in directories shared with other software (`data/` is "available for arbitrary
 /// domain use"): only these are ever read back or removed there.
-pub const OWNED_KEYS: [&str; 15] = [
+pub const OWNED_KEYS: [&str; 17] = [
     key::OS_NAME,
     key::OS_DISTRO,
     key::OS_MAJORVER,
@@ -59,19 +74,25 @@ pub const OWNED_KEYS: [&str; 15] = [
     key::LAYOUT,
     key::VERSION,
     key::STAGE,
-    key::BALLOON_TARGET,
-    key::BALLOON_CURRENT,
-    key::BALLOON_STATE,
-    key::BALLOON_REASON,
+    key::LEGACY_BALLOON_TARGET,
+    key::LEGACY_BALLOON_CURRENT,
+    key::LEGACY_BALLOON_STATE,
+    key::LEGACY_BALLOON_REASON,
+    key::HOST_NAME,
+    key::DOMAIN,
 ];
+
+/// The balloon keys' directory (layout 2).
+pub const BALLOON_SUBTREE: &str = "data/xenbeacon/balloon";
 
 /// Keys read back and written like the others, but never removed: `data/xenbeacon/booted` is
 /// also written by `xenbeacon booted`, and squeezed takes the existence of
 /// `control/feature-balloon` as "booted", which must not flap.
 pub const KEEP_KEYS: [&str; 2] = [key::BOOTED, key::FEATURE_BALLOON];
 /// Subtrees the agent owns as a whole: anything in them it did not render is stale.
-pub const OWNED_SUBTREES: [&str; 4] = [
+pub const OWNED_SUBTREES: [&str; 5] = [
     "attr/PVAddons",
+    BALLOON_SUBTREE,
     crate::nics::NIC_SUBTREES[0],
     crate::nics::NIC_SUBTREES[1],
     crate::nics::NIC_SUBTREES[2],
@@ -253,6 +274,12 @@ pub fn render_os(os: &OsInfo, d: &mut DesiredKeys) {
     d.set_opt(key::OS_MAJORVER, os.major.as_deref());
     d.set_opt(key::OS_MINORVER, os.minor.as_deref());
     d.set(key::OS_UNAME, &os.uname);
+}
+
+/// `data/host_name_dns` and `data/domain` (xapi's `netbios_name`).
+pub fn render_host(host: &HostIdentity, d: &mut DesiredKeys) {
+    d.set_opt(key::HOST_NAME, host.host.as_deref());
+    d.set_opt(key::DOMAIN, host.domain.as_deref());
 }
 
 /// `data/meminfo_*` in KiB. The free figure moves all the time; it is only updated when it

@@ -11,6 +11,7 @@ use crate::agent::{Agent, DomainIdentity};
 use crate::balloon::BalloonState;
 use crate::netlink::source::{NetlinkError, NetlinkSource};
 use crate::publisher::RoundOutcome;
+use crate::sources::hostname::HostnameWatch;
 use crate::sys::{self, SignalFd, TimerFd};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
 
@@ -144,16 +145,15 @@ pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
     }
 }
 
-/// The round after a connect: toolstack hints, the round, then who the domain is. rtnetlink
-/// is opened on the first connection, after an early round if the store is fresh: the NICs
-/// take the longest to learn, and everything else can be published without them.
+/// The round after a connect: the early round on a fresh store, toolstack hints, the round,
+/// then who the domain is. rtnetlink is opened on the first connection, after the early
+/// round: the NICs take the longest to learn, and everything else goes out without them.
 fn round_after_connect(
     c: &mut XenbusConn,
     agent: &mut Agent,
     netlink: &mut Rtnetlink,
     first_round: bool,
 ) -> Result<RoundOutcome, Error> {
-    agent.read_hints(c)?;
     let mut out = RoundOutcome::default();
     if first_round && !netlink.tried() {
         if let Some(early) = agent.publish_early(c)? {
@@ -161,6 +161,8 @@ fn round_after_connect(
         }
         netlink.open(agent);
     }
+    // The hints only place NICs, which the early round leaves out.
+    agent.read_hints(c)?;
     out += agent.publish(c)?;
     agent.set_identity(identify(c, first_round)?);
     Ok(out)
@@ -201,6 +203,14 @@ pub fn run(
         .map_err(RunError::Setup)?;
     let clock = TimerFd::clock_jump_detector().map_err(RunError::Setup)?;
     let balloon_timer = TimerFd::new().map_err(RunError::Setup)?;
+    let hostname = match HostnameWatch::open(agent.root()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            log::info!("host name changes are not followed until SIGHUP: {e}");
+            None
+        }
+    };
+    let [host_fd, domain_fd] = hostname.as_ref().map_or([-1, -1], HostnameWatch::raw_fds);
 
     loop {
         if link.conn.is_none() && link.next_attempt.map_or(true, |t| Instant::now() >= t) {
@@ -223,6 +233,8 @@ pub fn run(
             pollfd(netlink.source.as_ref().map_or(-1, |n| n.as_raw_fd())),
             pollfd(clock.as_raw_fd()),
             pollfd(balloon_timer.as_raw_fd()),
+            pollpri(host_fd),
+            pollpri(domain_fd),
             pollfd(hangup.as_raw_fd()),
         ];
         // Events a request already read into the buffer do not make the fd readable.
@@ -245,7 +257,7 @@ pub fn run(
                 return Ok(());
             }
         }
-        if fds[6].revents != 0 {
+        if fds[8].revents != 0 {
             while hangup.read().map_err(RunError::Poll)?.is_some() {
                 log::info!("SIGHUP: re-reading everything and republishing");
                 agent.refresh_all();
@@ -305,6 +317,9 @@ pub fn run(
                 arm_balloon_recheck(&balloon_timer);
             }
             publish_now = true;
+        }
+        if fds[6].revents != 0 || fds[7].revents != 0 {
+            publish_now |= agent.refresh_host();
         }
         if let Some(c) = link.conn.as_mut() {
             while let Some(ev) = c.pending_event() {
@@ -726,6 +741,16 @@ fn watch(
 fn arm_balloon_recheck(t: &TimerFd) {
     if let Err(e) = t.arm(Duration::from_secs(1), Duration::ZERO) {
         log::warn!("cannot arm the balloon timer: {e}");
+    }
+}
+
+/// procfs sysctl files raise `POLLPRI` (with `POLLERR`) when their value changes; they are
+/// always readable, so `POLLIN` is not asked for.
+fn pollpri(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLPRI,
+        revents: 0,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The model of the guest: what the sources found, before it becomes XenStore keys.
 
+use crate::sources::hostname::HostIdentity;
 use crate::sources::meminfo::MemInfo;
 use crate::sources::os_release::OsRelease;
 
@@ -73,6 +74,8 @@ pub struct GuestModel {
     pub os: OsInfo,
     /// `None` until /proc/meminfo could be read.
     pub memory: Option<MemInfo>,
+    /// Host and domain name.
+    pub host: HostIdentity,
 }
 
 #[cfg(test)]

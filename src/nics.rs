@@ -6,6 +6,10 @@
 //!   `ipv4/<n>/prefix`);
 //! * a NIC whose MAC the toolstack lists under `xenserver/device/net-sriov-vf/<vfid>/mac` is an
 //!   SR-IOV VF: `xenserver/attr/net-sriov-vf/<vfid>/` (what XAPI reads);
+//! * a device NIC whose MAC is a vif's `device/vif/<devid>/mac`, while no netfront link holds
+//!   that vif, is the vif under another face (the device model's emulated NIC in an HVM guest
+//!   without netfront): `attr/vif/<devid>/`, where XAPI reads it, with its `bus`, `driver` and
+//!   ids as under `attr/net/`;
 //! * any other Ethernet (PCI, USB, platform, or an SR-IOV VF without a XAPI mapping) is
 //!   `attr/net/<mac>/`, the MAC in lowercase hex without separators;
 //! * bridges and bonds are not reported themselves: their addresses appear on each member, with
@@ -67,6 +71,8 @@ pub struct ToolstackHints {
     pub sriov_vfs: Vec<(u32, [u8; 6])>,
     /// Guest PCI address -> host PCI address, from the pcifront backend (`vdev-N` / `dev-N`).
     pub pci_host: BTreeMap<String, String>,
+    /// `device/vif/<devid>/mac`: the MAC the toolstack gave each vif.
+    pub vif_macs: Vec<(u32, [u8; 6])>,
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -205,11 +211,36 @@ impl NicRenderer {
     ) {
         d.retain(|k| !NIC_SUBTREES.iter().any(|t| is_under(k, t)));
         let mut used_dirs = BTreeSet::new();
+        let netfront_devids: BTreeSet<u32> = net
+            .links
+            .values()
+            .filter_map(|l| match l.class {
+                Some(NicClass::Vif { devid }) => Some(devid),
+                _ => None,
+            })
+            .collect();
+        let mut twins = BTreeSet::new();
         for link in net.links.values() {
-            let Some(base) = base_path(link, hints, opts) else {
+            let Some((base, kind)) = base_path(link, hints, opts, &netfront_devids) else {
                 continue;
             };
-            self.render_nic(net, link, &base, hints, opts, d, &mut used_dirs);
+            // Two devices with one vif's MAC: the first (lowest ifindex) is the twin.
+            if kind == DirKind::VifTwin && !twins.insert(base.clone()) {
+                let Some(mac) = link.mac else { continue };
+                let base = format!("attr/net/{}", mac_key(&mac));
+                self.render_nic(
+                    net,
+                    link,
+                    &base,
+                    DirKind::Net,
+                    hints,
+                    opts,
+                    d,
+                    &mut used_dirs,
+                );
+                continue;
+            }
+            self.render_nic(net, link, &base, kind, hints, opts, d, &mut used_dirs);
         }
         self.slots.retain(|dir, _| used_dirs.contains(dir));
     }
@@ -220,6 +251,7 @@ impl NicRenderer {
         net: &NetState,
         link: &Link,
         base: &str,
+        kind: DirKind,
         hints: &ToolstackHints,
         opts: &NicOptions,
         d: &mut DesiredKeys,
@@ -230,14 +262,13 @@ impl NicRenderer {
         let carrier = link.carrier.unwrap_or(link.flags & IFF_LOWER_UP != 0);
         d.set(&key("carrier"), if carrier { "1" } else { "0" });
         if let Some(mac) = &link.mac {
-            let rel = if base.starts_with("attr/vif/") {
-                "mac/0"
-            } else {
-                "mac"
+            let rel = match kind {
+                DirKind::Vif | DirKind::VifTwin => "mac/0",
+                DirKind::SriovVf | DirKind::Net => "mac",
             };
             d.set(&key(rel), &mac_text(mac));
         }
-        if base.starts_with("attr/net/") {
+        if matches!(kind, DirKind::Net | DirKind::VifTwin) {
             describe_device(link, hints, base, d);
         }
 
@@ -359,21 +390,56 @@ impl NicRenderer {
     }
 }
 
-/// Where a link's keys go, or `None` if it is not reported.
-fn base_path(link: &Link, hints: &ToolstackHints, opts: &NicOptions) -> Option<String> {
+/// Which directory a reported link's keys go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DirKind {
+    /// `attr/vif/<devid>`: a PV vif (netfront).
+    Vif,
+    /// `attr/vif/<devid>`: another device carrying the MAC the toolstack gave that vif (the
+    /// device model's emulated NIC in an HVM guest without netfront).
+    VifTwin,
+    /// `xenserver/attr/net-sriov-vf/<vfid>`.
+    SriovVf,
+    /// `attr/net/<mac>`.
+    Net,
+}
+
+/// Where a link's keys go, or `None` if it is not reported. `netfront_devids`: the vif
+/// devids a netfront link holds; such a vif has no twin.
+fn base_path(
+    link: &Link,
+    hints: &ToolstackHints,
+    opts: &NicOptions,
+    netfront_devids: &BTreeSet<u32>,
+) -> Option<(String, DirKind)> {
     if opts.exclude.iter().any(|g| glob_match(g, &link.name)) {
         return None;
     }
     let included = opts.include.iter().any(|g| glob_match(g, &link.name));
-    match link.class.as_ref()? {
-        NicClass::Vif { devid } => Some(format!("attr/vif/{devid}")),
+    let class = link.class.as_ref()?;
+    match class {
+        NicClass::Vif { devid } => Some((format!("attr/vif/{devid}"), DirKind::Vif)),
         NicClass::Virtual if !included => None,
         _ => {
             let mac = link.mac?;
             if let Some((vf, _)) = hints.sriov_vfs.iter().find(|(_, m)| *m == mac) {
-                return Some(format!("xenserver/attr/net-sriov-vf/{vf}"));
+                return Some((
+                    format!("xenserver/attr/net-sriov-vf/{vf}"),
+                    DirKind::SriovVf,
+                ));
             }
-            Some(format!("attr/net/{}", mac_key(&mac)))
+            // Only a device can be a vif's twin: a bridge, VLAN or bond repeats its lower
+            // NIC's MAC without being that NIC.
+            if !matches!(class, NicClass::Virtual) {
+                let twin = hints
+                    .vif_macs
+                    .iter()
+                    .find(|(id, m)| *m == mac && !netfront_devids.contains(id));
+                if let Some((devid, _)) = twin {
+                    return Some((format!("attr/vif/{devid}"), DirKind::VifTwin));
+                }
+            }
+            Some((format!("attr/net/{}", mac_key(&mac)), DirKind::Net))
         }
     }
 }

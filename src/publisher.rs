@@ -162,6 +162,8 @@ pub struct Publisher {
     /// lasts), and how many read-backs in a row were.
     readback_error: Option<String>,
     readback_failures: u32,
+    /// `data/updated` must not be created yet.
+    hold_updated: bool,
     pub metrics: PublisherMetrics,
 }
 
@@ -328,16 +330,20 @@ impl Publisher {
             });
         }
         let changed = !ops.is_empty();
-        if changed || !self.written.contains_key(key::UPDATED) {
+        let exists = self.written.contains_key(key::UPDATED);
+        if (changed || !exists) && (exists || !self.hold_updated) {
             let mut buf = [0u8; 20];
             ops.push(Op::Write {
                 key: key::UPDATED.into(),
                 value: desired::format_u64(now, &mut buf).into(),
             });
         }
+        // xenopsd copies data/ one level deep (data/xenbeacon/* is ours alone).
         let xapi_reads_data = ops.iter().any(|op| {
             let k = op.key();
-            k.starts_with("data/") && k != key::UPDATED && !k.starts_with("data/meminfo_")
+            k.strip_prefix("data/").is_some_and(|r| !r.contains('/'))
+                && k != key::UPDATED
+                && !k.starts_with("data/meminfo_")
         });
         let touches_attr = ops.iter().any(|op| op.key().starts_with("attr/"));
         if xapi_reads_data && !touches_attr {
@@ -541,6 +547,12 @@ impl Publisher {
             return Ok(RoundOutcome::default());
         }
         self.apply(conn, ops)
+    }
+
+    /// While `hold` is true, `data/updated` is not created (an existing one is still
+    /// updated): see [`crate::agent::Agent`]'s balloon rule.
+    pub fn hold_updated(&mut self, hold: bool) {
+        self.hold_updated = hold;
     }
 
     /// Why `key` was refused on the last try, if it was.

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -12,11 +13,23 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+mod sealed {
+    /// Types for which every bit pattern of their size is a valid value (plain integers and C
+    /// structs made only of them), so the kernel may fill one with any bytes. Sealed: a type
+    /// with invalid bit patterns (`bool`, an enum, a reference) cannot be added from outside.
+    pub trait PlainData: Copy {}
+    impl PlainData for u64 {}
+    impl PlainData for libc::signalfd_siginfo {}
+}
+use sealed::PlainData;
+
 /// Reads exactly one fixed-size record from a non-blocking fd; `Ok(None)` if none is ready.
-fn read_record<T: Copy>(fd: RawFd, rec: &mut T) -> io::Result<Option<()>> {
+fn read_record<T: PlainData>(fd: RawFd, rec: &mut T) -> io::Result<Option<()>> {
     let size = std::mem::size_of::<T>();
     loop {
-        // SAFETY: `rec` is a valid, writable T of `size` bytes.
+        // SAFETY: `rec` is a valid, writable T of `size` bytes, and T is `PlainData`: any
+        // bytes the kernel writes there (a whole record, or part of one on a short read) make
+        // a valid T.
         let n = unsafe { libc::read(fd, rec as *mut T as *mut libc::c_void, size) };
         if n == size as isize {
             return Ok(Some(()));
@@ -40,7 +53,10 @@ pub struct SignalFd {
 
 impl SignalFd {
     pub fn new(signals: &[libc::c_int]) -> io::Result<SignalFd> {
-        // SAFETY: sigset_t is plain data initialised by sigemptyset; the calls only read it.
+        // SAFETY: `set` is a local sigset_t, plain data: zeroed is a valid value, and
+        // sigemptyset/sigaddset write it through a pointer valid for the whole call.
+        // sigprocmask and signalfd only read it (no old mask is asked for), and the fd that
+        // signalfd returns is new and owned by nothing else.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
@@ -248,9 +264,73 @@ pub fn open(path: &std::path::Path, flags: libc::c_int) -> io::Result<OwnedFd> {
     }
 }
 
+/// Connects a non-blocking, close-on-exec unix stream socket to `path`. A listener whose
+/// backlog is full fails at once with `WouldBlock` (EAGAIN): a unix socket's connect either
+/// completes at once or fails, it is never in progress.
+pub fn connect_unix_nonblocking(path: &std::path::Path) -> io::Result<UnixStream> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid (unnamed) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long or contains a NUL byte",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    let flags = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: plain system call; the fd is owned from here on.
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, flags, 0) })?;
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes for the whole call.
+    cvt(unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+            len,
+        )
+    })?;
+    Ok(UnixStream::from(sock))
+}
+
 #[cfg(test)]
 mod open_tests {
     use super::*;
+
+    /// A listening unix socket with a backlog of `backlog` (std's bind takes no backlog).
+    fn listen(path: &std::path::Path, backlog: libc::c_int) -> OwnedFd {
+        let l = std::os::unix::net::UnixListener::bind(path).unwrap();
+        // SAFETY: a valid listening fd; listen again only changes its backlog.
+        assert_eq!(unsafe { libc::listen(l.as_raw_fd(), backlog) }, 0);
+        OwnedFd::from(l)
+    }
+
+    #[test]
+    fn nonblocking_connect_fails_at_once_on_a_full_backlog() {
+        let dir = std::env::temp_dir().join(format!("xb-sys-connect-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s");
+        let _listener = listen(&path, 0);
+        // Backlog 0 holds one connection that nobody accepts; the next one has no room.
+        let first = connect_unix_nonblocking(&path).unwrap();
+        let t = std::time::Instant::now();
+        let e = connect_unix_nonblocking(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // SAFETY: a valid fd.
+        let fl = unsafe { libc::fcntl(first.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(fl & libc::O_NONBLOCK, libc::O_NONBLOCK);
+        let e = connect_unix_nonblocking(&dir.join("missing")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn open_sets_cloexec_and_reports_errors() {

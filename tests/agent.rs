@@ -25,7 +25,7 @@ fn expected_debian() -> BTreeMap<String, String> {
         ("data/meminfo_total", "8000000"),
         ("data/meminfo_free", "4000000"),
         ("data/xenbeacon", ""),
-        ("data/xenbeacon/layout", "1"),
+        ("data/xenbeacon/layout", xenbeacon::desired::LAYOUT_VERSION),
         ("data/xenbeacon/version", env!("CARGO_PKG_VERSION")),
         // the fake root has no /proc/self/mountinfo: the real root is assumed
         ("data/xenbeacon/stage", "rootfs"),
@@ -166,8 +166,8 @@ fn a_fresh_store_is_written_before_it_is_read_back() {
         .iter()
         .position(|t| *t == MsgType::Write)
         .expect("no write");
-    // the SR-IOV directory, the pcifront backend, the marker
-    assert_eq!(first_write, 3, "{seq:?}");
+    // the SR-IOV directory, the vif directory, the pcifront backend, the marker
+    assert_eq!(first_write, 4, "{seq:?}");
     let reads_after = seq[first_write..]
         .iter()
         .filter(|t| matches!(t, MsgType::Read | MsgType::Directory))
@@ -454,4 +454,23 @@ fn version_and_help() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--help"));
+}
+
+/// xapi's netbios_name comes from data/host_name_dns and data/domain; a FQDN host name is
+/// split at its first dot, and the kernel's unset domain name `(none)` is no domain.
+#[test]
+fn host_and_domain_name_are_published() {
+    let g = Guest::new("hostname");
+    g.file("proc/sys/kernel/hostname", "web1.example.com\n");
+    g.file("proc/sys/kernel/domainname", "(none)\n");
+    g.once(&[]);
+    assert_eq!(g.get("data/host_name_dns").as_deref(), Some("web1"));
+    assert_eq!(g.get("data/domain").as_deref(), Some("example.com"));
+    g.file("proc/sys/kernel/hostname", "db2\n");
+    g.once(&[]);
+    assert_eq!(g.get("data/host_name_dns").as_deref(), Some("db2"));
+    assert_eq!(g.get("data/domain"), None);
+    g.file("proc/sys/kernel/domainname", "corp\n");
+    g.once(&[]);
+    assert_eq!(g.get("data/domain").as_deref(), Some("corp"));
 }

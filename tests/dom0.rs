@@ -387,14 +387,27 @@ fn hostile_guest_values_are_escaped() {
         &format!("{WEB1}/data/os_name"),
         "\u{1b}]0;owned\u{7}\"Evil\" \\ OS\nline2 ü",
     );
+    // Invisible format and separator characters: a line break, zero-width, a BOM.
+    h.xs.write(
+        &format!("{WEB1}/data/os_uname"),
+        "6.1\u{2028}\u{200b}x\u{feff}\u{2066}",
+    );
     let text = ok(&h.dom0, &["show", "web1"]);
     assert!(
         !text.contains('\u{1b}') && !text.contains('\u{7}'),
         "{text:?}"
     );
+    assert!(text.contains("  kernel       6.1??x??\n"), "{text:?}");
+    for c in ['\u{2028}', '\u{200b}', '\u{feff}', '\u{2066}'] {
+        assert!(!text.contains(c), "{text:?}");
+    }
     assert!(text.contains("?]0;owned?\"Evil\" \\ OS?line2 ü"), "{text}");
     let list = ok(&h.dom0, &["list"]);
     assert!(!list.contains('\u{1b}'), "{list:?}");
+    assert!(
+        !list.contains('\u{2028}') && !list.contains('\u{feff}'),
+        "{list:?}"
+    );
     let json = ok(&h.dom0, &["show", "web1", "--json"]);
     assert!(
         json.contains(r#""name":"\u001b]0;owned\u0007\"Evil\" \\ OS\nline2 ü""#),
@@ -559,6 +572,132 @@ fn domain_vanishing_mid_read_is_skipped() {
     });
 }
 
+/// Runs `xenbeacon ARGS` to the end; (exit code, stdout bytes, stdout's start and end with
+/// stderr, its peak RSS in KiB).
+///
+/// Not from this process: a child's peak RSS (`ru_maxrss`) starts from the memory of the
+/// process that forked it, and this one holds the fake xenstored's tree (~100 MiB here). So
+/// this test binary runs again as [`maxrss_helper`], a fresh small process, which runs
+/// xenbeacon and reports. Its own few MiB are a floor of the figure.
+fn run_measured(sock: &Path, args: &[&str]) -> (Option<i32>, usize, String, u64) {
+    let result = sock.with_extension("maxrss");
+    let o = Command::new(std::env::current_exe().unwrap())
+        .args(["maxrss_helper", "--exact", "--ignored", "--nocapture"])
+        .env("XB_MAXRSS_SOCK", sock)
+        .env("XB_MAXRSS_ARGS", args.join("\u{1f}"))
+        .env("XB_MAXRSS_RESULT", &result)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&result).unwrap();
+    let _ = std::fs::remove_file(&result);
+    let (head, rest) = text.split_once('\n').unwrap();
+    let f: Vec<i64> = head.split(' ').map(|n| n.parse().unwrap()).collect();
+    let code = (f[0] >= 0).then_some(f[0] as i32);
+    (code, f[1] as usize, rest.to_owned(), f[2] as u64)
+}
+
+/// Not a test: the helper process of [`run_measured`], run by it with `--ignored`.
+#[test]
+#[ignore = "the helper process of run_measured, not a test on its own"]
+fn maxrss_helper() {
+    let sock = std::env::var_os("XB_MAXRSS_SOCK").expect("run by run_measured only");
+    let args = std::env::var("XB_MAXRSS_ARGS").unwrap();
+    let args: Vec<&str> = args.split('\u{1f}').collect();
+    // Reaped by wait4 below, which also gives its resource usage (std's wait does not).
+    #[allow(clippy::zombie_processes)]
+    let mut child = command(Path::new(&sock), &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = thread::spawn(move || {
+        let mut e = String::new();
+        let _ = stderr.read_to_string(&mut e);
+        e
+    });
+    let reader = thread::spawn(move || {
+        // Keep the start and end, count the rest: the output may be large.
+        let (mut n, mut head, mut buf) = (0usize, Vec::new(), vec![0u8; 1 << 16]);
+        let mut tail = Vec::new();
+        loop {
+            let k = stdout.read(&mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            n += k;
+            if head.len() < 4096 {
+                head.extend_from_slice(&buf[..k.min(4096)]);
+            }
+            tail = buf[k.saturating_sub(64)..k].to_vec();
+        }
+        head.extend_from_slice(b"\n...\n");
+        head.extend_from_slice(&tail);
+        (n, String::from_utf8_lossy(&head).into_owned())
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: valid pointers for the whole call; the child is ours and not reaped yet.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    let (n, text) = reader.join().unwrap();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let result = format!(
+        "{code} {n} {}\n{text}{}",
+        usage.ru_maxrss,
+        errors.join().unwrap()
+    );
+    std::fs::write(std::env::var_os("XB_MAXRSS_RESULT").unwrap(), result).unwrap();
+}
+
+/// 50 guests filled to their node quota with the largest values they may write: `list` and
+/// `list --json` read one domain at a time and keep only what they print, so memory does not
+/// grow with what the guests wrote.
+#[test]
+fn list_memory_is_bounded_per_domain() {
+    let h = host("listmem");
+    let (_, _, _, floor) = run_measured(&h.dom0, &["list"]);
+    println!("list of the 4 small domains: peak RSS {floor} KiB");
+    for d in 10..60u32 {
+        h.xs.add_domain(d);
+        h.xs.write(&format!("/local/domain/{d}/data/xenbeacon/layout"), "1");
+        let used = h.xs.node_count(d);
+        // 100 to a directory, so that each DIRECTORY reply fits in one message.
+        for i in 0..support::fake_xenstored::DEFAULT_NODE_QUOTA - used - 10 {
+            let path = format!("/local/domain/{d}/data/d{}/k{}", i / 100, i % 100);
+            let len = support::fake_xenstored::NODE_SIZE_MAX - path.len();
+            h.xs.write(&path, &"x".repeat(len));
+        }
+    }
+    assert_eq!(
+        h.xs.node_count(10),
+        support::fake_xenstored::DEFAULT_NODE_QUOTA
+    );
+    let (code, bytes, out, rss) = run_measured(&h.dom0, &["list"]);
+    println!("list: exit {code:?}, {bytes} bytes out, peak RSS {rss} KiB");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("\n10     guest10   xenbeacon layout 1"),
+        "{out}"
+    );
+    let (jcode, jbytes, jout, jrss) = run_measured(&h.dom0, &["list", "--json"]);
+    println!("list --json: exit {jcode:?}, {jbytes} bytes out, peak RSS {jrss} KiB");
+    assert_eq!(jcode, Some(0), "{jout}");
+    assert!(jout.starts_with(r#"{"domains":[{"domid":0,"#), "{jout}");
+    assert!(jout.ends_with("]}\n"), "{jout}");
+    // What 50 domains wrote is ~100 MiB; what is kept must not be.
+    assert!(rss < 24 * 1024, "list peak RSS {rss} KiB");
+    assert!(jrss < 24 * 1024, "list --json peak RSS {jrss} KiB");
+}
+
 /// A `wait` running in the background.
 struct Waiter {
     child: Child,
@@ -709,6 +848,51 @@ fn wait_nic_and_booted() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// A guest cannot aim `wait --ip` at dom0 or anywhere a script should not go, nor put shell
+/// syntax in what `wait --nic` prints.
+#[test]
+fn wait_prints_only_usable_addresses_and_safe_names() {
+    let h = host("waitbad");
+    h.xs.rm(&format!("{WEB1}/xenserver"));
+    h.xs.rm(&format!("{WEB1}/attr/net"));
+    for (i, a) in [
+        "127.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "224.0.0.251",
+        "169.254.1.1",
+    ]
+    .iter()
+    .enumerate()
+    {
+        h.xs.write(&format!("{WEB1}/attr/vif/0/ipv4/{i}"), a);
+    }
+    let mut w = Waiter::start(&h.dom0, &["web1", "--ip", "--timeout", "20"]);
+    thread::sleep(Duration::from_millis(400));
+    w.assert_blocked();
+    h.xs.write(&format!("{WEB1}/attr/vif/0/ipv4/9"), "10.0.0.9");
+    let (code, out, err, _) = w.finish();
+    assert_eq!((code, out.as_str()), (Some(0), "10.0.0.9\n"), "{err}");
+
+    h.xs.write(
+        &format!("{WEB1}/attr/net/0200000000bb/name"),
+        "$(reboot) -oProxyCommand=x;id",
+    );
+    h.xs.write(&format!("{WEB1}/attr/net/0200000000bb/bus"), "usb");
+    let nic = ok(
+        &h.dom0,
+        &[
+            "wait",
+            "web1",
+            "--nic",
+            "02:00:00:00:00:bb",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(nic, "02:00:00:00:00:bb\n");
+}
+
 #[test]
 fn wait_times_out() {
     let h = host("waitto");
@@ -734,6 +918,178 @@ fn wait_times_out() {
     // A domid that does not exist: an error at once.
     let o = run(&h.dom0, &["wait", "42", "--timeout", "5"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
+
+/// A guest with 300 keys writing 100 times a second: `wait --timeout` still ends on time,
+/// and each guest write costs dom0 a couple of requests at most (the path it touched), not a
+/// re-read of the whole guest.
+#[test]
+fn wait_deadline_holds_and_requests_stay_few_under_a_write_storm() {
+    let h = host("waitnoisy");
+    xenbeacon_guest(&h.xs, 4, "noisy");
+    // No IPv4 address: the wait can only time out.
+    h.xs.rm("/local/domain/4/xenserver");
+    h.xs.rm("/local/domain/4/attr/net");
+    for i in 0..300 {
+        h.xs.write(&format!("/local/domain/4/data/k{i}"), "0");
+    }
+    let stop = AtomicBool::new(false);
+    let writes = std::sync::atomic::AtomicU64::new(0);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                h.xs.write(
+                    &format!("/local/domain/4/data/k{}", i % 300),
+                    &i.to_string(),
+                );
+                writes.fetch_add(1, Ordering::SeqCst);
+                i += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+        thread::sleep(Duration::from_millis(300));
+        h.xs.reset_stats();
+        let w0 = writes.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let mut w = Waiter::start(&h.dom0, &["noisy", "--ip", "--timeout", "3"]);
+        let dom0_requests = || -> u64 {
+            let stats = h.xs.stats();
+            stats
+                .0
+                .iter()
+                .filter(|(k, _)| k.0 == 0)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        // After a second the first read is long done: from then on, count per guest write.
+        thread::sleep(Duration::from_secs(1));
+        w.assert_blocked();
+        let (r1, w1) = (dom0_requests(), writes.load(Ordering::SeqCst));
+        let (code, out, err, ended) = w.finish();
+        stop.store(true, Ordering::SeqCst);
+        let took = ended.duration_since(started);
+        let guest_writes = writes.load(Ordering::SeqCst) - w0;
+        let requests = dom0_requests();
+        let steady = (requests - r1) as f64 / (writes.load(Ordering::SeqCst) - w1) as f64;
+        println!(
+            "wait --timeout 3 under {guest_writes} guest writes: ended after {took:?}, \
+             {requests} requests in all ({r1} in the first second), {steady:.2} per guest \
+             write after the first second"
+        );
+        assert_eq!(code, Some(1), "{out}{err}");
+        assert!(err.contains("timed out after 3 s"), "{err}");
+        assert!(
+            took >= Duration::from_secs(3) && took < Duration::from_millis(4500),
+            "{took:?}"
+        );
+        // The first read of the guest (~700 nodes, 2 requests each) is the bulk; each
+        // write after it costs at most a READ and a DIRECTORY of the key it touched.
+        assert!(guest_writes > 100, "the writer did not run: {guest_writes}");
+        assert!(steady <= 2.5, "{steady:.2} requests per guest write");
+        assert!(
+            requests < 1600 + 2 * guest_writes,
+            "{requests} requests for {guest_writes} guest writes"
+        );
+    });
+}
+
+/// What `wait` keeps of the guest between events follows removals too: an address removed
+/// before the guest booted is not printed once it has.
+#[test]
+fn wait_forgets_what_the_guest_removed() {
+    let h = host("waitrm");
+    h.xs.rm(&format!("{WEB1}/xenserver"));
+    h.xs.rm(&format!("{WEB1}/attr/net"));
+    h.xs.write(&format!("{WEB1}/attr/vif/0/ipv4/0"), "10.0.0.5");
+    let mut w = Waiter::start(&h.dom0, &["web1", "--booted", "--ip", "--timeout", "20"]);
+    thread::sleep(Duration::from_millis(400));
+    w.assert_blocked();
+    h.xs.rm(&format!("{WEB1}/attr/vif/0/ipv4"));
+    thread::sleep(Duration::from_millis(200));
+    h.xs.write(&format!("{WEB1}/data/xenbeacon/booted"), "1");
+    thread::sleep(Duration::from_millis(300));
+    w.assert_blocked();
+    h.xs.write(&format!("{WEB1}/attr/vif/0/ipv4/1"), "10.0.0.6");
+    let (code, out, err, _) = w.finish();
+    assert_eq!((code, out.as_str()), (Some(0), "10.0.0.6\n"), "{err}");
+}
+
+/// A listening socket nobody accepts on, with a backlog of 0, and the one connection that
+/// fills it: xenstored hung before accept.
+fn full_backlog(path: &Path) -> (UnixListener, UnixStream) {
+    use std::os::fd::AsRawFd;
+    let l = UnixListener::bind(path).unwrap();
+    // SAFETY: a valid listening fd; listen again only changes its backlog.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let filler = UnixStream::connect(path).unwrap();
+    (l, filler)
+}
+
+/// `wait --timeout` against a xenstored that hangs: it accepts and never answers, or never
+/// accepts at all (listen backlog full). The timeout bounds both.
+#[test]
+fn wait_timeout_bounds_a_hung_xenstored() {
+    let dir = tempdir("waithung");
+    // Accepts, reads, never answers.
+    let silent = dir.path().join("silent.sock");
+    let listener = UnixListener::bind(&silent).unwrap();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    for args in [
+        &["web1", "--ip", "--timeout", "1"][..],
+        &["7", "--timeout", "1"][..],
+    ] {
+        let t = Instant::now();
+        let (code, out, err, ended) = Waiter::start(&silent, args).finish();
+        let took = ended.duration_since(t);
+        println!("{args:?} against a silent xenstored: exit {code:?} after {took:?}: {err}");
+        assert_eq!(code, Some(1), "{out}{err}");
+        assert!(err.contains("timed out after 1 s"), "{err}");
+        assert!(err.contains("XenStore had not answered"), "{err}");
+        assert!(took < Duration::from_millis(2000), "{took:?}");
+    }
+
+    // Answers nothing but sends watch events all the time (each cuts a poll short).
+    let chatty = dir.path().join("chatty.sock");
+    let listener = UnixListener::bind(&chatty).unwrap();
+    thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut event = Vec::new();
+                let parts: [&[u8]; 2] = [b"/local/domain/1/data/x\0", b"xenbeacon-wait-home\0"];
+                wire::emit_raw(wire::MsgType::WatchEvent, 0, 0, &parts, &mut event);
+                while s.write_all(&event).is_ok() {
+                    thread::sleep(Duration::from_millis(2));
+                }
+            });
+        }
+    });
+    let t = Instant::now();
+    let (code, out, err, ended) = Waiter::start(&chatty, &["7", "--timeout", "1"]).finish();
+    let took = ended.duration_since(t);
+    println!("against a xenstored that only sends events: exit {code:?} after {took:?}: {err}");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("XenStore had not answered"), "{err}");
+    assert!(took < Duration::from_millis(2000), "{took:?}");
+
+    // Never accepts.
+    let full = dir.path().join("full.sock");
+    let (_listener, _filler) = full_backlog(&full);
+    let t = Instant::now();
+    let (code, out, err, ended) = Waiter::start(&full, &["web1", "--timeout", "1"]).finish();
+    let took = ended.duration_since(t);
+    println!("against a xenstored that never accepts: exit {code:?} after {took:?}: {err}");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("xenstored accepted no connection"), "{err}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
 }
 
 /// By name, for a domain created after `wait` started, and again after it is destroyed and

@@ -30,25 +30,36 @@ fn balloon_keys_follow_the_driver_and_a_new_target() {
     xapi_control(&g);
     balloon(&g, 131072, 131072);
     let d = g.daemon(&["--balloon-stuck-after", "2"]);
-    g.wait_for("data/balloon_state", "reached");
-    assert_eq!(g.get("data/balloon_target_kb").as_deref(), Some("131072"));
-    assert_eq!(g.get("data/balloon_current_kb").as_deref(), Some("131072"));
+    g.wait_for("data/xenbeacon/balloon/state", "reached");
+    assert_eq!(
+        g.get("data/xenbeacon/balloon/target_kb").as_deref(),
+        Some("131072")
+    );
+    assert_eq!(
+        g.get("data/xenbeacon/balloon/current_kb").as_deref(),
+        Some("131072")
+    );
     assert_eq!(g.get("control/feature-balloon").as_deref(), Some("1"));
-    assert_eq!(g.get("data/balloon_reason"), None);
+    assert_eq!(g.get("data/xenbeacon/balloon/reason"), None);
 
     // The toolstack sets a new target; the driver moves part of the way, then stops.
     balloon(&g, 98304, 110000);
     g.xs.write(&format!("{HOME}/memory/target"), "98304");
-    g.wait_for("data/balloon_state", "ballooning");
-    assert_eq!(g.get("data/balloon_target_kb").as_deref(), Some("98304"));
-    g.wait_for("data/balloon_state", "stuck");
-    let reason = g.get("data/balloon_reason").unwrap();
+    g.wait_for("data/xenbeacon/balloon/state", "ballooning");
+    assert_eq!(
+        g.get("data/xenbeacon/balloon/target_kb").as_deref(),
+        Some("98304")
+    );
+    g.wait_for("data/xenbeacon/balloon/state", "stuck");
+    let reason = g.get("data/xenbeacon/balloon/reason").unwrap();
     assert!(reason.starts_with("above target by 11696 kB"), "{reason}");
     // ... and finally gets there.
     balloon(&g, 98304, 98304);
     g.xs.write(&format!("{HOME}/memory/target"), "98304");
-    g.wait_for("data/balloon_state", "reached");
-    wait_until("reason removed", || g.get("data/balloon_reason").is_none());
+    g.wait_for("data/xenbeacon/balloon/state", "reached");
+    wait_until("reason removed", || {
+        g.get("data/xenbeacon/balloon/reason").is_none()
+    });
     assert_eq!(g.get("control/feature-balloon").as_deref(), Some("1"));
     d.stop();
 }
@@ -59,12 +70,15 @@ fn feature_balloon_waits_for_memory_to_settle() {
     xapi_control(&g);
     balloon(&g, 131072, 120000);
     let d = g.daemon(&["--memory-interval", "1"]);
-    g.wait_for("data/balloon_state", "ballooning");
+    g.wait_for("data/xenbeacon/balloon/state", "ballooning");
     assert_eq!(g.get("control/feature-balloon"), None);
+    // squeezed takes data/updated as "booted" too: held while the balloon moves
+    assert_eq!(g.get("data/updated"), None);
     // current_kb stops moving: settled, even short of the target
     wait_until("feature-balloon", || {
         g.get("control/feature-balloon").is_some()
     });
+    wait_until("data/updated", || g.get("data/updated").is_some());
     d.stop();
 }
 
@@ -73,7 +87,7 @@ fn under_xl_feature_balloon_is_refused_once_and_never_retried() {
     let g = Guest::new("xl");
     balloon(&g, 131072, 131072);
     let d = g.daemon(&["--memory-interval", "1", "--memory-threshold", "0"]);
-    g.wait_for("data/balloon_state", "reached");
+    g.wait_for("data/xenbeacon/balloon/state", "reached");
     for free in [1, 2, 3] {
         g.file(
             "proc/meminfo",
@@ -100,7 +114,10 @@ fn no_feature_balloon_option() {
     xapi_control(&g);
     balloon(&g, 131072, 131072);
     g.once(&["--no-feature-balloon"]);
-    assert_eq!(g.get("data/balloon_state").as_deref(), Some("reached"));
+    assert_eq!(
+        g.get("data/xenbeacon/balloon/state").as_deref(),
+        Some("reached")
+    );
     assert_eq!(g.get("control/feature-balloon"), None);
 }
 
@@ -109,7 +126,7 @@ fn without_a_balloon_driver_there_are_no_balloon_keys() {
     let g = Guest::new("noballoon");
     xapi_control(&g);
     g.once(&[]);
-    assert_eq!(g.get("data/balloon_state"), None);
+    assert_eq!(g.get("data/xenbeacon/balloon/state"), None);
     assert_eq!(g.get("control/feature-balloon"), None);
 }
 
@@ -161,11 +178,12 @@ fn boot_stage_from_mountinfo_or_option() {
     g.xs.reset_stats();
     g.once(&[]);
     assert_eq!(g.get("data/xenbeacon/stage").as_deref(), Some("rootfs"));
-    // only the stage, data/updated and the attr nudge were written
+    // only the stage and data/updated were written: xenopsd does not read
+    // data/xenbeacon/stage, so no attr/ nudge follows
     assert_eq!(
         g.xs.stats()
             .count(DOMID, xenbeacon::xenbus::wire::MsgType::Write),
-        3
+        2
     );
     g.once(&["--stage", "initramfs"]);
     assert_eq!(g.get("data/xenbeacon/stage").as_deref(), Some("initramfs"));
@@ -200,7 +218,7 @@ fn watches_firing_again_with_keys_gone_republish() {
     g.xs.rm(&format!("{HOME}/data/os_name"));
     // what a resume looks like to the agent: its watches fire again
     g.xs.write(&format!("{HOME}/memory/target"), "131072");
-    g.wait_for("data/xenbeacon/layout", "1");
+    g.wait_for("data/xenbeacon/layout", xenbeacon::desired::LAYOUT_VERSION);
     g.wait_for("data/os_name", "Debian GNU/Linux 12 (bookworm)");
     let log = d.stop();
     assert!(log.contains("published keys are gone"), "{log}");

@@ -224,6 +224,81 @@ fn sriov_vfs_go_where_xapi_reads_them() {
     assert!(g.tree("attr/net").is_empty());
 }
 
+/// An HVM guest without netfront uses the device model's emulated NIC, which carries the MAC
+/// the toolstack gave the vif: that NIC is the vif, and goes where xapi reads vifs.
+#[test]
+fn an_emulated_twin_of_a_vif_goes_under_attr_vif() {
+    let (g, ns, sys) = setup("twin");
+    let mac = ns.veth("ens4");
+    sys.add_pci(
+        "ens4",
+        "0000:00:04.0",
+        "0x8086",
+        "0x100e",
+        "e1000",
+        false,
+        &mac,
+    );
+    // A second device NIC whose MAC no vif has stays under attr/net.
+    let other = ns.veth("ens5");
+    sys.add_pci(
+        "ens5",
+        "0000:00:05.0",
+        "0x10ec",
+        "0x8139",
+        "8139cp",
+        false,
+        &other,
+    );
+    g.xs.write(&format!("{HOME}/device/vif/0/mac"), &mac.to_uppercase());
+    g.xs.write(&format!("{HOME}/device/vif/0/state"), "1");
+    ns.ip("addr add 10.8.0.2/24 dev ens4");
+    ns.ip("addr add 10.9.0.2/24 dev ens5");
+    g.once(&[]);
+    let vif = g.tree("attr/vif/0");
+    assert_eq!(vif["ipv4/0"], "10.8.0.2");
+    assert_eq!(vif["name"], "ens4");
+    assert_eq!(vif["mac/0"], mac);
+    assert_eq!(vif["bus"], "pci");
+    assert_eq!(vif["driver"], "e1000");
+    let net = g.tree("attr/net");
+    assert!(
+        net.keys().all(|k| k.starts_with(&mac_key(&other))),
+        "{net:?}"
+    );
+    assert_eq!(
+        g.tree(&format!("attr/net/{}", mac_key(&other)))["ipv4/0"],
+        "10.9.0.2"
+    );
+}
+
+/// With netfront bound, the vif is the netfront link; a device NIC with the same MAC (the
+/// emulated NIC an HVM guest did not unplug) is not a second attr/vif/0.
+#[test]
+fn a_netfront_vif_has_no_twin() {
+    let (g, ns, sys) = setup("notwin");
+    let vif = ns.veth("eth0");
+    sys.add_vif("eth0", 0, &vif);
+    let emu = ns.veth("ens4");
+    sys.add_pci(
+        "ens4",
+        "0000:00:04.0",
+        "0x8086",
+        "0x100e",
+        "e1000",
+        false,
+        &emu,
+    );
+    g.xs.write(&format!("{HOME}/device/vif/0/mac"), &emu);
+    ns.ip("addr add 10.1.0.2/24 dev eth0");
+    g.once(&[]);
+    assert_eq!(g.tree("attr/vif/0")["name"], "eth0");
+    assert_eq!(
+        g.tree(&format!("attr/net/{}", mac_key(&emu)))["name"],
+        "ens4"
+    );
+}
+
 #[test]
 fn virtual_links_only_with_include_iface() {
     let (g, ns, sys) = setup("virtual");

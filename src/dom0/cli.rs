@@ -14,9 +14,12 @@ use argh::FromArgs;
     subcommand,
     name = "list",
     example = "In dom0:\n  $ xenbeacon list\n  $ xenbeacon list --json | jq '.domains[].name'",
-    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".",
+    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".\n\nGuests decide how much they write, so what is read of each is capped (4096 nodes, 10\nlevels, 256 KiB in each of data/, attr/, xenserver/attr/ and device/vif/; \"truncated\" in\nJSON) and domains are read and printed one at a time. The tables show at most 32 NIC rows\nper domain and 8 addresses per NIC; xenbeacon show DOMAIN has all of them.",
     error_code(0, "listed"),
-    error_code(3, "XenStore could not be reached or read")
+    error_code(
+        3,
+        "XenStore could not be reached or read (with --json, what was printed is incomplete)"
+    )
 )]
 pub struct ListArgs {
     /// where XenStore is: a xenstored unix socket or a xenbus device. Default:
@@ -62,9 +65,12 @@ pub struct ShowArgs {
     name = "wait",
     example = "Log in as soon as the guest has an address:\n  $ ssh root@$(xenbeacon wait web1 --ip --timeout 120)",
     example = "Create, then wait until the boot is done:\n  $ xl create web1.cfg && xenbeacon wait web1 --booted",
-    note = "A name that no domain has yet is waited for: xenbeacon watches /local/domain until a\ndomain with that name appears (and again if it is destroyed and recreated, as by xl reboot),\nthen only that domain's home.\n\n--ip prints the first IPv4 address: lowest vif devid, lowest index, then SR-IOV VFs, then\nthe other NICs (attr/net). --booted is data/xenbeacon/booted = 1, or for XAPI-style agents\n(no data/xenbeacon/layout) the existence of data/updated. --nic MAC waits for that NIC and\nprints its interface name (with --ip: its first IPv4 address). Conditions combine.",
+    note = "A name that no domain has yet is waited for: xenbeacon watches /local/domain until a\ndomain with that name appears (and again if it is destroyed and recreated, as by xl reboot),\nthen only that domain's home.\n\n--ip prints the first usable IPv4 address: lowest vif devid, lowest index, then SR-IOV VFs,\nthen the other NICs (attr/net). Usable is a plain dotted quad that another host can reach the\nguest at: not 0.0.0.0/8, loopback 127.0.0.0/8, link-local 169.254.0.0/16, multicast or\nreserved (224.0.0.0 and up, 255.255.255.255 included); those are skipped as if absent, and\nthe address is printed in canonical form. --booted is data/xenbeacon/booted = 1, or for\nXAPI-style agents (no data/xenbeacon/layout) the existence of data/updated. --nic MAC waits\nfor that NIC and prints its interface name if the name is 1-15 of A-Z a-z 0-9 _ - . and does\nnot start with - or . (else the MAC); with --ip, its first usable IPv4 address. Conditions\ncombine. The guest wrote what is read: nothing it wrote is printed unless it passed these checks.",
     error_code(0, "the guest reported it (printed on stdout)"),
-    error_code(1, "timed out"),
+    error_code(
+        1,
+        "timed out (also when XenStore did not accept or answer before --timeout)"
+    ),
     error_code(2, "bad command line"),
     error_code(
         3,
@@ -80,7 +86,7 @@ pub struct WaitArgs {
     #[argh(switch)]
     pub booted: bool,
 
-    /// until the guest reports an IPv4 address; prints it.
+    /// until the guest reports a usable IPv4 address (see below); prints it.
     #[argh(switch)]
     pub ip: bool,
 
@@ -88,7 +94,8 @@ pub struct WaitArgs {
     #[argh(option, arg_name = "MAC")]
     pub nic: Option<String>,
 
-    /// give up after this many seconds (fractions allowed); default: wait forever.
+    /// give up after this many seconds (fractions allowed); default: wait forever. It bounds
+    /// everything: connecting, every XenStore request, however fast the guest writes.
     #[argh(option, arg_name = "SECS", from_str_fn(parse_secs))]
     pub timeout: Option<Duration>,
 

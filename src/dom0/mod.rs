@@ -22,8 +22,10 @@ pub mod wait;
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use reader::{DomainSpec, Domains, Reader};
+use crate::xenbus::conn::Error;
+use reader::{DomainSpec, Domains, ReadError, Reader};
 
 const EXIT_NOT_FOUND: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -57,22 +59,40 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
         }
         Err(e) => return fail("list", e, EXIT_XENSTORE),
     };
-    let mut reports = Vec::with_capacity(ids.len());
+    // One domain at a time: read, parse, print (JSON) or keep its cut cells (tables), drop.
+    let mut tables = text::ListTables::new();
+    let mut out = std::io::stdout().lock();
+    let mut first = true;
+    if args.json {
+        let _ = out.write_all(br#"{"domains":["#);
+    }
     for d in ids {
-        match reader.read_domain(d) {
-            Ok(Some(tree)) => reports.push(report::parse(&tree)),
-            Ok(None) => {} // destroyed since the listing
-            Err(e) => return fail("list", e, EXIT_XENSTORE),
+        let r = match reader.read_domain(d) {
+            Ok(Some(tree)) => report::parse(&tree),
+            Ok(None) => continue, // destroyed since the listing
+            Err(e) => {
+                let _ = out.flush();
+                return fail("list", e, EXIT_XENSTORE);
+            }
+        };
+        if args.json {
+            let mut s = String::new();
+            if !std::mem::take(&mut first) {
+                s.push(',');
+            }
+            json::report(&mut s, &r);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = out.write_all(s.as_bytes());
+        } else {
+            tables.add(&r);
         }
     }
     if args.json {
-        let mut out = String::new();
-        json::list(&mut out, &reports);
-        out.push('\n');
-        emit(&out);
+        let _ = out.write_all(b"]}\n");
     } else {
-        emit(&text::list(&reports));
+        let _ = out.write_all(tables.render().as_bytes());
     }
+    let _ = out.flush();
     ExitCode::SUCCESS
 }
 
@@ -122,23 +142,31 @@ pub fn wait(args: &cli::WaitArgs) -> ExitCode {
         nic,
     };
     let spec = DomainSpec::parse(&args.domain);
-    let mut reader = match Reader::open(args.xenstore.as_deref()) {
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    let timed_out = |why: Option<&str>| {
+        let secs = text::secs(args.timeout.unwrap_or_default());
+        let why = why.map_or_else(String::new, |w| format!(" ({w})"));
+        let msg = format!(
+            "timed out after {secs} s: {spec} has not reported {}{why}",
+            cond.describe()
+        );
+        fail("wait", msg, EXIT_NOT_FOUND)
+    };
+    let mut reader = match Reader::open_until(args.xenstore.as_deref(), deadline) {
         Ok(r) => r,
+        Err(ReadError::Open(_, Error::Open(e)))
+            if e.kind() == std::io::ErrorKind::WouldBlock && deadline.is_some() =>
+        {
+            return timed_out(Some("xenstored accepted no connection"));
+        }
         Err(e) => return fail("wait", e, EXIT_XENSTORE),
     };
-    match wait::wait(&mut reader, &spec, &cond, args.timeout) {
+    match wait::wait(&mut reader, &spec, &cond, deadline) {
         Ok(out) => {
             emit(&format!("{}\n", text::clean(&out)));
             ExitCode::SUCCESS
         }
-        Err(wait::WaitError::Timeout) => {
-            let secs = text::secs(args.timeout.unwrap_or_default());
-            let msg = format!(
-                "timed out after {secs} s: {spec} has not reported {}",
-                cond.describe()
-            );
-            fail("wait", msg, EXIT_NOT_FOUND)
-        }
+        Err(wait::WaitError::Timeout(why)) => timed_out(why),
         Err(e @ wait::WaitError::BadMac(_)) => fail("wait", e, EXIT_USAGE),
         Err(e) => fail("wait", e, EXIT_XENSTORE),
     }

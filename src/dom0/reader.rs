@@ -9,14 +9,19 @@
 //! * EACCES is recorded per subtree ([`DomainTree::denied`]) and shown as "no access", so a
 //!   guest the reader may not see never looks like one without an agent.
 //!
-//! A guest controls how many keys it has (up to its xenstored quota, ~1000 nodes by default),
-//! so a domain's read stops at [`NODE_LIMIT`] nodes and [`DEPTH_LIMIT`] levels.
+//! A guest controls how many keys it has (up to its xenstored quota, ~1000 nodes by default,
+//! of up to ~2 KiB each), so a domain's read stops at [`NODE_LIMIT`] nodes and [`DEPTH_LIMIT`]
+//! levels, and each of [`SUBTREES`] at [`SUBTREE_BYTES_LIMIT`] bytes of paths and values: what
+//! one domain costs in memory is bounded whatever it wrote, and a guest that fills `data/`
+//! still has its NICs (`attr/`) and the toolstack's `device/vif` read.
 
 use std::fmt;
+use std::ops::Bound;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::report::{DomainTree, SINGLE_KEYS, SUBTREES};
-use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEVICE_PATHS};
+use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS};
 use crate::xenbus::wire::XsError;
 
 /// xenstored's socket in dom0, tried before the xenbus devices.
@@ -25,6 +30,10 @@ pub const XENSTORED_SOCKET: &str = "/run/xenstored/socket";
 pub const NODE_LIMIT: usize = 4096;
 /// Deepest path read below a subtree (`attr/vif/0/vlan/100/ipv4/0/prefix` is 7 below `attr`).
 pub const DEPTH_LIMIT: usize = 10;
+/// Most bytes of relative paths and values read below each of [`SUBTREES`] of one home.
+/// xenbeacon's keys for a guest with 100 NICs are ~60 KiB; a guest at its default quota
+/// with the largest values it may write has ~2 MiB.
+pub const SUBTREE_BYTES_LIMIT: usize = 256 * 1024;
 
 /// XenStore could not be reached or read.
 #[derive(Debug)]
@@ -50,6 +59,9 @@ impl fmt::Display for ReadError {
                 match e {
                     Error::Open(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
                         f.write_str(" (run as root)")
+                    }
+                    Error::Open(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                        f.write_str(" (xenstored accepts no connections: hung?)")
                     }
                     _ => Ok(()),
                 }
@@ -119,13 +131,45 @@ enum Got<T> {
 /// A XenStore connection for reading guests.
 pub struct Reader {
     conn: XenbusConn,
+    /// Bytes read so far below the subtree being read, against [`SUBTREE_BYTES_LIMIT`].
+    subtree_bytes: usize,
 }
 
 impl Reader {
+    /// Opens XenStore; a xenstored that accepts no connections is retried for as long as a
+    /// request would wait for a reply.
     pub fn open(explicit: Option<&Path>) -> Result<Reader, ReadError> {
+        Reader::open_until(explicit, None)
+    }
+
+    /// Opens XenStore without waiting past `deadline` (if any), in connect(2) or in any later
+    /// request: a xenstored socket whose listen backlog is full is retried every 10 ms until
+    /// then, and every request fails with `Error::Timeout` once it passes.
+    pub fn open_until(
+        explicit: Option<&Path>,
+        deadline: Option<Instant>,
+    ) -> Result<Reader, ReadError> {
         let ep = endpoint(explicit)?;
-        let conn = XenbusConn::open(&ep).map_err(|e| ReadError::Open(ep.clone(), e))?;
-        Ok(Reader { conn })
+        let give_up = deadline.unwrap_or_else(|| Instant::now() + DEFAULT_REPLY_TIMEOUT);
+        loop {
+            match XenbusConn::open_nonblocking(&ep) {
+                Ok(mut conn) => {
+                    conn.set_deadline(deadline);
+                    return Ok(Reader {
+                        conn,
+                        subtree_bytes: 0,
+                    });
+                }
+                Err(Error::Open(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let left = give_up.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ReadError::Open(ep, Error::Open(e)));
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(10)));
+                }
+                Err(e) => return Err(ReadError::Open(ep, e)),
+            }
+        }
     }
 
     pub fn conn(&mut self) -> &mut XenbusConn {
@@ -241,6 +285,7 @@ impl Reader {
             }
         }
         for sub in SUBTREES {
+            self.subtree_bytes = 0;
             self.read_subtree(&home, sub, 0, &mut tree)?;
         }
         // Destroyed (or migrated away) while we read: leave it out.
@@ -248,6 +293,56 @@ impl Reader {
             return Ok(None);
         }
         Ok(Some(tree))
+    }
+
+    /// Re-reads what a watch event at `rel` (relative to the home, under one of
+    /// [`SINGLE_KEYS`] or [`SUBTREES`]) may have changed, into `tree`: that node and what is
+    /// below it, nothing else. What is gone is removed from `tree`.
+    pub fn refresh(&mut self, tree: &mut DomainTree, rel: &str) -> Result<(), ReadError> {
+        let home = format!("/local/domain/{}", tree.domid);
+        let under = |path: &str, base: &str| {
+            path.strip_prefix(base)
+                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+        };
+        let single = SINGLE_KEYS.iter().find(|k| under(rel, k));
+        let target = single.copied().unwrap_or(rel);
+        // Only the keys from `target` on can be below it: a range of the map, not a scan.
+        let gone: Vec<String> = tree
+            .nodes
+            .range::<str, _>((Bound::Included(target), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(target))
+            .filter(|k| under(k, target))
+            .cloned()
+            .collect();
+        for k in gone {
+            tree.nodes.remove(&k);
+        }
+        tree.denied.retain(|k| !under(k, target));
+        if let Some(key) = single {
+            match self.read(&format!("{home}/{key}"))? {
+                Got::Value(v) => {
+                    tree.nodes.insert((*key).into(), v);
+                }
+                Got::Denied => {
+                    tree.denied.insert((*key).into());
+                }
+                Got::Absent => {}
+            }
+            return Ok(());
+        }
+        let Some(root) = SUBTREES.iter().find(|t| under(rel, t)) else {
+            return Ok(());
+        };
+        let depth = rel.matches('/').count() - root.matches('/').count();
+        self.subtree_bytes = tree
+            .nodes
+            .range::<str, _>((Bound::Included(*root), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(root))
+            .filter(|(k, _)| under(k, root))
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        self.read_subtree(&home, rel, depth, tree)
     }
 
     /// `rel` (relative to `home`) and everything below it.
@@ -258,13 +353,17 @@ impl Reader {
         depth: usize,
         tree: &mut DomainTree,
     ) -> Result<(), ReadError> {
-        if tree.nodes.len() >= NODE_LIMIT || depth > DEPTH_LIMIT {
+        if tree.nodes.len() >= NODE_LIMIT
+            || depth > DEPTH_LIMIT
+            || self.subtree_bytes >= SUBTREE_BYTES_LIMIT
+        {
             tree.truncated = true;
             return Ok(());
         }
         let path = format!("{home}/{rel}");
         match self.read(&path)? {
             Got::Value(v) => {
+                self.subtree_bytes += rel.len() + v.len();
                 tree.nodes.insert(rel.to_owned(), v);
             }
             Got::Denied => {
@@ -273,7 +372,7 @@ impl Reader {
             }
             Got::Absent => return Ok(()),
         }
-        let children = match self.list(&path)? {
+        let mut children = match self.list(&path)? {
             Got::Value(c) => c,
             Got::Denied => {
                 tree.denied.insert(rel.to_owned());
@@ -281,6 +380,7 @@ impl Reader {
             }
             Got::Absent => return Ok(()),
         };
+        children.sort_by_key(|c| !read_first(rel, c)); // stable: otherwise in xenstored's order
         for c in children {
             if c.is_empty() || c.contains('/') {
                 continue;
@@ -288,6 +388,21 @@ impl Reader {
             self.read_subtree(home, &format!("{rel}/{c}"), depth + 1, tree)?;
         }
         Ok(())
+    }
+}
+
+/// Children of `dir` read before their siblings: the keys reports are made of, so that a
+/// guest that fills `data/` or `attr/` up to [`SUBTREE_BYTES_LIMIT`] does not push them out.
+fn read_first(dir: &str, child: &str) -> bool {
+    match dir {
+        "data" => {
+            matches!(child, "xenbeacon" | "updated")
+                || ["os_", "meminfo_", "balloon_"]
+                    .iter()
+                    .any(|p| child.starts_with(p))
+        }
+        "attr" => matches!(child, "vif" | "net" | "PVAddons" | "os"),
+        _ => false,
     }
 }
 

@@ -680,18 +680,31 @@ pub fn parse(tree: &DomainTree) -> GuestReport {
         target_kb: p.get_u64("memory/target"),
         static_max_kb: p.get_u64("memory/static-max"),
     };
-    let balloon_keys = [
-        key::BALLOON_TARGET,
-        key::BALLOON_CURRENT,
-        key::BALLOON_STATE,
-        key::BALLOON_REASON,
+    // Layout 2 keeps the balloon keys under data/xenbeacon/balloon/, layout 1 had them as
+    // data/balloon_*: whichever set is there (the new one wins).
+    let balloon_sets = [
+        [
+            key::BALLOON_TARGET,
+            key::BALLOON_CURRENT,
+            key::BALLOON_STATE,
+            key::BALLOON_REASON,
+        ],
+        [
+            key::LEGACY_BALLOON_TARGET,
+            key::LEGACY_BALLOON_CURRENT,
+            key::LEGACY_BALLOON_STATE,
+            key::LEGACY_BALLOON_REASON,
+        ],
     ];
-    let balloon = balloon_keys.iter().any(|k| p.exists(k)).then(|| Balloon {
-        target_kb: p.get_u64(key::BALLOON_TARGET),
-        current_kb: p.get_u64(key::BALLOON_CURRENT),
-        state: p.get(key::BALLOON_STATE),
-        reason: p.get(key::BALLOON_REASON),
-    });
+    let balloon = balloon_sets
+        .into_iter()
+        .find(|set| set.iter().any(|k| p.exists(k)))
+        .map(|[target, current, state, reason]| Balloon {
+            target_kb: p.get_u64(target),
+            current_kb: p.get_u64(current),
+            state: p.get(state),
+            reason: p.get(reason),
+        });
     let layout = p.get(key::LAYOUT);
     let version = p.get(key::VERSION);
     let stage = p.get(key::STAGE);

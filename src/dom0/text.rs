@@ -1,10 +1,10 @@
 //! Output for people: the `list` tables and the `show` page.
 //!
 //! Values come from guests and end up on an administrator's terminal, so every value is made
-//! harmless first ([`clean`]: control characters, escape sequences included, become `?`) and,
-//! in tables, cut to a width that keeps the columns readable. Missing values are `-`; values
-//! xenstored would not let us read are `no access`, never blank, so an unreadable guest does
-//! not look like one without an agent.
+//! harmless first ([`clean`]: control characters, escape sequences included, and the invisible
+//! format and separator characters become `?`) and, in tables, cut to a width that keeps the
+//! columns readable. Missing values are `-`; values xenstored would not let us read are
+//! `no access`, never blank, so an unreadable guest does not look like one without an agent.
 
 use std::fmt::Write as _;
 
@@ -12,20 +12,54 @@ use super::report::{Address, Agent, GuestReport, Nic};
 
 /// Widest table cell, in characters; longer values end with `…`.
 const CELL_MAX: usize = 40;
+/// Most NIC rows (NICs, VLANs and macvlans) `list` shows per domain.
+pub const LIST_NIC_ROWS: usize = 32;
+/// Most addresses `list` shows per NIC.
+pub const LIST_ADDRESSES: usize = 8;
 const NO_ACCESS: &str = "no access";
 
-/// `s` with control characters (ESC, CR, NUL, C1, bidi controls excepted) replaced by `?`.
+/// `s` with control, format and separator characters replaced by `?`: C0 and C1 controls (ESC,
+/// CR, NUL, CSI), and every character of Unicode's general categories Cf, Zl and Zp, which a
+/// terminal does not show but which reorder (bidi overrides and isolates), hide (zero-width
+/// spaces and joiners, the BOM) or break (U+2028, U+2029) what is shown around them.
 pub fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| {
-            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if c.is_control() || bidi {
-                '?'
-            } else {
-                c
-            }
-        })
+        .map(|c| if is_unsafe(c) { '?' } else { c })
         .collect()
+}
+
+/// True for the characters [`clean`] replaces.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() || is_format_or_separator(c)
+}
+
+/// Unicode 15.1's general categories Cf (format), Zl (line separator) and Zp (paragraph
+/// separator), from `DerivedGeneralCategory.txt`.
+fn is_format_or_separator(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -160,7 +194,7 @@ fn booted_cell(r: &GuestReport) -> String {
 
 fn balloon_cell(r: &GuestReport) -> String {
     let Some(b) = &r.balloon else {
-        return cell(r, "data/balloon_state", None);
+        return cell(r, "data/xenbeacon/balloon/state", None);
     };
     let state = b
         .state
@@ -172,16 +206,22 @@ fn balloon_cell(r: &GuestReport) -> String {
     }
 }
 
-fn addr_list(list: &[Address]) -> Vec<String> {
-    list.iter().map(|a| cut(&a.cidr(), 45)).collect()
-}
-
+/// The first [`LIST_ADDRESSES`] addresses, IPv4 first, then `+N more`.
 fn addresses_cell(v4: &[Address], v6: &[Address]) -> String {
-    let all: Vec<String> = addr_list(v4).into_iter().chain(addr_list(v6)).collect();
-    if all.is_empty() {
+    let all = v4.iter().chain(v6);
+    let mut cell: Vec<String> = all
+        .clone()
+        .take(LIST_ADDRESSES)
+        .map(|a| cut(&a.cidr(), 45))
+        .collect();
+    let more = all.count().saturating_sub(LIST_ADDRESSES);
+    if more > 0 {
+        cell.push(format!("+{more} more"));
+    }
+    if cell.is_empty() {
         "-".into()
     } else {
-        all.join(" ")
+        cell.join(" ")
     }
 }
 
@@ -192,24 +232,52 @@ fn opt(v: Option<&str>) -> String {
 
 /// The two tables of `xenbeacon list`: domains, then NICs.
 pub fn list(reports: &[GuestReport]) -> String {
-    let mut domains = Table::new(&[
-        "DOMID", "NAME", "AGENT", "OS", "KERNEL", "STAGE", "BOOTED", "MEM", "FREE", "BALLOON",
-    ]);
-    let mut nics = Table::new(&["DOMID", "NAME", "NIC", "IFACE", "MAC", "VIA", "ADDRESSES"]);
-    let mut any_nic = false;
+    let mut tables = ListTables::new();
     for r in reports {
+        tables.add(r);
+    }
+    tables.render()
+}
+
+/// The tables of `xenbeacon list`, filled one domain at a time. Only cells are kept, each cut
+/// to [`CELL_MAX`] characters, with at most [`LIST_NIC_ROWS`] NIC rows per domain and
+/// [`LIST_ADDRESSES`] addresses per cell: a listing holds a few KiB per domain, whatever the
+/// guests wrote (`show` prints everything of one).
+pub struct ListTables {
+    domains: Table,
+    nics: Table,
+    any_nic: bool,
+}
+
+impl Default for ListTables {
+    fn default() -> ListTables {
+        ListTables::new()
+    }
+}
+
+impl ListTables {
+    pub fn new() -> ListTables {
+        ListTables {
+            domains: Table::new(&[
+                "DOMID", "NAME", "AGENT", "OS", "KERNEL", "STAGE", "BOOTED", "MEM", "FREE",
+                "BALLOON",
+            ]),
+            nics: Table::new(&["DOMID", "NAME", "NIC", "IFACE", "MAC", "VIA", "ADDRESSES"]),
+            any_nic: false,
+        }
+    }
+
+    /// Adds one domain's rows.
+    pub fn add(&mut self, r: &GuestReport) {
+        let (domains, nics) = (&mut self.domains, &mut self.nics);
         let name = cell(r, "name", r.name.as_deref());
         if r.fully_denied() {
-            let mut row = vec![r.domid.to_string(), name];
+            let mut row = vec![r.domid.to_string(), name.clone()];
             row.extend(std::iter::repeat(NO_ACCESS.to_owned()).take(8));
             domains.row(row);
-            nics.row(vec![
-                r.domid.to_string(),
-                cell(r, "name", r.name.as_deref()),
-                NO_ACCESS.into(),
-            ]);
-            any_nic = true;
-            continue;
+            nics.row(vec![r.domid.to_string(), name, NO_ACCESS.into()]);
+            self.any_nic = true;
+            return;
         }
         domains.row(vec![
             r.domid.to_string(),
@@ -225,12 +293,18 @@ pub fn list(reports: &[GuestReport]) -> String {
         ]);
         if r.no_access("attr") && r.nics.is_empty() {
             nics.row(vec![r.domid.to_string(), name.clone(), NO_ACCESS.into()]);
-            any_nic = true;
+            self.any_nic = true;
         }
+        let total: usize = r.nics.iter().map(|n| 1 + n.uppers.len()).sum();
+        let mut shown = 0;
         for n in &r.nics {
-            any_nic = true;
+            self.any_nic = true;
+            if shown == LIST_NIC_ROWS {
+                break;
+            }
             nics.row(nic_row(r, &name, n));
-            for u in &n.uppers {
+            shown += 1;
+            for u in n.uppers.iter().take(LIST_NIC_ROWS - shown) {
                 nics.row(vec![
                     r.domid.to_string(),
                     name.clone(),
@@ -242,16 +316,27 @@ pub fn list(reports: &[GuestReport]) -> String {
                         .map_or_else(|| n.label(), |p| cut(p, CELL_MAX)),
                     addresses_cell(&u.ipv4, &u.ipv6),
                 ]);
+                shown += 1;
             }
         }
+        if total > shown {
+            nics.row(vec![
+                r.domid.to_string(),
+                name,
+                format!("+{} more (xenbeacon show {})", total - shown, r.domid),
+            ]);
+        }
     }
-    let mut out = String::new();
-    domains.render(&mut out);
-    if any_nic {
-        out.push('\n');
-        nics.render(&mut out);
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.domains.render(&mut out);
+        if self.any_nic {
+            out.push('\n');
+            self.nics.render(&mut out);
+        }
+        out
     }
-    out
 }
 
 fn nic_row(r: &GuestReport, name: &str, n: &Nic) -> Vec<String> {
@@ -487,6 +572,37 @@ mod tests {
             "a?[2Jb???\u{3f}c?"
         );
         assert_eq!(clean("Grüße 日本"), "Grüße 日本");
+        // Format (Cf) and separator (Zl, Zp) characters: invisible, reordering or breaking.
+        for c in [
+            '\u{2028}',
+            '\u{2029}',
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{202a}',
+            '\u{202e}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{206f}',
+            '\u{feff}',
+            '\u{ad}',
+            '\u{61c}',
+            '\u{180e}',
+            '\u{fff9}',
+            '\u{e0001}',
+            '\u{e007f}',
+        ] {
+            assert_eq!(clean(&format!("a{c}b")), "a?b", "U+{:04X}", c as u32);
+        }
+        // Neighbours of those ranges are printable and stay.
+        assert_eq!(
+            clean("\u{2027}\u{2030}\u{2065}\u{fefe}\u{fffc}"),
+            "\u{2027}\u{2030}\u{2065}\u{fefe}\u{fffc}"
+        );
         assert_eq!(cut("abcdef", 4), "abc…");
     }
 
@@ -537,6 +653,32 @@ DOMID  NAME       NIC        IFACE     MAC                VIA         ADDRESSES
 3      no access  no access
 ";
         assert_eq!(out, expected, "\n{out}");
+    }
+
+    #[test]
+    fn list_keeps_a_bounded_number_of_rows_and_addresses() {
+        let mut t = DomainTree::new(7);
+        t.set("data/xenbeacon/layout", "1");
+        for v in 0..40 {
+            for a in 0..10 {
+                t.set(&format!("attr/vif/{v}/ipv4/{a}"), &format!("10.0.{v}.{a}"));
+            }
+        }
+        let out = list(&[parse(&t)]);
+        let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("7 ")).collect();
+        // The domain row, LIST_NIC_ROWS NIC rows, one "more" row.
+        assert_eq!(rows.len(), 1 + LIST_NIC_ROWS + 1, "{out}");
+        assert!(
+            rows[1].ends_with(
+                "10.0.0.0 10.0.0.1 10.0.0.2 10.0.0.3 10.0.0.4 10.0.0.5 10.0.0.6 10.0.0.7 +2 more"
+            ),
+            "{}",
+            rows[1]
+        );
+        assert!(
+            rows[LIST_NIC_ROWS + 1].ends_with("+8 more (xenbeacon show 7)"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! `xenbeacon wait`: block until a guest reports something, on XenStore watches, never by
 //! polling XenStore.
 //!
-//! One `poll(2)` on the connection's fd, with the time left until `--timeout`. Each batch of
-//! watch events makes one re-read of the guest ([`Reader::read_domain`]) and one check
+//! One `poll(2)` on the connection's fd, with the time left until `--timeout`. The guest is
+//! read once ([`Reader::read_domain`]) and kept; a watch event then re-reads only the path it
+//! names and what is below it ([`Reader::refresh`]), and each round ends with one check
 //! ([`satisfied`], pure). The watch is set before the first read, so nothing that happens
-//! between reading and watching can be missed; xenstored fires every new watch once, which is
-//! the first check.
+//! between reading and watching can be missed; xenstored fires every new watch once.
+//!
+//! A guest may write as fast as it likes, so its writes must not become dom0's work: events
+//! are coalesced (a set of at most [`TOUCHED_MAX`] distinct paths, else one whole re-read),
+//! and rounds are at least [`REREAD_FLOOR`] apart. The deadline is checked before every round
+//! and bounds every request ([`crate::xenbus::conn::XenbusConn::set_deadline`]) and the
+//! connect, so `--timeout` ends the wait on time even when events never stop or xenstored
+//! stops answering.
 //!
 //! Waiting by name for a domain that does not exist yet: `/local/domain` is watched (not
 //! `@introduceDomain`) until a domain with that name shows up. libxl writes `name` before it
@@ -20,10 +27,20 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::reader::{DomainSpec, ReadError, Reader};
-use super::report::{self, mac_text, parse_mac, Agent, GuestReport, SINGLE_KEYS, SUBTREES};
+use super::report::DomainTree;
+use super::report::{
+    self, mac_text, parse_mac, Address, Agent, GuestReport, SINGLE_KEYS, SUBTREES,
+};
+use crate::xenbus::conn::Error;
 
 const TOKEN_DOMAINS: &str = "xenbeacon-wait-domains";
 const TOKEN_HOME: &str = "xenbeacon-wait-home";
+
+/// Least time between two rounds of re-reads: however often a guest writes, a wait costs
+/// dom0 at most 20 rounds a second (and an answer at most this much latency).
+pub const REREAD_FLOOR: Duration = Duration::from_millis(50);
+/// Most distinct paths remembered between two rounds; past it, the round re-reads everything.
+pub const TOUCHED_MAX: usize = 64;
 
 /// What the guest must report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,39 +72,80 @@ impl Conditions {
 
 /// What to print once `r` meets `c`: the address for `--ip`, the interface name (else MAC)
 /// for `--nic`, `booted` for `--booted`, the agent without a condition; `None` until then.
+///
+/// The guest wrote all of it, and scripts put it on command lines (`ssh root@$(...)`), so
+/// only what was validated is printed, in canonical form: an address that [`usable_ipv4`]
+/// accepts, an interface name that [`safe_ifname`] accepts (else the NIC's MAC, as asked for),
+/// a layout number of digits.
 pub fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
     if c.booted && !r.booted() {
         return None;
     }
     let nic = match &c.nic {
-        Some(mac) => Some(r.nic_by_mac(mac)?),
+        Some(mac) => Some((r.nic_by_mac(mac)?, mac)),
         None => None,
     };
     if c.ip {
         let addr = match nic {
-            Some(n) => n.ipv4.iter().find(|a| a.addr.parse::<Ipv4Addr>().is_ok())?,
-            None => r.first_ipv4()?.1,
+            Some((n, _)) => n.ipv4.iter().find_map(usable_ipv4)?,
+            None => r
+                .nics
+                .iter()
+                .filter(|n| n.reported)
+                .find_map(|n| n.ipv4.iter().find_map(usable_ipv4))?,
         };
-        return Some(addr.addr.clone());
+        return Some(addr.to_string());
     }
-    if let Some(n) = nic {
-        let mac = n.mac_bytes().map(|m| mac_text(&m));
-        return n.name.clone().or(mac);
+    if let Some((n, mac)) = nic {
+        let name = n.name.as_deref().filter(|name| safe_ifname(name));
+        return Some(name.map_or_else(|| mac_text(mac), str::to_owned));
     }
     if c.booted {
         return Some("booted".into());
     }
-    match r.agent {
-        Agent::Xenbeacon { .. } | Agent::XapiStyle { .. } => Some(r.agent.label()),
+    match &r.agent {
+        Agent::Xenbeacon { layout, .. } => {
+            let number = !layout.is_empty()
+                && layout.len() <= 9
+                && layout.bytes().all(|b| b.is_ascii_digit());
+            Some(if number {
+                format!("xenbeacon layout {layout}")
+            } else {
+                "xenbeacon".into()
+            })
+        }
+        Agent::XapiStyle { .. } => Some(r.agent.label()),
         Agent::None | Agent::NoAccess => None,
     }
+}
+
+/// The address, if it is a unicast IPv4 address another host can reach the guest at: a
+/// dotted quad (no leading zeros, no other notation), not in 0.0.0.0/8 ("this network"),
+/// 127.0.0.0/8 (loopback: dom0 itself), 169.254.0.0/16 (link-local: self-assigned, only
+/// reachable on the guest's own link), 224.0.0.0/4 (multicast) or 240.0.0.0/4 (reserved, with
+/// the broadcast address 255.255.255.255). Private and shared (CGNAT) ranges are usable.
+pub fn usable_ipv4(a: &Address) -> Option<Ipv4Addr> {
+    let ip: Ipv4Addr = a.addr.parse().ok()?;
+    let first = ip.octets()[0];
+    let unusable = first == 0 || ip.is_loopback() || ip.is_link_local() || first >= 224;
+    (!unusable).then_some(ip)
+}
+
+/// True for an interface name that is safe on a command line: 1 to 15 bytes (the kernel's
+/// limit) of ASCII letters, digits, `_`, `-` and `.`, not starting with `-` (an option) or `.`.
+pub fn safe_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !name.starts_with(['-', '.'])
 }
 
 /// How a wait ended, other than with the answer.
 #[derive(Debug)]
 pub enum WaitError {
-    /// timed out
-    Timeout,
+    /// timed out; with why, when XenStore itself was what did not answer in time
+    Timeout(Option<&'static str>),
     /// the domain is gone
     Gone(u32),
     /// no such domain
@@ -105,7 +163,8 @@ pub enum WaitError {
 impl std::fmt::Display for WaitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WaitError::Timeout => f.write_str("timed out"),
+            WaitError::Timeout(None) => f.write_str("timed out"),
+            WaitError::Timeout(Some(why)) => write!(f, "timed out ({why})"),
             WaitError::Gone(d) => write!(f, "domain {d} is gone"),
             WaitError::NoSuchDomain(d) => write!(f, "no domain {d}"),
             WaitError::NoAccess(d) => write!(
@@ -153,28 +212,106 @@ fn names_changed(path: &str) -> bool {
     id_ok && matches!(parts.next(), None | Some("name")) && parts.next().is_none()
 }
 
-/// True for events under `home` that may change what the guest reports.
-fn guest_changed(home: &str, path: &str) -> bool {
-    let Some(rest) = path.strip_prefix(home) else {
-        return false;
-    };
-    let Some(rel) = rest.strip_prefix('/') else {
-        return rest.is_empty();
-    };
-    SUBTREES.iter().chain(SINGLE_KEYS.iter()).any(|t| {
-        rel.strip_prefix(t)
-            .is_some_and(|r| r.is_empty() || r.starts_with('/'))
-    })
+/// What a watch event asks to re-read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Touch {
+    /// Everything (the home itself, or a parent of what is read).
+    All,
+    /// This path, relative to the home, and what is below it.
+    Path(String),
 }
 
-/// Waits for `c` on `spec` until `timeout` (forever if `None`); the text to print.
+/// True if `path` is `base` or below it.
+fn under(path: &str, base: &str) -> bool {
+    path.strip_prefix(base)
+        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+}
+
+/// What an event at `path`, under the watched `home`, may have changed of what the guest
+/// reports; `None` for the rest of the home (devices, control, ...).
+fn touched(home: &str, path: &str) -> Option<Touch> {
+    let rest = path.strip_prefix(home)?;
+    let Some(rel) = rest.strip_prefix('/') else {
+        return rest.is_empty().then_some(Touch::All);
+    };
+    let roots = || SUBTREES.iter().chain(SINGLE_KEYS.iter());
+    if roots().any(|t| under(rel, t)) {
+        Some(Touch::Path(rel.to_owned()))
+    } else if roots().any(|t| under(t, rel)) {
+        Some(Touch::All)
+    } else {
+        None
+    }
+}
+
+/// The re-reads the next round owes: coalesced, bounded.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Pending {
+    all: bool,
+    /// None below another.
+    paths: Vec<String>,
+}
+
+impl Pending {
+    fn everything() -> Pending {
+        Pending {
+            all: true,
+            paths: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.all && self.paths.is_empty()
+    }
+
+    fn add(&mut self, t: Touch) {
+        if self.all {
+            return;
+        }
+        let p = match t {
+            Touch::All => {
+                *self = Pending::everything();
+                return;
+            }
+            Touch::Path(p) => p,
+        };
+        if self.paths.iter().any(|q| under(&p, q)) {
+            return;
+        }
+        self.paths.retain(|q| !under(q, &p));
+        if self.paths.len() >= TOUCHED_MAX {
+            *self = Pending::everything();
+        } else {
+            self.paths.push(p);
+        }
+    }
+}
+
+/// Waits for `c` on `spec` until `deadline` (forever if `None`); the text to print.
 pub fn wait(
     reader: &mut Reader,
     spec: &DomainSpec,
     c: &Conditions,
-    timeout: Option<Duration>,
+    deadline: Option<Instant>,
 ) -> Result<String, WaitError> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    reader.conn().set_deadline(deadline);
+    match wait_until(reader, spec, c, deadline) {
+        // A request the deadline cut short: the wait timed out, with XenStore as the reason.
+        Err(WaitError::Read(ReadError::Request(_, Error::Timeout)))
+            if deadline.is_some_and(|d| Instant::now() >= d) =>
+        {
+            Err(WaitError::Timeout(Some("XenStore had not answered")))
+        }
+        r => r,
+    }
+}
+
+fn wait_until(
+    reader: &mut Reader,
+    spec: &DomainSpec,
+    c: &Conditions,
+    deadline: Option<Instant>,
+) -> Result<String, WaitError> {
     let mut phase = match spec {
         DomainSpec::Domid(d) => {
             if !reader.exists(*d)? {
@@ -195,19 +332,32 @@ pub fn wait(
             Phase::Searching
         }
     };
-    let mut dirty = true;
+    // The guest as last read, kept up to date path by path.
+    let mut cached: Option<DomainTree> = None;
+    let mut pending = Pending::everything();
+    let mut last_round: Option<Instant> = None;
     loop {
-        while let Some(ev) = reader.conn().pending_event() {
-            dirty |= match (&phase, ev.token.as_str()) {
-                (Phase::Searching, TOKEN_DOMAINS) => names_changed(&ev.path),
-                (Phase::Watching(d), TOKEN_HOME) => {
-                    guest_changed(&format!("/local/domain/{d}"), &ev.path)
-                }
-                _ => false,
-            };
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(WaitError::Timeout(None));
         }
-        if dirty {
-            dirty = false;
+        while let Some(ev) = reader.conn().pending_event() {
+            match (&phase, ev.token.as_str()) {
+                (Phase::Searching, TOKEN_DOMAINS) if names_changed(&ev.path) => {
+                    pending.add(Touch::All);
+                }
+                (Phase::Watching(d), TOKEN_HOME) => {
+                    if let Some(t) = touched(&format!("/local/domain/{d}"), &ev.path) {
+                        pending.add(t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let due = last_round.map_or(now, |t| t + REREAD_FLOOR);
+        if !pending.is_empty() && now >= due {
+            last_round = Some(now);
+            let todo = std::mem::take(&mut pending);
             match phase {
                 Phase::Searching => {
                     if let Some(d) = reader.resolve(spec)? {
@@ -218,48 +368,56 @@ pub fn wait(
                         conn.unwatch("/local/domain", TOKEN_DOMAINS)
                             .map_err(|e| watch_error("/local/domain", e))?;
                         phase = Phase::Watching(d);
-                        dirty = true;
+                        cached = None;
+                        pending = Pending::everything();
                     }
                 }
-                Phase::Watching(d) => match reader.read_domain(d)? {
-                    Some(tree) => {
-                        let r = report::parse(&tree);
-                        if r.fully_denied() {
-                            return Err(WaitError::NoAccess(d));
+                Phase::Watching(d) => {
+                    match cached.as_mut() {
+                        Some(tree) if !todo.all => {
+                            for p in &todo.paths {
+                                reader.refresh(tree, p)?;
+                            }
                         }
-                        if let Some(out) = satisfied(&r, c) {
-                            return Ok(out);
+                        _ => cached = reader.read_domain(d)?,
+                    }
+                    match &cached {
+                        Some(tree) => {
+                            let r = report::parse(tree);
+                            if r.fully_denied() {
+                                return Err(WaitError::NoAccess(d));
+                            }
+                            if let Some(out) = satisfied(&r, c) {
+                                return Ok(out);
+                            }
+                        }
+                        None => {
+                            let home = format!("/local/domain/{d}");
+                            // The watch of a removed node stays registered; drop it.
+                            let _ = reader.conn().unwatch(&home, TOKEN_HOME);
+                            if let DomainSpec::Domid(_) = spec {
+                                return Err(WaitError::Gone(d));
+                            }
+                            reader
+                                .conn()
+                                .watch("/local/domain", TOKEN_DOMAINS)
+                                .map_err(|e| watch_error("/local/domain", e))?;
+                            phase = Phase::Searching;
+                            pending = Pending::everything();
                         }
                     }
-                    None => {
-                        let home = format!("/local/domain/{d}");
-                        // The watch of a removed node stays registered; drop it.
-                        let _ = reader.conn().unwatch(&home, TOKEN_HOME);
-                        if let DomainSpec::Domid(_) = spec {
-                            return Err(WaitError::Gone(d));
-                        }
-                        reader
-                            .conn()
-                            .watch("/local/domain", TOKEN_DOMAINS)
-                            .map_err(|e| watch_error("/local/domain", e))?;
-                        phase = Phase::Searching;
-                        dirty = true;
-                    }
-                },
+                }
             }
             // The requests may have buffered events: look at them before sleeping.
             continue;
         }
-        let left = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(WaitError::Timeout);
-                }
-                Some(left)
-            }
-            None => None,
+        // Sleep until an event, the deadline, or (with a round owed) the end of the floor.
+        let wake = match (pending.is_empty(), deadline) {
+            (true, d) => d,
+            (false, Some(d)) => Some(d.min(due)),
+            (false, None) => Some(due),
         };
+        let left = wake.map(|w| w.saturating_duration_since(now));
         if poll_readable(reader.conn().as_raw_fd(), left).map_err(WaitError::Poll)? {
             reader
                 .conn()
@@ -384,6 +542,81 @@ mod tests {
     }
 
     #[test]
+    fn only_usable_addresses_and_safe_names_are_printed() {
+        let ip = Conditions {
+            ip: true,
+            ..Conditions::default()
+        };
+        // Every unusable address is skipped, in every NIC, before the usable one.
+        let r = guest(&[
+            ("data/xenbeacon/layout", "1"),
+            ("attr/vif/0/ipv4/0", "127.0.0.1"),
+            ("attr/vif/0/ipv4/1", "0.0.0.0"),
+            ("attr/vif/0/ipv4/2", "255.255.255.255"),
+            ("attr/vif/0/ipv4/3", "224.0.0.1"),
+            ("attr/vif/0/ipv4/4", "239.255.255.250"),
+            ("attr/vif/0/ipv4/5", "169.254.10.1"),
+            ("attr/vif/0/ipv4/6", "0.1.2.3"),
+            ("attr/vif/0/ipv4/7", "240.0.0.1"),
+            ("attr/vif/0/ipv4/8", "010.0.0.1"),
+            ("attr/vif/0/ipv4/9", "10.0.0.1 -oProxyCommand=id"),
+            ("attr/vif/1/ipv4/0", "127.1.2.3"),
+            ("attr/vif/1/ipv4/1", "192.168.1.20"),
+        ]);
+        assert_eq!(satisfied(&r, &ip).as_deref(), Some("192.168.1.20"));
+        let only_bad = guest(&[
+            ("data/xenbeacon/layout", "1"),
+            ("attr/vif/0/ipv4/0", "127.0.0.1"),
+            ("attr/vif/0/ipv4/1", "255.255.255.255"),
+        ]);
+        assert_eq!(satisfied(&only_bad, &ip), None);
+        for ok in [
+            "10.0.0.2",
+            "100.64.0.1",
+            "172.16.0.1",
+            "192.0.2.9",
+            "223.255.255.254",
+        ] {
+            let a = Address {
+                index: 0,
+                addr: ok.into(),
+                prefix: None,
+            };
+            assert_eq!(usable_ipv4(&a).map(|a| a.to_string()).as_deref(), Some(ok));
+        }
+
+        // --nic prints the name only if it is safe, else the MAC that was asked for.
+        let mac = parse_nic("52:54:00:12:34:05").unwrap();
+        let nic = Conditions {
+            nic: Some(mac),
+            ..Conditions::default()
+        };
+        for (name, printed) in [
+            ("enp0s5", "enp0s5"),
+            ("eth0.100", "eth0.100"),
+            ("$(reboot) -oProxyCommand=x;id", "52:54:00:12:34:05"),
+            ("-oProxyCommand=id", "52:54:00:12:34:05"),
+            ("a b", "52:54:00:12:34:05"),
+            ("x".repeat(16).as_str(), "52:54:00:12:34:05"),
+            ("", "52:54:00:12:34:05"),
+            (".hidden", "52:54:00:12:34:05"),
+            ("eth`id`", "52:54:00:12:34:05"),
+        ] {
+            let r = guest(&[
+                ("data/xenbeacon/layout", "1"),
+                ("attr/net/525400123405/name", name),
+            ]);
+            assert_eq!(satisfied(&r, &nic).as_deref(), Some(printed), "{name:?}");
+        }
+        // Without a condition: the layout only if it is a number.
+        let odd = guest(&[("data/xenbeacon/layout", "1 $(id)")]);
+        assert_eq!(
+            satisfied(&odd, &Conditions::default()).as_deref(),
+            Some("xenbeacon")
+        );
+    }
+
+    #[test]
     fn event_filters() {
         assert!(names_changed("/local/domain"));
         assert!(names_changed("/local/domain/7"));
@@ -392,15 +625,45 @@ mod tests {
         assert!(!names_changed("/local/domainx"));
         assert!(!names_changed("/local/domain/7/name/x"));
         let home = "/local/domain/7";
-        assert!(guest_changed(home, "/local/domain/7"));
-        assert!(guest_changed(home, "/local/domain/7/attr/vif/0/ipv4/0"));
-        assert!(guest_changed(home, "/local/domain/7/data"));
-        assert!(guest_changed(home, "/local/domain/7/name"));
-        assert!(!guest_changed(
-            home,
-            "/local/domain/7/device/vbd/51712/state"
-        ));
-        assert!(!guest_changed(home, "/local/domain/70/data/x"));
-        assert!(!guest_changed(home, "/local/domain/7/database"));
+        let path = |p: &str| Some(Touch::Path(p.into()));
+        assert_eq!(touched(home, "/local/domain/7"), Some(Touch::All));
+        assert_eq!(
+            touched(home, "/local/domain/7/attr/vif/0/ipv4/0"),
+            path("attr/vif/0/ipv4/0")
+        );
+        assert_eq!(touched(home, "/local/domain/7/data"), path("data"));
+        assert_eq!(touched(home, "/local/domain/7/name"), path("name"));
+        assert_eq!(touched(home, "/local/domain/7/memory"), Some(Touch::All));
+        assert_eq!(touched(home, "/local/domain/7/xenserver"), Some(Touch::All));
+        assert_eq!(
+            touched(home, "/local/domain/7/device/vbd/51712/state"),
+            None
+        );
+        assert_eq!(touched(home, "/local/domain/70/data/x"), None);
+        assert_eq!(touched(home, "/local/domain/7/database"), None);
+    }
+
+    #[test]
+    fn pending_rereads_are_coalesced_and_bounded() {
+        let mut p = Pending::default();
+        assert!(p.is_empty());
+        let t = |s: &str| Touch::Path(s.into());
+        p.add(t("data/a"));
+        p.add(t("data/a"));
+        p.add(t("data/a/b"));
+        assert_eq!(p.paths, ["data/a"]);
+        p.add(t("attr/vif/0/ipv4/0"));
+        p.add(t("attr/vif/0"));
+        assert_eq!(p.paths, ["data/a", "attr/vif/0"]);
+        for i in 0..TOUCHED_MAX {
+            p.add(t(&format!("data/k{i}")));
+        }
+        assert_eq!(p, Pending::everything());
+        p.add(t("data/x"));
+        assert_eq!(p, Pending::everything());
+        let mut q = Pending::default();
+        q.add(t("data/x"));
+        q.add(Touch::All);
+        assert_eq!(q, Pending::everything());
     }
 }

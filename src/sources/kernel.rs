@@ -26,6 +26,7 @@ pub fn release(root: &Path) -> String {
 fn uname_release() -> Option<String> {
     // SAFETY: utsname is plain old data; uname fills it or fails.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname for the whole call; uname writes only into it.
     if unsafe { libc::uname(&mut u) } != 0 {
         return None;
     }

@@ -3,6 +3,7 @@
 //! Every source takes the root prefix (`--root`) so tests can point it at a fake tree.
 
 pub mod balloon;
+pub mod hostname;
 pub mod hypervisor;
 pub mod kernel;
 pub mod meminfo;

@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -200,40 +201,66 @@ pub struct XenbusConn {
     reply_timeout: Duration,
     /// An fd (the event loop's stop signalfd) whose readability ends every wait at once.
     interrupt: Option<RawFd>,
+    /// No request waits past this (a dom0 command's `--timeout`).
+    deadline: Option<Instant>,
     /// Requests sent and stray replies dropped, for metrics and tests.
     pub requests_sent: u64,
     pub stray_replies: u64,
 }
 
 impl XenbusConn {
-    /// Opens `endpoint` non-blocking.
+    /// Opens `endpoint` non-blocking. A device must be the xenbus device
+    /// ([`Error::NotXenstore`] otherwise).
     pub fn open(endpoint: &Endpoint) -> Result<XenbusConn, Error> {
-        XenbusConn::open_interruptible(endpoint, None)
+        let file = match endpoint {
+            Endpoint::Device(p) => open_device(p)?,
+            Endpoint::Socket(p) => {
+                let s = UnixStream::connect(p).map_err(Error::Open)?;
+                s.set_nonblocking(true).map_err(Error::Open)?;
+                File::from(OwnedFd::from(s))
+            }
+        };
+        Ok(XenbusConn::with_file(file, endpoint))
     }
 
-    /// Opens `endpoint` non-blocking; a socket is connected without blocking, and a connect
-    /// that has to wait ends when `interrupt` becomes readable. A listener whose backlog is
-    /// full fails at once (`EAGAIN`) instead of blocking until xenstored accepts.
+    /// Like [`XenbusConn::open`], but never blocks: a xenstored socket whose listen backlog is
+    /// full (a hung xenstored) fails at once with `Error::Open` of kind `WouldBlock` instead of
+    /// waiting in connect(2); the caller retries until its own deadline.
+    pub fn open_nonblocking(endpoint: &Endpoint) -> Result<XenbusConn, Error> {
+        match endpoint {
+            Endpoint::Socket(p) => {
+                let s = crate::sys::connect_unix_nonblocking(p).map_err(Error::Open)?;
+                Ok(XenbusConn::with_file(
+                    File::from(OwnedFd::from(s)),
+                    endpoint,
+                ))
+            }
+            Endpoint::Device(_) => XenbusConn::open(endpoint),
+        }
+    }
+
+    /// The agent's open: never blocks (a full backlog fails at once and is said so), and
+    /// every wait of the connection ends with [`Error::Interrupted`] when `interrupt` (the
+    /// stop signalfd) becomes readable.
     pub fn open_interruptible(
         endpoint: &Endpoint,
         interrupt: Option<RawFd>,
     ) -> Result<XenbusConn, Error> {
-        let file = match endpoint {
-            Endpoint::Device(p) => {
-                let file = File::from(
-                    crate::sys::open(p, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?,
-                );
-                if !is_xenbus_device(&file) {
-                    return Err(Error::NotXenstore(p.clone()));
-                }
-                file
+        let mut conn = XenbusConn::open_nonblocking(endpoint).map_err(|e| match e {
+            Error::Open(io) if io.kind() == io::ErrorKind::WouldBlock => {
+                Error::Open(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "xenstored is not accepting connections (listen backlog full)",
+                ))
             }
-            Endpoint::Socket(p) => {
-                let mut deadline = Deadline::new(DEFAULT_REPLY_TIMEOUT);
-                File::from(connect_unix(p, interrupt, &mut deadline)?)
-            }
-        };
-        Ok(XenbusConn {
+            e => e,
+        })?;
+        conn.interrupt = interrupt;
+        Ok(conn)
+    }
+
+    fn with_file(file: File, endpoint: &Endpoint) -> XenbusConn {
+        XenbusConn {
             file,
             endpoint: endpoint.clone(),
             next_req_id: 0,
@@ -246,10 +273,11 @@ impl XenbusConn {
             events_dropped: 0,
             event_limit: None,
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
-            interrupt,
+            interrupt: None,
+            deadline: None,
             requests_sent: 0,
             stray_replies: 0,
-        })
+        }
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -263,6 +291,12 @@ impl XenbusConn {
     /// Makes every wait for xenstore end with [`Error::Interrupted`] once `fd` is readable.
     pub fn set_interrupt(&mut self, fd: Option<RawFd>) {
         self.interrupt = fd;
+    }
+
+    /// From now on no request waits past `at`: it fails there with `Error::Timeout`, however
+    /// xenstored behaves (silent, or sending events but never the reply).
+    pub fn set_deadline(&mut self, at: Option<Instant>) {
+        self.deadline = at;
     }
 
     /// Sends `req` and waits for its reply. Errors from xenstored come back as `Error::Xs`.
@@ -279,7 +313,7 @@ impl XenbusConn {
         let id = self.next_req_id;
         self.outbuf.clear();
         req.emit(id, self.tx_id, &mut self.outbuf);
-        let mut deadline = Deadline::new(self.reply_timeout);
+        let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
         self.send_outbuf(&mut deadline)?;
         self.requests_sent += 1;
         // The device answers WATCH/UNWATCH itself and may leave req_id at 0.
@@ -554,30 +588,38 @@ impl AsRawFd for XenbusConn {
 /// The reply timeout of one request. The clock is only read when a wait is cut short (a
 /// signal, a watch event before the reply): the first wait polls for the whole timeout, so a
 /// request costs no clock read, which in a PV guest without a vDSO clock is a system call.
-/// A request that waits more than once gets up to twice the timeout in all.
+/// A request that waits more than once gets up to twice the timeout in all. A `hard` deadline
+/// (set with [`XenbusConn::set_deadline`]) bounds every wait, at the cost of a clock read each.
 struct Deadline {
     timeout: Duration,
     at: Option<Instant>,
     waited: bool,
+    hard: Option<Instant>,
 }
 
 impl Deadline {
-    fn new(timeout: Duration) -> Deadline {
+    fn new(timeout: Duration, hard: Option<Instant>) -> Deadline {
         Deadline {
             timeout,
             at: None,
             waited: false,
+            hard,
         }
     }
 
     /// How long the next wait may take.
     fn left(&mut self) -> Duration {
-        if !self.waited {
+        let soft = if !self.waited {
             self.waited = true;
-            return self.timeout;
+            self.timeout
+        } else {
+            let at = *self.at.get_or_insert_with(|| Instant::now() + self.timeout);
+            at.saturating_duration_since(Instant::now())
+        };
+        match self.hard {
+            Some(h) => soft.min(h.saturating_duration_since(Instant::now())),
+            None => soft,
         }
-        let at = *self.at.get_or_insert_with(|| Instant::now() + self.timeout);
-        at.saturating_duration_since(Instant::now())
     }
 }
 
@@ -593,7 +635,8 @@ fn wait_fd(
         if left.is_zero() {
             return Err(Error::Timeout);
         }
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // Rounded up: a wait never ends before its deadline.
+        let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
         let mut pfd = [
             libc::pollfd {
                 fd,
@@ -650,84 +693,12 @@ fn is_xenbus_device(file: &File) -> bool {
     r == 0 && st.f_type as i64 == XENFS_SUPER_MAGIC
 }
 
-/// A non-blocking, close-on-exec unix stream socket connected to `path`.
-fn connect_unix(
-    path: &Path,
-    interrupt: Option<RawFd>,
-    deadline: &mut Deadline,
-) -> Result<OwnedFd, Error> {
-    use std::os::fd::FromRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is plain old data; all zeroes is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
-        let e = io::Error::new(io::ErrorKind::InvalidInput, "socket path too long");
-        return Err(Error::Open(e));
+/// Opens the xenbus device at `path`, refusing what is not one.
+fn open_device(path: &Path) -> Result<File, Error> {
+    let file =
+        File::from(crate::sys::open(path, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?);
+    if !is_xenbus_device(&file) {
+        return Err(Error::NotXenstore(path.to_path_buf()));
     }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: socket(2) takes no pointers.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(Error::Open(io::Error::last_os_error()));
-    }
-    // SAFETY: a fresh fd nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    loop {
-        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-        let r = unsafe {
-            libc::connect(
-                fd,
-                &addr as *const libc::sockaddr_un as *const libc::sockaddr,
-                len,
-            )
-        };
-        if r == 0 {
-            return Ok(sock);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EINPROGRESS) => break,
-            // A unix listener with a full backlog: nothing to wait on, the caller retries.
-            Some(libc::EAGAIN) => {
-                let e = io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "xenstored is not accepting connections (listen backlog full)",
-                );
-                return Err(Error::Open(e));
-            }
-            _ => return Err(Error::Open(e)),
-        }
-    }
-    wait_fd(fd, libc::POLLOUT, interrupt, deadline)?;
-    let mut err: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` and `len` are valid for getsockopt to write.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            &mut err as *mut libc::c_int as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if r < 0 {
-        return Err(Error::Open(io::Error::last_os_error()));
-    }
-    if err != 0 {
-        return Err(Error::Open(io::Error::from_raw_os_error(err)));
-    }
-    Ok(sock)
+    Ok(file)
 }

@@ -50,6 +50,9 @@
 #               usb      USB passthrough of a QEMU usb-net (xhci) from dom0 into an HVM domU
 #                        (qemu-xen device model in dom0; usbctrl type=devicemodel + usbdev);
 #                        forces -T hvm, combines with vif (PV vifs, type=vif); ~1 min per run
+#               emu      the device model's emulated NIC as vif 0 of an HVM domU without netfront
+#                        (xl vif type=ioemu,model=e1000, MAC 00:16:3e:00:00:00; dom0 tun; domU
+#                        e1000, xen_emul_unplug=never, 10.0.0.2/24); forces -T hvm; ~1 min per run
 #               platform (arm64) device-tree passthrough of a QEMU virtio-net-device (virtio-mmio
 #                        /virtio_mmio@a003e00, no IOMMU): xen,passthrough in the host DT, xl
 #                        device_tree/iomem/irqs; DMA through a 1:1 window (xqt-iomap.c); domU NIC
@@ -84,17 +87,19 @@ mkdir -p "$W"; W=$(realpath "$W"); LOG=${LOG:-$W/console.log}
 log() { echo "[xen-qemu-test $(date +%T)] $*" >&2; }
 
 # network scenario (-N)
-NVIF=0; NBR=0; NVLAN=0; NPCI=""; NUSB=0; NPLAT=0
+NVIF=0; NBR=0; NVLAN=0; NPCI=""; NUSB=0; NPLAT=0; NEMU=0
 for n in ${NET//,/ }; do
   case $n in
     vif) [ $NVIF -ge 1 ] || NVIF=1 ;; vif=*) NVIF=${n#vif=} ;;
     br) NBR=1; [ $NVIF -ge 1 ] || NVIF=1 ;; vlan) NVLAN=1; [ $NVIF -ge 1 ] || NVIF=1 ;;
-    pci) NPCI=e1000 ;; pci=*) NPCI=${n#pci=} ;; usb) NUSB=1 ;; platform) NPLAT=1 ;;
+    pci) NPCI=e1000 ;; pci=*) NPCI=${n#pci=} ;; usb) NUSB=1 ;; platform) NPLAT=1 ;; emu) NEMU=1 ;;
     *) echo "unknown -N item $n" >&2; exit 2 ;;
   esac
 done
-if [ $ARCH = arm64 ] && { [ -n "$NPCI" ] || [ $NUSB = 1 ]; }; then echo "-N pci/usb: x86_64 only" >&2; exit 2; fi
+if [ $ARCH = arm64 ] && { [ -n "$NPCI" ] || [ $NUSB = 1 ] || [ $NEMU = 1 ]; }; then echo "-N pci/usb/emu: x86_64 only" >&2; exit 2; fi
+if [ $NEMU = 1 ] && [ $NVIF -gt 0 ]; then echo "-N emu is vif 0 itself: no vif/br/vlan with it" >&2; exit 2; fi
 if [ $ARCH = x86_64 ] && [ $NPLAT = 1 ]; then echo "-N platform: arm64 only" >&2; exit 2; fi
+[ $NEMU = 1 ] && DTYPE=hvm   # an emulated NIC needs the device model
 [ $NUSB = 1 ] && DTYPE=hvm   # USB passthrough needs a device model: HVM domU (Debian's kernel has no xen-hcd)
 
 # ---------------------------------------------------------------- setup (cached)
@@ -120,6 +125,10 @@ STAGE=$W/stage
 # work dirs set up before -N platform existed lack virtio_mmio.ko: redo the setup once
 if [ $NPLAT = 1 ] && [ -e "$STAGE/.done-v2" ] && ! grep -q '^virtio_mmio ' "$STAGE"/lib/modules/*/modules.idx; then
   log "work dir lacks virtio_mmio.ko (-N platform): refetching"; rm -f "$STAGE/.done-v2"
+fi
+# work dirs set up before -N emu lack tun.ko (dom0's end of the emulated NIC): redo the setup once
+if [ -e "$STAGE/.done-v2" ] && ! grep -q '^tun ' "$STAGE"/lib/modules/*/modules.idx; then
+  log "work dir lacks tun.ko (-N emu): refetching"; rm -f "$STAGE/.done-v2"
 fi
 # work dirs set up before the bond/dummy scenario items lack those modules: redo the setup once
 if [ -e "$STAGE/.done-v2" ] && ! grep -q '^bonding ' "$STAGE"/lib/modules/*/modules.idx; then
@@ -166,7 +175,7 @@ if [ ! -e "$STAGE/.done-v2" ]; then
     if [ -z "$path" ]; then continue; fi   # not built for this arch (pcifront, uhci on arm64)
     echo "$path" >> "$keep"; if [ -n "$deps" ]; then closure ${deps//,/ }; fi; done; }
   closure xen_netback xen_netfront xen_pcifront bridge 8021q e1000 e1000e 8139cp 8139too virtio_net \
-          virtio_pci virtio_mmio xhci_pci ehci_pci uhci_hcd usbnet cdc_ether rndis_host bonding dummy
+          virtio_pci virtio_mmio xhci_pci ehci_pci uhci_hcd usbnet cdc_ether rndis_host bonding dummy tun
   find "$MD/kernel" -name '*.ko' | sed "s|^$MD/||" | grep -vxF -f "$keep" | sed "s|^|$MD/|" | xargs rm -f
   grep -F -f "$keep" "$MD/modules.idx" > "$MD/modules.idx.new" || true; mv "$MD/modules.idx.new" "$MD/modules.idx"
   find "$MD/kernel" -type d -empty -delete; rm -f "$keep" "$keep.n"
@@ -285,6 +294,7 @@ if [ -n "$NET" ]; then
   fi
   [ $NUSB = 1 ] && add_mods "$U" xhci_pci ehci_pci uhci_hcd rndis_host cdc_ether
   [ $NPLAT = 1 ] && add_mods "$U" virtio_mmio virtio_net
+  [ $NEMU = 1 ] && add_mods "$U" e1000
   cat > "$U/etc/udhcpc.sh" <<'EOS'
 #!/bin/sh
 case $1 in bound|renew)
@@ -294,7 +304,7 @@ case $1 in bound|renew)
 esac
 EOS
   chmod +x "$U/etc/udhcpc.sh"
-  { echo "NVIF=$NVIF NBR=$NBR NVLAN=$NVLAN NPCI=$(q "$NPCI") NUSB=$NUSB NPLAT=$NPLAT PLAT_NOWIN=${XQT_PLAT_NOWIN:-0}"
+  { echo "NVIF=$NVIF NBR=$NBR NVLAN=$NVLAN NPCI=$(q "$NPCI") NUSB=$NUSB NPLAT=$NPLAT NEMU=$NEMU PLAT_NOWIN=${XQT_PLAT_NOWIN:-0}"
     cat <<'EOS'
 # domU network setup (-N), sourced by /init before the agent
 IP=/usr/sbin/ip; [ -x $IP ] || IP=ip; skip=""
@@ -315,7 +325,7 @@ for m in $(cat /etc/modules.load 2>/dev/null); do
   insmod /lib/modules/$m.ko || echo "domU: insmod $m failed"
 done
 echo "domU: modules loaded at uptime $(cut -d' ' -f1 /proc/uptime)"
-want=$NVIF; [ -n "$NPCI" ] && want=$((want + 1)); [ "$NUSB" = 1 ] && want=$((want + 1)); [ "$NPLAT" = 1 ] && want=$((want + 1))
+want=$((NVIF + NEMU)); [ -n "$NPCI" ] && want=$((want + 1)); [ "$NUSB" = 1 ] && want=$((want + 1)); [ "$NPLAT" = 1 ] && want=$((want + 1))
 i=0; while [ $(ls /sys/class/net | grep -vc '^lo$') -lt $want ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 echo "domU: $(ls /sys/class/net | grep -vc '^lo$') of $want NICs present at uptime $(cut -d' ' -f1 /proc/uptime)"
 $IP link set lo up
@@ -333,6 +343,9 @@ for n in /sys/class/net/*; do
     if [ "$NVLAN" = 1 ] && [ $k = $((NVIF - 1)) ]; then
       $IP link add link $i name $i.100 type vlan id 100 && $IP addr add 10.0.100.2/24 dev $i.100 && $IP link set $i.100 up
     fi
+  elif [ "$NEMU" = 1 ] && [ "$(cat $n/address)" = 00:16:3e:00:00:00 ]; then
+    echo "domU: emulated NIC $i (vif 0's MAC, no netfront) at $path"
+    $IP link set $i up && $IP addr add 10.0.0.2/24 dev $i
   else
     case $path in */platform/*) kind=platform ;; */usb*) kind=USB ;; */pci*) kind=PCI ;; *) kind=other ;; esac
     echo "domU: $kind NIC $i at $path"
@@ -340,7 +353,7 @@ for n in /sys/class/net/*; do
     udhcpc -i $i -n -q -t 5 -T 1 -s /etc/udhcpc.sh >/dev/null 2>&1 || echo "domU: no DHCP lease on $i"
   fi
 done
-if [ $NVIF -gt 0 ]; then
+if [ $((NVIF + NEMU)) -gt 0 ]; then
   sleep 0.5
   if ping -c 1 -W 3 10.0.0.1 >/dev/null 2>&1; then echo "domU: ping dom0 10.0.0.1 OK"; else echo "domU: ping dom0 10.0.0.1 FAILED"; fi
 fi
@@ -422,6 +435,7 @@ fi
 if [ -n "$NET" ]; then
   add_iproute2 "$D"
   [ $NVIF -gt 0 ] && add_mods "$D" xen_netback bridge
+  [ $NEMU = 1 ] && add_mods "$D" xen_netback bridge tun
   [ -n "$NPCI" ] && add_mods "$D" xen_pciback
   [ $NUSB = 1 ] && add_mods "$D" xhci_pci
   [ $NPLAT = 1 ] && aarch64-linux-gnu-gcc -O2 -static -o "$D/usr/bin/xqt-iomap" "$HERE/xqt-iomap.c"
@@ -431,17 +445,26 @@ if [ -n "$NET" ]; then
   cat > "$D/etc/xen/scripts/vif-bridge" <<'EOS'
 #!/bin/sh
 br=$(xenstore-read "$XENBUS_PATH/bridge" 2>/dev/null); br=${br:-xenbr0}
-echo "vif-bridge $1 vif=$vif bridge=$br" >> /var/log/xen/hotplug.log
+echo "vif-bridge $* vif=$vif INTERFACE=$INTERFACE bridge=$br" >> /var/log/xen/hotplug.log
+exec 2>> /var/log/xen/hotplug.log
+# the device model's tap of an emulated NIC (xl vif type=ioemu): "add type_if=tap", $INTERFACE
+if [ "$2" = type_if=tap ]; then
+  case $1 in
+    add) ip link set dev "$INTERFACE" up && brctl addif "$br" "$INTERFACE" ;;
+    remove) brctl delif "$br" "$INTERFACE" 2>/dev/null; true ;;
+  esac
+  exit
+fi
 case $1 in
   online|add) ip link set dev "$vif" up && brctl addif "$br" "$vif" && xenstore-write "$XENBUS_PATH/hotplug-status" connected ;;
   offline|remove) brctl delif "$br" "$vif" 2>/dev/null; ip link set dev "$vif" down 2>/dev/null; true ;;
 esac
 EOS
   chmod +x "$D/etc/xen/scripts/vif-bridge"
-  { echo "NVIF=$NVIF NPCI=$(q "$NPCI") NUSB=$NUSB PCI_BDF=$PCI_BDF NPLAT=$NPLAT PLAT_NODE=$PLAT_NODE"
+  { echo "NVIF=$NVIF NEMU=$NEMU NPCI=$(q "$NPCI") NUSB=$NUSB PCI_BDF=$PCI_BDF NPLAT=$NPLAT PLAT_NODE=$PLAT_NODE"
     cat <<'EOS'
 # dom0 network setup (-N), sourced by /init before xl create
-if [ $NVIF -gt 0 ]; then
+if [ $((NVIF + NEMU)) -gt 0 ]; then
   brctl addbr xenbr0 && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up || echo "dom0: xenbr0 setup failed"
 fi
 if [ -n "$NPCI" ]; then
@@ -521,7 +544,7 @@ memory = 256
 vcpus = 1
 kernel = "/boot/vmlinuz"
 ramdisk = "/boot/domU.cpio.gz"
-extra = "console=ttyS0 rdinit=/init loglevel=4 $KARGS"
+extra = "console=ttyS0 rdinit=/init loglevel=4 $KARGS$([ $NEMU = 1 ] && echo ' xen_emul_unplug=never')"
 serial = "file:/var/log/xen/console/guest-agent.log"
 vga = "none"
 nographic = 1
@@ -546,6 +569,9 @@ EOC
     vt=""; [ $DTYPE = hvm ] && vt="type=vif,"   # HVM: PV vif only, no emulated twin NIC (would need tun in dom0)
     printf 'vif = ['; for ((i = 0; i < NVIF; i++)); do printf "%s'${vt}bridge=xenbr0,mac=00:16:3e:00:00:%02x'" "$([ $i = 0 ] || echo ,)" $i; done; echo ']'
   fi
+  # no option ROM for the emulated NIC: the host has no iPXE ROMs, and direct kernel boot needs none
+  [ $NEMU = 1 ] && echo "vif = ['type=ioemu,model=e1000,bridge=xenbr0,mac=00:16:3e:00:00:00']" &&
+    echo 'device_model_args_hvm = [ "-global", "e1000.romfile=" ]'
   [ -n "$NPCI" ] && echo "pci = ['$PCI_BDF']"
   [ $NUSB = 1 ] && echo "usbctrl = ['type=devicemodel,version=3,ports=4']"
   if [ $NPLAT = 1 ]; then
@@ -601,6 +627,7 @@ else
   echo "dom0: xl create failed:"; cat /tmp/xl.err 2>/dev/null
 fi
 [ -s /var/log/xen/qemu-dm-agent.log ] && { echo "=== dom0: /var/log/xen/qemu-dm-agent.log ==="; cat /var/log/xen/qemu-dm-agent.log; }
+[ -s /var/log/xen/hotplug.log ] && { echo "=== dom0: /var/log/xen/hotplug.log ==="; cat /var/log/xen/hotplug.log; }
 echo "=== domU console (/var/log/xen/console/guest-agent.log) ==="
 cat /var/log/xen/console/guest-agent.log 2>/dev/null
 echo "=== end of domU console ==="

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::ops::Bound;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,12 +177,22 @@ impl Op<'_> {
             Request::GetPerms(_) => Ok(nul_list(format_perms(&self.readable(path)?.perms))),
             Request::Directory(_) => {
                 self.readable(path)?;
-                let base = if path == "/" { "" } else { path };
-                let child = |k: &String| {
-                    let name = k.strip_prefix(base)?.strip_prefix('/')?;
-                    (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
+                // Only the keys below `path`: a range of the ordered map, not a scan of it.
+                let prefix = if path == "/" {
+                    "/".to_string()
+                } else {
+                    format!("{path}/")
                 };
-                Ok(nul_list(self.tree.keys().filter_map(child).collect()))
+                let from = (Bound::Included(prefix.as_str()), Bound::Unbounded);
+                let below = self.tree.range::<str, _>(from);
+                let names = below
+                    .map(|(k, _)| k)
+                    .take_while(|k| k.starts_with(&prefix))
+                    .map(|k| &k[prefix.len()..])
+                    .filter(|name| !name.is_empty() && !name.contains('/'))
+                    .map(str::to_string)
+                    .collect();
+                Ok(nul_list(names))
             }
             Request::Write { value, .. } => self.create(path, Some(value)),
             Request::Mkdir(_) => self.create(path, None),

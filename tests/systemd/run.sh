@@ -317,7 +317,7 @@ os_name=$(c sh -c '. /etc/os-release && printf %s "$PRETTY_NAME"')
 memtotal=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
 version=$("$AGENT" --version | awk '{print $2}')
 eq "agent (data/xenbeacon/layout present)" "$(j .agent.kind)" xenbeacon
-eq "data/xenbeacon/layout" "$(j .agent.layout)" 1
+eq "data/xenbeacon/layout" "$(j .agent.layout)" 2
 eq "data/xenbeacon/version" "$(j .agent.version)" "$version"
 eq "data/xenbeacon/stage" "$(j .stage)" rootfs
 eq "data/os_name" "$(j .os.name)" "$os_name"

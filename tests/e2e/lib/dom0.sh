@@ -36,3 +36,40 @@ expect_uint() {
 go() { xenstore-write "$H/e2e/$1" "${2:-1}"; }
 # await NAME [SECS]: wait for the domU to report e2e/NAME
 await() { wait_for "e2e/$1" "" "${2:-60}" || fail "domU never reported e2e/$1"; }
+# wait_until_absent KEY [SECS]: until KEY does not exist
+wait_until_absent() {
+  _n=$((${2:-30} * 5))
+  while [ $_n -gt 0 ]; do
+    xenstore-read "$H/$1" >/dev/null 2>&1 || return 0
+    _n=$((_n - 1)); sleep 0.2
+  done
+  return 1
+}
+# The consumers' rules, from their source (docs/consumers.md cites each line).
+# xo_tools_version: the guest tools version Xen Orchestra shows, or status 1 when it shows
+# none: xo-server joins PV_drivers_version as major.minor.micro-build
+# (packages/xo-server/src/xapi-object-to-xo.mjs) and xo-web shows it only when
+# version.split('.')[0] > 0 (packages/xo-web/src/xo-app/vm/tab-general.js).
+xo_tools_version() {
+  _ma=$(value attr/PVAddons/MajorVersion) && _mi=$(value attr/PVAddons/MinorVersion) &&
+    _mc=$(value attr/PVAddons/MicroVersion) && _b=$(value attr/PVAddons/BuildVersion) || return 1
+  case $_ma in ''|*[!0-9]*) return 1 ;; esac
+  [ "$_ma" -gt 0 ] || return 1
+  echo "$_ma.$_mi.$_mc-$_b"
+}
+# xapi_netbios_name: VM_guest_metrics.netbios_name's host_name entry: data/host_name_dns,
+# with "." and data/domain appended when that exists (ocaml/xapi/xapi_guest_agent.ml).
+xapi_netbios_name() {
+  _h=$(value data/host_name_dns) || return 1
+  if _d=$(value data/domain); then echo "$_h.$_d"; else echo "$_h"; fi
+}
+# xapi_vif_ip DEVID: what xapi puts in VM_guest_metrics.networks as <devid>/ip: the address at
+# the lowest integer index under attr/vif/<devid>/ipv4 (ocaml/xapi/xapi_guest_agent.ml)
+xapi_vif_ip() {
+  _lo=""
+  for _i in $(xenstore-list "$H/attr/vif/$1/ipv4" 2>/dev/null); do
+    case $_i in ''|*[!0-9]*) return 1 ;; esac
+    if [ -z "$_lo" ] || [ "$_i" -lt "$_lo" ]; then _lo=$_i; fi
+  done
+  [ -n "$_lo" ] && value "attr/vif/$1/ipv4/$_lo"
+}

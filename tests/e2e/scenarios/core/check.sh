@@ -18,6 +18,11 @@ for k in MajorVersion MinorVersion MicroVersion BuildVersion; do expect_uint "at
 expect attr/PVAddons/Installed 1
 [ "$(value attr/PVAddons/MajorVersion).$(value attr/PVAddons/MinorVersion).$(value attr/PVAddons/MicroVersion)" = "$XB_VERSION" ] ||
   fail "PVAddons version is not $XB_VERSION"
+# What Xen Orchestra shows as the tools version (docs/consumers.md): only when the major is
+# above 0, as major.minor.micro-build
+xo=$(xo_tools_version) || fail "Xen Orchestra would hide the tools version (MajorVersion $(value attr/PVAddons/MajorVersion))"
+[ "$xo" = "$XB_VERSION-$(value attr/PVAddons/BuildVersion)" ] || fail "Xen Orchestra would show '$xo'"
+ok "Xen Orchestra shows management agent $xo"
 
 # --- 2. the daemon with os-release; memory follows the balloon
 go go2
@@ -33,6 +38,18 @@ wait_change data/meminfo_total "$total" 30 || fail "meminfo_total stayed $total 
 new=$(value data/meminfo_total)
 [ "$new" -lt "$total" ] || fail "meminfo_total rose from $total to $new after shrinking the balloon"
 ok "meminfo_total followed the balloon: $total -> $new"
+# xapi's netbios_name: data/host_name_dns + "." + data/domain
+expect data/host_name_dns web1
+expect data/domain e2e.example
+[ "$(xapi_netbios_name)" = web1.e2e.example ] || fail "xapi would show netbios_name '$(xapi_netbios_name)'"
+ok "xapi netbios_name = web1.e2e.example"
+
+# --- 2b. a host name change is published without a signal
+go go2b
+await stage2b
+wait_for data/host_name_dns db2 10 || fail "the new host name was not published"
+wait_until_absent data/domain 10 || fail "data/domain stayed after the host name lost its domain"
+ok "host name change followed: db2"
 
 # --- 3. SIGHUP: re-read os-release, republish a key removed behind the agent's back
 xenstore-rm "$H/data/os_distro"

@@ -11,9 +11,15 @@ report stage1 done
 # 2. root filesystem with os-release: the daemon
 await go2
 cp /root/os-release /etc/os-release
+hostname web1.e2e.example
 /bin/agent --memory-interval 1 --log-level debug > /tmp/daemon.log 2>&1 &
 pid=$!
 report stage2 started
+
+# 2b. a new host name is followed without a signal (POLLPRI on /proc/sys/kernel/hostname)
+await go2b
+hostname db2
+report stage2b renamed
 
 # 3. SIGHUP re-reads os-release and republishes what dom0 removed
 await go3

@@ -1,0 +1,161 @@
+//! The guest's host and domain name, as the kernel holds them (`sethostname(2)`,
+//! `setdomainname(2)`): no resolver, no DNS lookup, only what the guest knows locally.
+//!
+//! xapi reads `data/host_name_dns` and `data/domain` into the VM's `netbios_name`
+//! (docs/consumers.md). A host name given as a FQDN (`web1.example.com`) is split at its
+//! first dot; otherwise the domain is the kernel's domain name, unless unset (`(none)`).
+//!
+//! Changes need no polling: /proc/sys/kernel/hostname and domainname raise `POLLPRI` on their
+//! open files when either name changes ([`HostnameWatch`]).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use super::{read_attr, rooted};
+
+const HOSTNAME: &str = "/proc/sys/kernel/hostname";
+const DOMAINNAME: &str = "/proc/sys/kernel/domainname";
+
+/// What the guest calls itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostIdentity {
+    /// The host name without its domain.
+    pub host: Option<String>,
+    pub domain: Option<String>,
+}
+
+impl HostIdentity {
+    /// From the kernel's two names; `(none)` and empty names are unset.
+    pub fn from_names(hostname: &str, domainname: &str) -> HostIdentity {
+        let set = |s: &str| {
+            let s = s.trim();
+            (!s.is_empty() && s != "(none)").then(|| s.to_owned())
+        };
+        let Some(hostname) = set(hostname) else {
+            return HostIdentity::default();
+        };
+        match hostname.split_once('.') {
+            Some((host, domain)) if !host.is_empty() => HostIdentity {
+                host: Some(host.to_owned()),
+                domain: set(domain.trim_end_matches('.')),
+            },
+            _ => HostIdentity {
+                host: Some(hostname),
+                domain: set(domainname),
+            },
+        }
+    }
+}
+
+/// Reads both names: `uname(2)` for the real root (one system call), the procfs files
+/// under another root (a test's fake tree).
+pub fn read(root: &Path) -> HostIdentity {
+    if root == Path::new("/") {
+        if let Some((host, domain)) = uname_names() {
+            return HostIdentity::from_names(&host, &domain);
+        }
+    }
+    let mut buf = Vec::new();
+    let mut name = |abs: &str| {
+        read_attr(&rooted(root, abs), &mut buf, 256)
+            .map(|()| String::from_utf8_lossy(&buf).into_owned())
+            .unwrap_or_default()
+    };
+    let host = name(HOSTNAME);
+    let domain = name(DOMAINNAME);
+    HostIdentity::from_names(&host, &domain)
+}
+
+fn uname_names() -> Option<(String, String)> {
+    // SAFETY: utsname is an array of C chars, for which all zeroes is a valid value.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname that uname fills or leaves alone.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let text = |field: &[libc::c_char]| {
+        let bytes: Vec<u8> = field
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Some((text(&u.nodename), text(&u.domainname)))
+}
+
+/// The two procfs files, held open so that `poll(2)` reports `POLLPRI` when a name changes.
+/// Polling resets the notification; nothing needs to be read from these fds.
+#[derive(Debug)]
+pub struct HostnameWatch {
+    fds: [OwnedFd; 2],
+}
+
+impl HostnameWatch {
+    pub fn open(root: &Path) -> io::Result<HostnameWatch> {
+        let open = |abs: &str| {
+            crate::sys::open(
+                &rooted(root, abs),
+                libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            )
+        };
+        Ok(HostnameWatch {
+            fds: [open(HOSTNAME)?, open(DOMAINNAME)?],
+        })
+    }
+
+    pub fn raw_fds(&self) -> [RawFd; 2] {
+        [self.fds[0].as_raw_fd(), self.fds[1].as_raw_fd()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(host: Option<&str>, domain: Option<&str>) -> HostIdentity {
+        HostIdentity {
+            host: host.map(str::to_owned),
+            domain: domain.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            HostIdentity::from_names("web1\n", "(none)\n"),
+            id(Some("web1"), None)
+        );
+        assert_eq!(
+            HostIdentity::from_names("web1", "corp.example"),
+            id(Some("web1"), Some("corp.example"))
+        );
+        assert_eq!(
+            HostIdentity::from_names("web1.example.com", "(none)"),
+            id(Some("web1"), Some("example.com"))
+        );
+        // The FQDN's own domain wins over the kernel's domain name.
+        assert_eq!(
+            HostIdentity::from_names("web1.example.com.", "nis"),
+            id(Some("web1"), Some("example.com"))
+        );
+        assert_eq!(HostIdentity::from_names("(none)", "x"), id(None, None));
+        assert_eq!(HostIdentity::from_names("", ""), id(None, None));
+        assert_eq!(HostIdentity::from_names(".odd", ""), id(Some(".odd"), None));
+        assert_eq!(HostIdentity::from_names("a.", ""), id(Some("a"), None));
+    }
+
+    #[test]
+    fn real_names_match_procfs() {
+        let mut buf = Vec::new();
+        read_attr(Path::new(HOSTNAME), &mut buf, 256).unwrap();
+        let host = String::from_utf8_lossy(&buf).into_owned();
+        read_attr(Path::new(DOMAINNAME), &mut buf, 256).unwrap();
+        let domain = String::from_utf8_lossy(&buf).into_owned();
+        assert_eq!(
+            read(Path::new("/")),
+            HostIdentity::from_names(&host, &domain)
+        );
+    }
+}
