@@ -10,6 +10,11 @@
 //!
 //! tests/agent.rs covers one-shot faults (a refused key, quota, a lost connection, one of each
 //! malformed reply); this file covers the same failures when they persist.
+//!
+//! Also the faults of issue 14: SIGTERM while a reply is held or the listen backlog is full,
+//! FIFOs in the tree, an event flood while a reply is held (peak RSS), an incomplete read-back,
+//! a refused WATCH, a `--xenstore` that is no xenstore, a first-round EACCES, connection drops
+//! on some writes (log lines) and events on the agent's own token (requests per second).
 
 mod support;
 
