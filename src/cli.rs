@@ -18,13 +18,14 @@ use argh::FromArgs;
     error_code(0, "success (and after SIGTERM/SIGINT)"),
     error_code(
         1,
-        "not a Xen guest, or XenStore unreachable with --once, or a setup failure"
+        "not a Xen guest, XenStore unreachable with --once, --xenstore neither the xenbus device nor a socket, or a setup failure"
     ),
     error_code(2, "bad command line")
 )]
 pub struct Args {
-    /// where XenStore is: a xenbus device or a xenstored unix socket. Default: the first of
-    /// /dev/xen/xenbus and /proc/xen/xenbus (a guest waits for it to appear).
+    /// where XenStore is: a xenbus device or a xenstored unix socket (anything else, such as
+    /// /dev/zero or a plain file, exits 1). Default: the first of /dev/xen/xenbus and
+    /// /proc/xen/xenbus (a guest waits for it to appear).
     #[argh(option, arg_name = "PATH")]
     pub xenstore: Option<PathBuf>,
 

@@ -136,7 +136,7 @@ fn admit(ip: &IpAddr, a: &Addr, opts: &NicOptions) -> Option<u8> {
 #[derive(Debug, Default)]
 pub struct NicRenderer {
     slots: BTreeMap<String, BTreeMap<IpAddr, u32>>,
-    /// Directories whose truncation was logged, to log it once.
+    /// Directories whose truncation was logged, to log it once per run.
     truncated: BTreeSet<String>,
 }
 
@@ -323,16 +323,15 @@ impl NicRenderer {
                 slots.insert(*ip, next_free);
                 used.insert(next_free);
             }
-            if wanted.len() > slots.len() {
-                if self.truncated.insert(dir.clone()) {
-                    log::warn!(
-                        "{name}: {} {family} addresses, publishing {} (--max-addresses)",
-                        wanted.len(),
-                        slots.len()
-                    );
-                }
-            } else {
-                self.truncated.remove(&dir);
+            // Logged once per NIC and family for the agent's life: a flapping address must not
+            // log it again on every flap.
+            if wanted.len() > slots.len() && self.truncated.insert(dir.clone()) {
+                log::warn!(
+                    "{name}: {} {family} addresses, publishing {} (--max-addresses; \
+                     logged once for this NIC and family)",
+                    wanted.len(),
+                    slots.len()
+                );
             }
             for (ip, n) in slots.iter() {
                 let prefix = wanted.get(ip).map_or(0, |w| w.2);

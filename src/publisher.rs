@@ -12,9 +12,12 @@
 //!
 //! A key xenstored refuses is logged once, left out of `written`, and not sent again while its
 //! value stays the same, unless the error may clear by itself (quota, EAGAIN), in which case
-//! the next round retries it. Every other key is published regardless.
+//! the next round retries it, or is a permission refusal (EACCES, EPERM), which is retried
+//! after 10 s, doubling to 10 min (permissions may be granted later). Every other key is
+//! published regardless.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::desired::{self, DesiredKeys};
 use crate::layout::{self, key, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
@@ -95,7 +98,16 @@ struct Failure {
     /// The value that was refused; `None` for a refused removal.
     value: Option<String>,
     refusal: Refusal,
+    /// A permission refusal is tried again from then on, even with the same value.
+    retry: Option<(Instant, Duration)>,
 }
+
+/// First and longest wait before a key refused for permissions (`EACCES`, `EPERM`) is tried
+/// again with the same value: the toolstack may grant access later (a home whose permissions
+/// are set after the agent started). `control/feature-balloon` is the exception: under xl it
+/// is refused for good, and the agent stops asking for it.
+const PERMISSION_RETRY_MIN: Duration = Duration::from_secs(10);
+const PERMISSION_RETRY_MAX: Duration = Duration::from_secs(600);
 
 /// Counters since start, for logs, tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,6 +159,10 @@ pub struct Publisher {
     written: BTreeMap<String, String>,
     failed: BTreeMap<String, Failure>,
     loaded: Loaded,
+    /// The first error of the last read-back if it was incomplete (logged once while it
+    /// lasts), and how many read-backs in a row were.
+    readback_error: Option<String>,
+    readback_failures: u32,
     /// `data/updated` must not be created yet.
     hold_updated: bool,
     pub metrics: PublisherMetrics,
@@ -171,22 +187,57 @@ impl Publisher {
     }
 
     /// Reads the owned keys and subtrees back from XenStore into `written`.
+    ///
+    /// A READ or DIRECTORY that fails with anything but "not there" (`ENOENT`) or "not ours to
+    /// read" (`EACCES`), e.g. `EIO` or a malformed listing, makes the read-back incomplete:
+    /// what it could not see may be a stale key. The round still goes out, and the next round
+    /// reads back again, until one read-back is complete and removes what is stale.
     pub fn load(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
         self.written.clear();
+        let mut incomplete = None;
         for k in OWNED_KEYS.iter().chain(KEEP_KEYS.iter()) {
-            self.read_back(conn, k)?;
+            self.read_back(conn, k, &mut incomplete)?;
         }
         let mut budget = READBACK_MAX_NODES;
         for t in OWNED_SUBTREES {
-            self.read_subtree(conn, t, 0, &mut budget)?;
+            self.read_subtree(conn, t, 0, &mut budget, &mut incomplete)?;
         }
-        self.loaded = Loaded::Yes;
         log::debug!("read back {} owned keys from xenstore", self.written.len());
+        match incomplete {
+            None => {
+                self.loaded = Loaded::Yes;
+                if self.readback_error.take().is_some() {
+                    log::info!(
+                        "read-back complete after {} incomplete one(s); stale keys removed",
+                        self.readback_failures
+                    );
+                }
+                self.readback_failures = 0;
+            }
+            Some(msg) => {
+                // Read back again on the next round.
+                self.loaded = Loaded::MarkerSeen;
+                self.readback_failures += 1;
+                if self.readback_error.as_deref() != Some(msg.as_str()) {
+                    log::warn!(
+                        "read-back incomplete ({msg}): stale keys may stay until a read-back \
+                         succeeds; retried on the next round"
+                    );
+                    self.readback_error = Some(msg);
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Reads one key into `written`; returns whether the node exists.
-    fn read_back(&mut self, conn: &mut XenbusConn, k: &str) -> Result<bool, Error> {
+    /// Reads one key into `written`; returns whether the node exists. A failure that leaves
+    /// it unknown whether the node exists is noted in `incomplete`.
+    fn read_back(
+        &mut self,
+        conn: &mut XenbusConn,
+        k: &str,
+        incomplete: &mut Option<String>,
+    ) -> Result<bool, Error> {
         self.metrics.reads += 1;
         match conn.read(k) {
             Ok(v) => {
@@ -196,9 +247,7 @@ impl Publisher {
             }
             Err(e) if e.is_connection_lost() => Err(e),
             Err(e) => {
-                if e.xs() != Some(XsError::Enoent) {
-                    log::debug!("cannot read back {k}: {e}");
-                }
+                note_readback_error(k, &e, incomplete);
                 Ok(false)
             }
         }
@@ -210,6 +259,7 @@ impl Publisher {
         path: &str,
         depth: usize,
         budget: &mut usize,
+        incomplete: &mut Option<String>,
     ) -> Result<(), Error> {
         if depth > READBACK_MAX_DEPTH || *budget == 0 {
             return Ok(());
@@ -219,12 +269,15 @@ impl Publisher {
         let children: Vec<String> = match conn.directory(path) {
             Ok(entries) => entries.map(str::to_owned).collect(),
             Err(e) if e.is_connection_lost() => return Err(e),
-            Err(_) => return Ok(()),
+            Err(e) => {
+                note_readback_error(path, &e, incomplete);
+                return Ok(());
+            }
         };
         if depth > 0 {
             // A node is a key when it holds a value or is a leaf; an empty inner node is only
             // a directory that WRITE created on the way.
-            let exists = self.read_back(conn, path)?;
+            let exists = self.read_back(conn, path, incomplete)?;
             if exists
                 && !children.is_empty()
                 && self.written.get(path).is_some_and(|v| v.is_empty())
@@ -233,7 +286,7 @@ impl Publisher {
             }
         }
         for c in children {
-            self.read_subtree(conn, &format!("{path}/{c}"), depth + 1, budget)?;
+            self.read_subtree(conn, &format!("{path}/{c}"), depth + 1, budget, incomplete)?;
         }
         Ok(())
     }
@@ -307,9 +360,11 @@ impl Publisher {
     }
 
     fn refused_for_good(&self, k: &str, value: Option<&str>) -> bool {
-        self.failed
-            .get(k)
-            .is_some_and(|f| !f.refusal.is_transient() && f.value.as_deref() == value)
+        self.failed.get(k).is_some_and(|f| {
+            !f.refusal.is_transient()
+                && f.value.as_deref() == value
+                && f.retry.map_or(true, |(at, _)| Instant::now() < at)
+        })
     }
 
     /// Sends `ops`. A refused key is recorded and the round goes on; a lost connection ends
@@ -361,7 +416,19 @@ impl Publisher {
                 Op::Write { key, value } => (key, Some(value)),
                 Op::Rm { key } => (key, None),
             };
-            let seen = self.failed.get(&key).is_some_and(|f| f.refusal == refusal);
+            let earlier = self.failed.get(&key).filter(|f| f.refusal == refusal);
+            let seen = earlier.is_some();
+            let retry = match refusal {
+                Refusal::Xs(XsError::Eacces | XsError::Eperm) if key != key::FEATURE_BALLOON => {
+                    let wait = earlier
+                        .and_then(|f| f.retry)
+                        .map_or(PERMISSION_RETRY_MIN, |(_, w)| {
+                            (w * 2).min(PERMISSION_RETRY_MAX)
+                        });
+                    Some((Instant::now() + wait, wait))
+                }
+                _ => None,
+            };
             if key == key::FEATURE_BALLOON && refusal == Refusal::Xs(XsError::Eacces) {
                 if !seen {
                     log::info!(
@@ -373,13 +440,22 @@ impl Publisher {
                 let entry = fresh.entry(refusal).or_insert((0, key.clone()));
                 entry.0 += 1;
             }
-            self.failed.insert(key, Failure { value, refusal });
+            self.failed.insert(
+                key,
+                Failure {
+                    value,
+                    refusal,
+                    retry,
+                },
+            );
         }
         for (refusal, (n, first)) in fresh {
-            let retry = if refusal.is_transient() {
-                "retried on the next round"
-            } else {
-                "not retried until it changes"
+            let retry = match refusal {
+                _ if refusal.is_transient() => "retried on the next round",
+                Refusal::Xs(XsError::Eacces | XsError::Eperm) => {
+                    "retried after 10 s, then less and less often (at most every 10 min)"
+                }
+                _ => "not retried until it changes",
             };
             log::warn!("{n} key(s) not published ({refusal}), e.g. {first}; {retry}");
         }
@@ -488,6 +564,19 @@ impl Publisher {
     /// Keys refused and still unpublished.
     pub fn refused_keys(&self) -> impl Iterator<Item = &str> {
         self.failed.keys().map(String::as_str)
+    }
+}
+
+/// Notes the first read-back failure that leaves it unknown what the store holds: anything
+/// but `ENOENT` (nothing there) and `EACCES` (nothing of the agent's: it can read what it owns).
+fn note_readback_error(path: &str, e: &Error, incomplete: &mut Option<String>) {
+    match e.xs() {
+        Some(XsError::Enoent) => {}
+        Some(XsError::Eacces) => log::debug!("cannot read back {path}: {e}"),
+        _ => {
+            log::debug!("cannot read back {path}: {e}");
+            incomplete.get_or_insert_with(|| format!("{e} on {path}"));
+        }
     }
 }
 
@@ -647,6 +736,7 @@ mod tests {
             Failure {
                 value: Some("A".into()),
                 refusal: Refusal::Xs(XsError::Eacces),
+                retry: Some((Instant::now() + PERMISSION_RETRY_MIN, PERMISSION_RETRY_MIN)),
             },
         );
         p.failed.insert(
@@ -654,6 +744,7 @@ mod tests {
             Failure {
                 value: Some("6.1".into()),
                 refusal: Refusal::Xs(XsError::Enospc),
+                retry: None,
             },
         );
         let d = desired(&[("data/os_name", "A"), ("data/os_uname", "6.1")]);
@@ -662,6 +753,25 @@ mod tests {
         assert_eq!(
             keys(&p.plan(&d, 1)),
             ["W data/os_name", "W data/os_uname", "W data/updated"]
+        );
+    }
+
+    #[test]
+    fn permission_refusals_are_retried_once_their_time_comes() {
+        let mut p = Publisher::new();
+        written(&mut p, &[("data/updated", "1")]);
+        p.failed.insert(
+            "attr/vif/0/ipv4/0".into(),
+            Failure {
+                value: Some("10.0.0.2".into()),
+                refusal: Refusal::Xs(XsError::Eacces),
+                retry: Some((Instant::now(), PERMISSION_RETRY_MIN)),
+            },
+        );
+        let d = desired(&[("attr/vif/0/ipv4/0", "10.0.0.2")]);
+        assert_eq!(
+            keys(&p.plan(&d, 1)),
+            ["W data/updated", "W attr/vif/0/ipv4/0"]
         );
     }
 

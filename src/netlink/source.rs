@@ -42,6 +42,8 @@ pub enum NetlinkError {
     Timeout,
     /// dumps kept overrunning
     Overrun,
+    /// a stop signal arrived during a dump
+    Interrupted,
 }
 
 impl fmt::Display for NetlinkError {
@@ -52,6 +54,7 @@ impl fmt::Display for NetlinkError {
             NetlinkError::Kernel(e) => write!(f, "rtnetlink dump failed: errno {}", -e),
             NetlinkError::Timeout => f.write_str("rtnetlink dump did not finish in time"),
             NetlinkError::Overrun => f.write_str("rtnetlink dumps kept overrunning"),
+            NetlinkError::Interrupted => f.write_str("rtnetlink dump interrupted by a signal"),
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct NetlinkSource {
     buf: Box<[u8]>,
     req: Vec<u8>,
     seq: u32,
+    /// An fd (the stop signalfd) whose readability ends a dump's wait at once.
+    interrupt: Option<RawFd>,
     pub metrics: NetlinkMetrics,
 }
 
@@ -95,20 +100,30 @@ impl NetlinkSource {
             buf: vec![0u8; RECV_BUF].into_boxed_slice(),
             req: Vec::with_capacity(32),
             seq: 0,
+            interrupt: None,
             metrics: NetlinkMetrics::default(),
         })
     }
 
+    /// Makes a dump's wait for the kernel end with [`NetlinkError::Interrupted`] once `fd`
+    /// is readable.
+    pub fn set_interrupt(&mut self, fd: Option<RawFd>) {
+        self.interrupt = fd;
+    }
+
     /// Replaces `state` with a fresh dump of links, then addresses. Events that arrive
-    /// meanwhile are applied too; an overrun restarts the dump.
+    /// meanwhile are applied too; an overrun restarts the dump. The dump is built apart and
+    /// only replaces `state` once it is whole: after a failure `state` is what it was, so a
+    /// failed dump never becomes an empty or partial NIC set.
     pub fn dump(&mut self, state: &mut NetState) -> Result<(), NetlinkError> {
         for _ in 0..DUMP_ATTEMPTS {
             // Events still queued are older than the dump: applied after it they would bring
             // back what no longer exists.
             self.discard_pending()?;
-            state.clear();
+            let mut fresh = NetState::default();
             self.metrics.dumps += 1;
-            if self.dump_one(RTM_GETLINK, state)? && self.dump_one(RTM_GETADDR, state)? {
+            if self.dump_one(RTM_GETLINK, &mut fresh)? && self.dump_one(RTM_GETADDR, &mut fresh)? {
+                *state = fresh;
                 return Ok(());
             }
             self.metrics.overruns += 1;
@@ -147,7 +162,7 @@ impl NetlinkSource {
                 Drained::Overrun => return Ok(false),
                 Drained::Empty(false) => {
                     let at = *deadline.get_or_insert_with(|| Instant::now() + DUMP_TIMEOUT);
-                    wait_readable(self.sock.as_raw_fd(), at)?
+                    wait_readable(self.sock.as_raw_fd(), self.interrupt, at)?
                 }
             }
         }
@@ -273,16 +288,24 @@ fn open_route_socket(groups: u32) -> io::Result<NlSocket> {
     Ok(sock)
 }
 
-fn wait_readable(fd: RawFd, deadline: Instant) -> Result<(), NetlinkError> {
+fn wait_readable(
+    fd: RawFd,
+    interrupt: Option<RawFd>,
+    deadline: Instant,
+) -> Result<(), NetlinkError> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(NetlinkError::Timeout);
     }
-    let mut pfd = [libc::pollfd {
+    let pollfd = |fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
-    }];
+    };
+    let mut pfd = [pollfd(fd), pollfd(interrupt.unwrap_or(-1))];
     crate::sys::poll(&mut pfd, Some(left)).map_err(NetlinkError::Io)?;
+    if pfd[1].revents != 0 {
+        return Err(NetlinkError::Interrupted);
+    }
     Ok(())
 }

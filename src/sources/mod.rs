@@ -21,12 +21,20 @@ pub fn rooted(root: &Path, abs: &str) -> PathBuf {
 }
 
 /// Reads at most `limit` bytes of a small text file into `buf` (cleared first), so that a
-/// hostile or corrupt file cannot make the agent allocate without bound.
+/// hostile or corrupt file cannot make the agent allocate without bound. Opening never blocks
+/// and anything but a regular file (a FIFO, a device, a socket) is refused, so that a hostile
+/// tree cannot stall the agent.
 pub fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: u64) -> io::Result<()> {
     buf.clear();
-    std::fs::File::from(crate::sys::open(path, libc::O_RDONLY)?)
-        .take(limit)
-        .read_to_end(buf)?;
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let file = std::fs::File::from(crate::sys::open(path, flags)?);
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    file.take(limit).read_to_end(buf)?;
     Ok(())
 }
 

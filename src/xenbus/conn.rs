@@ -112,13 +112,22 @@ pub enum Error {
     TooLarge,
     /// the path has characters or a length xenstore does not allow
     InvalidPath,
+    /// a stop signal arrived while waiting for xenstore
+    Interrupted,
+    /// the path is neither the xenbus device nor a xenstored socket
+    NotXenstore(PathBuf),
 }
 
 impl Error {
     /// True when the connection can no longer be trusted and must be reopened.
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            Error::Open(_) | Error::Io(_) | Error::Closed | Error::Timeout => true,
+            Error::Open(_)
+            | Error::Io(_)
+            | Error::Closed
+            | Error::Timeout
+            | Error::Interrupted
+            | Error::NotXenstore(_) => true,
             Error::Wire(w) => matches!(w, WireError::PayloadTooLong | WireError::Truncated),
             Error::Xs(_) | Error::TooLarge | Error::InvalidPath => false,
         }
@@ -144,6 +153,13 @@ impl fmt::Display for Error {
             Error::Timeout => f.write_str("no reply from xenstore in time"),
             Error::TooLarge => f.write_str("request larger than one xenbus message"),
             Error::InvalidPath => f.write_str("path not allowed by xenstore"),
+            Error::Interrupted => f.write_str("interrupted by a stop signal"),
+            Error::NotXenstore(p) => write!(
+                f,
+                "{} is neither the xenbus device (a misc character device such as \
+                 /dev/xen/xenbus, or /proc/xen/xenbus on xenfs) nor a xenstored socket",
+                p.display()
+            ),
         }
     }
 }
@@ -160,6 +176,9 @@ pub struct WatchEvent {
 /// How long a request waits for its reply before the connection is considered dead.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Most watch events the agent queues at once (see [`XenbusConn::limit_events`]).
+pub const EVENT_QUEUE_MAX: usize = 32;
+
 /// Room for two whole messages, so a reply and a following event never need a resize.
 const INBUF_LEN: usize = 2 * (HEADER_LEN + PAYLOAD_MAX);
 
@@ -175,7 +194,13 @@ pub struct XenbusConn {
     consumed: usize,
     outbuf: Vec<u8>,
     events: VecDeque<WatchEvent>,
+    /// Events dropped because the queue was full, since the last [`XenbusConn::take_overflow`].
+    events_dropped: u64,
+    /// `Some(n)`: events are coalesced by token and at most `n` are queued.
+    event_limit: Option<usize>,
     reply_timeout: Duration,
+    /// An fd (the event loop's stop signalfd) whose readability ends every wait at once.
+    interrupt: Option<RawFd>,
     /// No request waits past this (a dom0 command's `--timeout`).
     deadline: Option<Instant>,
     /// Requests sent and stray replies dropped, for metrics and tests.
@@ -184,12 +209,11 @@ pub struct XenbusConn {
 }
 
 impl XenbusConn {
-    /// Opens `endpoint` non-blocking.
+    /// Opens `endpoint` non-blocking. A device must be the xenbus device
+    /// ([`Error::NotXenstore`] otherwise).
     pub fn open(endpoint: &Endpoint) -> Result<XenbusConn, Error> {
         let file = match endpoint {
-            Endpoint::Device(p) => File::from(
-                crate::sys::open(p, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?,
-            ),
+            Endpoint::Device(p) => open_device(p)?,
             Endpoint::Socket(p) => {
                 let s = UnixStream::connect(p).map_err(Error::Open)?;
                 s.set_nonblocking(true).map_err(Error::Open)?;
@@ -215,6 +239,26 @@ impl XenbusConn {
         }
     }
 
+    /// The agent's open: never blocks (a full backlog fails at once and is said so), and
+    /// every wait of the connection ends with [`Error::Interrupted`] when `interrupt` (the
+    /// stop signalfd) becomes readable.
+    pub fn open_interruptible(
+        endpoint: &Endpoint,
+        interrupt: Option<RawFd>,
+    ) -> Result<XenbusConn, Error> {
+        let mut conn = XenbusConn::open_nonblocking(endpoint).map_err(|e| match e {
+            Error::Open(io) if io.kind() == io::ErrorKind::WouldBlock => {
+                Error::Open(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "xenstored is not accepting connections (listen backlog full)",
+                ))
+            }
+            e => e,
+        })?;
+        conn.interrupt = interrupt;
+        Ok(conn)
+    }
+
     fn with_file(file: File, endpoint: &Endpoint) -> XenbusConn {
         XenbusConn {
             file,
@@ -226,7 +270,10 @@ impl XenbusConn {
             consumed: 0,
             outbuf: Vec::with_capacity(HEADER_LEN + PAYLOAD_MAX),
             events: VecDeque::new(),
+            events_dropped: 0,
+            event_limit: None,
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            interrupt: None,
             deadline: None,
             requests_sent: 0,
             stray_replies: 0,
@@ -239,6 +286,11 @@ impl XenbusConn {
 
     pub fn set_reply_timeout(&mut self, t: Duration) {
         self.reply_timeout = t;
+    }
+
+    /// Makes every wait for xenstore end with [`Error::Interrupted`] once `fd` is readable.
+    pub fn set_interrupt(&mut self, fd: Option<RawFd>) {
+        self.interrupt = fd;
     }
 
     /// From now on no request waits past `at`: it fails there with `Error::Timeout`, however
@@ -301,7 +353,12 @@ impl XenbusConn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Only sockets get here: the device accepts every write at once.
-                    wait_fd(self.file.as_raw_fd(), libc::POLLOUT, deadline)?;
+                    wait_fd(
+                        self.file.as_raw_fd(),
+                        libc::POLLOUT,
+                        self.interrupt,
+                        deadline,
+                    )?;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Err(Error::Closed),
                 Err(e) => return Err(Error::Io(e)),
@@ -355,19 +412,46 @@ impl XenbusConn {
             if let Some(n) = self.buffered_message()? {
                 return Ok(n);
             }
-            wait_fd(self.file.as_raw_fd(), libc::POLLIN, deadline)?;
+            wait_fd(
+                self.file.as_raw_fd(),
+                libc::POLLIN,
+                self.interrupt,
+                deadline,
+            )?;
             self.read_available()?;
         }
     }
 
+    /// Queues an event; with a limit ([`XenbusConn::limit_events`]), not when one with its
+    /// token waits already (coalesced) or the queue is full (counted as dropped).
     fn queue_event(&mut self, len: usize) {
+        let limit = self.event_limit;
         match Reply::parse(MsgType::WatchEvent, None, &self.inbuf[HEADER_LEN..len]) {
+            Ok(Reply::WatchEvent { token, .. })
+                if limit.is_some() && self.events.iter().any(|e| e.token == token) => {}
+            Ok(Reply::WatchEvent { .. }) if limit.is_some_and(|n| self.events.len() >= n) => {
+                self.events_dropped += 1;
+            }
             Ok(Reply::WatchEvent { path, token }) => self.events.push_back(WatchEvent {
                 path: path.to_owned(),
                 token: token.to_owned(),
             }),
             _ => log::debug!("dropping malformed watch event"),
         }
+    }
+
+    /// Bounds the event queue for a client that acts on which watch fired, not on how often
+    /// or where: events are coalesced by token and at most `max` are queued, so a store that
+    /// floods events while it holds a reply costs no memory. What does not fit is dropped
+    /// and counted for [`XenbusConn::take_overflow`].
+    pub fn limit_events(&mut self, max: usize) {
+        self.event_limit = Some(max);
+    }
+
+    /// How many watch events did not fit in the queue since the last call. When it is not
+    /// zero, any watch may have fired: the caller re-checks what all its watches cover.
+    pub fn take_overflow(&mut self) -> u64 {
+        std::mem::take(&mut self.events_dropped)
     }
 
     /// Reads everything the fd has now and queues the watch events in it. Call when `poll`
@@ -539,8 +623,13 @@ impl Deadline {
     }
 }
 
-/// Waits until `fd` has `events` or the deadline passes.
-fn wait_fd(fd: RawFd, events: libc::c_short, deadline: &mut Deadline) -> Result<(), Error> {
+/// Waits until `fd` has `events` or the deadline passes, or `interrupt` is readable.
+fn wait_fd(
+    fd: RawFd,
+    events: libc::c_short,
+    interrupt: Option<RawFd>,
+    deadline: &mut Deadline,
+) -> Result<(), Error> {
     loop {
         let left = deadline.left();
         if left.is_zero() {
@@ -548,13 +637,21 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: &mut Deadline) -> Result<
         }
         // Rounded up: a wait never ends before its deadline.
         let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+        let mut pfd = [
+            libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: interrupt.unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let nfds = if interrupt.is_some() { 2 } else { 1 };
+        // SAFETY: `nfds` valid pollfds for the duration of the call.
+        let n = unsafe { libc::poll(pfd.as_mut_ptr(), nfds, ms.max(1)) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -565,7 +662,43 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: &mut Deadline) -> Result<
         if n == 0 {
             return Err(Error::Timeout);
         }
+        if pfd[1].revents != 0 {
+            return Err(Error::Interrupted);
+        }
         // POLLHUP/POLLERR: the next read or write reports what happened.
         return Ok(());
     }
+}
+
+/// True for what the xenbus device can be: the misc character device (`/dev/xen/xenbus`)
+/// or the file xenfs serves (`/proc/xen/xenbus`). Anything else (`/dev/zero`, a regular
+/// file, a FIFO) would be read as an endless stream of messages.
+fn is_xenbus_device(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    const MISC_MAJOR: u32 = 10;
+    const XENFS_SUPER_MAGIC: i64 = 0xabba1974;
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if meta.file_type().is_char_device() {
+        return libc::major(meta.rdev()) == MISC_MAJOR;
+    }
+    if !meta.file_type().is_file() {
+        return false;
+    }
+    // SAFETY: statfs is plain old data, filled in by fstatfs on a valid fd.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd and a valid statfs to write.
+    let r = unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) };
+    r == 0 && st.f_type as i64 == XENFS_SUPER_MAGIC
+}
+
+/// Opens the xenbus device at `path`, refusing what is not one.
+fn open_device(path: &Path) -> Result<File, Error> {
+    let file =
+        File::from(crate::sys::open(path, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?);
+    if !is_xenbus_device(&file) {
+        return Err(Error::NotXenstore(path.to_path_buf()));
+    }
+    Ok(file)
 }

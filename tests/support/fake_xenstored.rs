@@ -531,6 +531,17 @@ fn serve_one(shared: &Shared, conn: u64, domid: u32, stream: &mut UnixStream) ->
     if plan.close {
         return Err(closed());
     }
+    if let (n @ 1.., Some(p)) = (plan.event_flood, req.and_then(|r| r.path())) {
+        let writer = lock(&shared.state).conns.get(&conn).cloned();
+        let mut chunk = Vec::with_capacity(1 << 16);
+        for i in 0..n {
+            emit_event(p, &format!("flood{i}"), &mut chunk);
+            if chunk.len() > 60_000 || i + 1 == n {
+                send(writer.as_ref().ok_or_else(closed)?, &chunk)?;
+                chunk.clear();
+            }
+        }
+    }
     let mut st = lock(&shared.state);
     let mut post = Vec::new();
     let result = match (req, plan.error) {
@@ -544,6 +555,9 @@ fn serve_one(shared: &Shared, conn: u64, domid: u32, stream: &mut UnixStream) ->
     let mut out = Vec::new();
     if let Some(p) = req.and_then(|r| r.path()).filter(|_| plan.spurious_event) {
         emit_event(p, "spurious", &mut out);
+    }
+    if let (Some(p), Some(t)) = (req.and_then(|r| r.path()), &plan.event_token) {
+        emit_event(p, t, &mut out);
     }
     let (mut reply_type, payload) = match (result, msg_type) {
         (Ok(p), Some(t)) => (t, p),

@@ -40,6 +40,12 @@ pub enum Fault {
     EagainOnCommit,
     /// The request is read, not executed, and the connection is closed without a reply.
     CloseMidRequest,
+    /// Like `CloseMidRequest`, only for requests of `msg_type` whose resolved path starts
+    /// with `path_prefix`.
+    CloseOn {
+        msg_type: MsgType,
+        path_prefix: String,
+    },
     /// The operation is executed but its reply is replaced by a corrupt one.
     Malformed(MalformedKind),
     /// Before the reply, a WATCH_EVENT for the request's path (as sent) with token `spurious`.
@@ -49,6 +55,12 @@ pub enum Fault {
     OversizeReply,
     /// Sleep this long before handling the request.
     Delay(Duration),
+    /// Before the reply, this many WATCH_EVENTs for the request's path, each with its own
+    /// token (`flood0`, `flood1`, ...): a store that holds a reply while it floods events.
+    EventFlood(u32),
+    /// Before the reply, a WATCH_EVENT for the request's path with this token (one of the
+    /// client's own: every request it makes brings another event it must act on).
+    EventWithToken(String),
 }
 
 /// What the server must do to one request; the sum of every fault that matched it.
@@ -61,6 +73,8 @@ pub struct Plan {
     pub malformed: Option<MalformedKind>,
     pub spurious_event: bool,
     pub oversize_read: bool,
+    pub event_flood: u32,
+    pub event_token: Option<String>,
 }
 
 struct Armed {
@@ -126,6 +140,14 @@ impl FaultInjector {
                     commit && set(&mut plan.eagain_on_commit, true)
                 }
                 Fault::CloseMidRequest => set(&mut plan.close, true),
+                Fault::CloseOn {
+                    msg_type: t,
+                    ref path_prefix,
+                } => {
+                    let hit = msg_type == Some(t)
+                        && path.is_some_and(|p| p.starts_with(path_prefix.as_str()));
+                    hit && set(&mut plan.close, true)
+                }
                 Fault::Malformed(kind) => {
                     let listing = matches!(msg_type, Some(MsgType::Directory | MsgType::GetPerms));
                     (kind != MalformedKind::MissingNul || listing)
@@ -134,6 +156,10 @@ impl FaultInjector {
                 Fault::SpuriousWatchEvent => path.is_some() && set(&mut plan.spurious_event, true),
                 Fault::OversizeReply => {
                     msg_type == Some(MsgType::Read) && set(&mut plan.oversize_read, true)
+                }
+                Fault::EventFlood(n) => path.is_some() && set(&mut plan.event_flood, n),
+                Fault::EventWithToken(ref t) => {
+                    path.is_some() && set(&mut plan.event_token, Some(t.clone()))
                 }
                 Fault::Delay(d) => {
                     plan.delay = Some(plan.delay.unwrap_or_default() + d);

@@ -29,6 +29,8 @@ pub struct Guest {
     pub root: TempDir,
     /// Network namespace the agent runs in (`ip netns exec`), if any.
     pub netns: Option<String>,
+    /// A program the agent runs under, with its arguments (strace for fault injection).
+    pub wrapper: Vec<String>,
     _dir: TempDir,
 }
 
@@ -43,6 +45,7 @@ impl Guest {
             sock,
             root,
             netns: None,
+            wrapper: Vec::new(),
             _dir: dir,
         };
         g.file("etc/os-release", DEBIAN);
@@ -59,16 +62,21 @@ impl Guest {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_xenbeacon")]);
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_xenbeacon")),
+        self.command_at(&self.sock, args)
+    }
+
+    /// The agent's command line, with `--xenstore xenstore`.
+    pub fn command_at(&self, xenstore: &std::path::Path, args: &[&str]) -> Command {
+        let mut argv: Vec<&str> = match &self.netns {
+            Some(ns) => vec!["ip", "netns", "exec", ns],
+            None => Vec::new(),
         };
+        argv.extend(self.wrapper.iter().map(String::as_str));
+        argv.push(env!("CARGO_BIN_EXE_xenbeacon"));
+        let mut c = Command::new(argv[0]);
+        c.args(&argv[1..]);
         c.arg("--xenstore")
-            .arg(&self.sock)
+            .arg(xenstore)
             .arg("--root")
             .arg(self.root.path())
             .args(args)
@@ -90,9 +98,14 @@ impl Guest {
     }
 
     pub fn daemon(&self, args: &[&str]) -> Daemon {
+        self.daemon_at(&self.sock, args)
+    }
+
+    /// The daemon, connecting to `xenstore` instead of the guest's socket.
+    pub fn daemon_at(&self, xenstore: &std::path::Path, args: &[&str]) -> Daemon {
         let log = self.root.path().join("daemon.log");
         let child = self
-            .command(args)
+            .command_at(xenstore, args)
             .stdout(Stdio::null())
             .stderr(Stdio::from(fs::File::create(&log).unwrap()))
             .spawn()
@@ -155,6 +168,23 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The agent's own pid: the child itself, or the xenbeacon process below a wrapper.
+    pub fn agent_pid(&self) -> u32 {
+        let mut pid = self.child.id();
+        for _ in 0..4 {
+            let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            if exe.to_string_lossy().contains("xenbeacon") {
+                return pid;
+            }
+            let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+            match children.unwrap_or_default().split_whitespace().next() {
+                Some(c) => pid = c.parse().unwrap(),
+                None => break,
+            }
+        }
+        panic!("no xenbeacon process below pid {}", self.child.id());
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: plain kill(2) on our own child.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
