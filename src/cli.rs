@@ -84,7 +84,7 @@ pub struct Args {
     #[argh(switch)]
     pub no_feature_balloon: bool,
 
-    /// seconds a balloon may stand still short of its target before data/balloon_state says
+    /// seconds a balloon may stand still short of its target before data/xenbeacon/balloon/state says
     /// stuck (default 30).
     #[argh(option, default = "30", arg_name = "SECS")]
     pub balloon_stuck_after: u32,
