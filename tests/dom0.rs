@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use support::fake_xenstored::FakeXenstored;
 use support::{tempdir, TempDir};
+use xenbeacon::xenbus::server_wire;
 use xenbeacon::xenbus::wire::{self, Packet, Request, HEADER_LEN};
 
 /// A host: dom0, a xenbeacon guest (1, web1), a guest with another agent (2, win), a guest
@@ -1065,7 +1066,7 @@ fn wait_timeout_bounds_a_hung_xenstored() {
             thread::spawn(move || {
                 let mut event = Vec::new();
                 let parts: [&[u8]; 2] = [b"/local/domain/1/data/x\0", b"xenbeacon-wait-home\0"];
-                wire::emit_raw(wire::MsgType::WatchEvent, 0, 0, &parts, &mut event);
+                server_wire::emit_raw(wire::MsgType::WatchEvent, 0, 0, &parts, &mut event);
                 while s.write_all(&event).is_ok() {
                     thread::sleep(Duration::from_millis(2));
                 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::fake_xenstored::FakeXenstored;
 use support::fault_injector::{Fault, MalformedKind};
+use xenbeacon::xenbus::server_wire;
 use xenbeacon::xenbus::wire::{self, MsgType, Packet, Reply, Request as R, WireError, XsError};
 
 #[derive(Debug, PartialEq)]
@@ -381,7 +382,7 @@ fn transactions_commit_abort_and_conflict() {
 /// A request with req_id 77, tx_id 3, any type and payload.
 fn raw(msg_type: u32, payload: &[u8]) -> Vec<u8> {
     let mut buf = Vec::new();
-    wire::emit_raw(MsgType::Read, 77, 3, &[payload], &mut buf);
+    server_wire::emit_raw(MsgType::Read, 77, 3, &[payload], &mut buf);
     buf[..4].copy_from_slice(&msg_type.to_ne_bytes());
     buf
 }

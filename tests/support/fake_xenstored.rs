@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use xenbeacon::xenbus::server_wire;
 use xenbeacon::xenbus::wire::{self, MsgType, Request, XsError, HEADER_LEN, PAYLOAD_MAX};
 
 use super::fault_injector::{FaultInjector, MalformedKind, Plan};
@@ -137,7 +138,7 @@ fn owned(tree: &Tree, domid: u32) -> usize {
 
 fn emit_event(path: &str, token: &str, out: &mut Vec<u8>) {
     let parts: [&[u8]; 4] = [path.as_bytes(), b"\0", token.as_bytes(), b"\0"];
-    wire::emit_raw(MsgType::WatchEvent, 0, 0, &parts, out);
+    server_wire::emit_raw(MsgType::WatchEvent, 0, 0, &parts, out);
 }
 
 /// A change watches must hear about; `perms` decide who may see it.
@@ -573,7 +574,7 @@ fn serve_one(shared: &Shared, conn: u64, domid: u32, stream: &mut UnixStream) ->
         reply_type = msg_type.unwrap_or(MsgType::Directory);
     }
     let at = out.len();
-    wire::emit_raw(reply_type, req_id, tx_id, &[body], &mut out);
+    server_wire::emit_raw(reply_type, req_id, tx_id, &[body], &mut out);
     match plan.malformed {
         Some(MalformedKind::UnknownType) => out[at..at + 4].copy_from_slice(&99u32.to_ne_bytes()),
         Some(MalformedKind::WrongLength) => {

@@ -14,8 +14,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use xenbeacon::xenbus::server_wire::emit_raw;
 use xenbeacon::xenbus::wire::{
-    emit_raw, is_valid_path, message_len, MsgType, Packet, Reply, Request, WireError, HEADER_LEN,
+    is_valid_path, message_len, MsgType, Packet, Reply, Request, WireError, HEADER_LEN,
     PAYLOAD_MAX,
 };
 
