@@ -14,17 +14,22 @@
 //! Quirks of the Linux device (`drivers/xen/xenbus/xenbus_dev_frontend.c`) handled here: it
 //! answers WATCH/UNWATCH itself with `req_id` 0, never reports `POLLOUT`, and buffers at most
 //! 4096 bytes of one message including its header.
+//!
+//! The connection owns the protocol state (request ids, the receive buffer, the event queue,
+//! deadlines) and reaches the bytes through a [`Transport`]: [`FdTransport`] for the device
+//! or socket, a scripted one in the unit tests.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::transport::{Direction, FdTransport, Transport, Wake};
 use super::wire::{
     self, message_len, MsgType, Packet, Reply, Request, WireError, XsError, DEVICE_MSG_MAX,
     HEADER_LEN, PAYLOAD_MAX,
@@ -182,9 +187,10 @@ pub const EVENT_QUEUE_MAX: usize = 32;
 /// Room for two whole messages, so a reply and a following event never need a resize.
 const INBUF_LEN: usize = 2 * (HEADER_LEN + PAYLOAD_MAX);
 
-/// A connection to XenStore.
-pub struct XenbusConn {
-    file: File,
+/// A connection to XenStore, over the device or socket unless a test gives it another
+/// [`Transport`].
+pub struct XenbusConn<T = FdTransport> {
+    transport: T,
     endpoint: Endpoint,
     next_req_id: u32,
     tx_id: u32,
@@ -199,8 +205,6 @@ pub struct XenbusConn {
     /// `Some(n)`: events are coalesced by token and at most `n` are queued.
     event_limit: Option<usize>,
     reply_timeout: Duration,
-    /// An fd (the event loop's stop signalfd) whose readability ends every wait at once.
-    interrupt: Option<RawFd>,
     /// No request waits past this (a dom0 command's `--timeout`).
     deadline: Option<Instant>,
     /// Requests sent and stray replies dropped, for metrics and tests.
@@ -208,7 +212,7 @@ pub struct XenbusConn {
     pub stray_replies: u64,
 }
 
-impl XenbusConn {
+impl XenbusConn<FdTransport> {
     /// Opens `endpoint` non-blocking. A device must be the xenbus device
     /// ([`Error::NotXenstore`] otherwise).
     pub fn open(endpoint: &Endpoint) -> Result<XenbusConn, Error> {
@@ -220,7 +224,7 @@ impl XenbusConn {
                 File::from(OwnedFd::from(s))
             }
         };
-        Ok(XenbusConn::with_file(file, endpoint))
+        Ok(XenbusConn::with_transport(FdTransport::new(file), endpoint))
     }
 
     /// Like [`XenbusConn::open`], but never blocks: a xenstored socket whose listen backlog is
@@ -230,8 +234,8 @@ impl XenbusConn {
         match endpoint {
             Endpoint::Socket(p) => {
                 let s = crate::sys::connect_unix_nonblocking(p).map_err(Error::Open)?;
-                Ok(XenbusConn::with_file(
-                    File::from(OwnedFd::from(s)),
+                Ok(XenbusConn::with_transport(
+                    FdTransport::new(File::from(OwnedFd::from(s))),
                     endpoint,
                 ))
             }
@@ -255,13 +259,22 @@ impl XenbusConn {
             }
             e => e,
         })?;
-        conn.interrupt = interrupt;
+        conn.set_interrupt(interrupt);
         Ok(conn)
     }
 
-    fn with_file(file: File, endpoint: &Endpoint) -> XenbusConn {
+    /// Makes every wait for xenstore end with [`Error::Interrupted`] once `fd` is readable.
+    pub fn set_interrupt(&mut self, fd: Option<RawFd>) {
+        self.transport.set_interrupt(fd);
+    }
+}
+
+impl<T: Transport> XenbusConn<T> {
+    /// A connection over `transport`; `endpoint` says which protocol limits and quirks apply
+    /// (the device's message size and its WATCH replies with `req_id` 0).
+    pub fn with_transport(transport: T, endpoint: &Endpoint) -> XenbusConn<T> {
         XenbusConn {
-            file,
+            transport,
             endpoint: endpoint.clone(),
             next_req_id: 0,
             tx_id: 0,
@@ -273,7 +286,6 @@ impl XenbusConn {
             events_dropped: 0,
             event_limit: None,
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
-            interrupt: None,
             deadline: None,
             requests_sent: 0,
             stray_replies: 0,
@@ -286,11 +298,6 @@ impl XenbusConn {
 
     pub fn set_reply_timeout(&mut self, t: Duration) {
         self.reply_timeout = t;
-    }
-
-    /// Makes every wait for xenstore end with [`Error::Interrupted`] once `fd` is readable.
-    pub fn set_interrupt(&mut self, fd: Option<RawFd>) {
-        self.interrupt = fd;
     }
 
     /// From now on no request waits past `at`: it fails there with `Error::Timeout`, however
@@ -347,18 +354,13 @@ impl XenbusConn {
     fn send_outbuf(&mut self, deadline: &mut Deadline) -> Result<(), Error> {
         let mut sent = 0;
         while sent < self.outbuf.len() {
-            match self.file.write(&self.outbuf[sent..]) {
+            match self.transport.write(&self.outbuf[sent..]) {
                 Ok(0) => return Err(Error::Closed),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Only sockets get here: the device accepts every write at once.
-                    wait_fd(
-                        self.file.as_raw_fd(),
-                        libc::POLLOUT,
-                        self.interrupt,
-                        deadline,
-                    )?;
+                    self.wait(Direction::Writable, deadline)?;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Err(Error::Closed),
                 Err(e) => return Err(Error::Io(e)),
@@ -386,10 +388,10 @@ impl XenbusConn {
         }
     }
 
-    /// Reads what the fd has; `Ok(false)` if it had nothing.
+    /// Reads what the transport has; `Ok(false)` if it had nothing.
     fn read_available(&mut self) -> Result<bool, Error> {
         loop {
-            match self.file.read(&mut self.inbuf[self.filled..]) {
+            match self.transport.read(&mut self.inbuf[self.filled..]) {
                 Ok(0) => return Err(Error::Closed),
                 Ok(n) => {
                     self.filled += n;
@@ -412,13 +414,26 @@ impl XenbusConn {
             if let Some(n) = self.buffered_message()? {
                 return Ok(n);
             }
-            wait_fd(
-                self.file.as_raw_fd(),
-                libc::POLLIN,
-                self.interrupt,
-                deadline,
-            )?;
+            self.wait(Direction::Readable, deadline)?;
             self.read_available()?;
+        }
+    }
+
+    /// Waits until the transport is ready for `dir`, within the deadline.
+    fn wait(&mut self, dir: Direction, deadline: &mut Deadline) -> Result<(), Error> {
+        loop {
+            let left = deadline.left();
+            if left.is_zero() {
+                return Err(Error::Timeout);
+            }
+            match self.transport.wait(dir, left) {
+                Ok(Wake::Ready) => return Ok(()),
+                Ok(Wake::TimedOut) => return Err(Error::Timeout),
+                Ok(Wake::Interrupted) => return Err(Error::Interrupted),
+                // A signal: wait again for what is left.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
         }
     }
 
@@ -579,9 +594,9 @@ impl XenbusConn {
     }
 }
 
-impl AsRawFd for XenbusConn {
+impl<T: Transport> AsRawFd for XenbusConn<T> {
     fn as_raw_fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+        self.transport.raw_fd()
     }
 }
 
@@ -623,53 +638,6 @@ impl Deadline {
     }
 }
 
-/// Waits until `fd` has `events` or the deadline passes, or `interrupt` is readable.
-fn wait_fd(
-    fd: RawFd,
-    events: libc::c_short,
-    interrupt: Option<RawFd>,
-    deadline: &mut Deadline,
-) -> Result<(), Error> {
-    loop {
-        let left = deadline.left();
-        if left.is_zero() {
-            return Err(Error::Timeout);
-        }
-        // Rounded up: a wait never ends before its deadline.
-        let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-        let mut pfd = [
-            libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: interrupt.unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let nfds = if interrupt.is_some() { 2 } else { 1 };
-        // SAFETY: `nfds` valid pollfds for the duration of the call.
-        let n = unsafe { libc::poll(pfd.as_mut_ptr(), nfds, ms.max(1)) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(Error::Io(e));
-        }
-        if n == 0 {
-            return Err(Error::Timeout);
-        }
-        if pfd[1].revents != 0 {
-            return Err(Error::Interrupted);
-        }
-        // POLLHUP/POLLERR: the next read or write reports what happened.
-        return Ok(());
-    }
-}
-
 /// True for what the xenbus device can be: the misc character device (`/dev/xen/xenbus`)
 /// or the file xenfs serves (`/proc/xen/xenbus`). Anything else (`/dev/zero`, a regular
 /// file, a FIFO) would be read as an endless stream of messages.
@@ -702,3 +670,6 @@ fn open_device(path: &Path) -> Result<File, Error> {
     }
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests;
