@@ -390,6 +390,7 @@ impl<T: Transport> XenbusConn<T> {
 
     /// Reads what the transport has; `Ok(false)` if it had nothing.
     fn read_available(&mut self) -> Result<bool, Error> {
+        debug_assert!(self.filled < self.inbuf.len(), "no room to read into");
         loop {
             match self.transport.read(&mut self.inbuf[self.filled..]) {
                 Ok(0) => return Err(Error::Closed),
@@ -472,10 +473,13 @@ impl<T: Transport> XenbusConn<T> {
     /// Reads everything the fd has now and queues the watch events in it. Call when `poll`
     /// reports the fd readable. Fails with `Error::Closed` when xenstored went away.
     pub fn receive(&mut self) -> Result<(), Error> {
+        // What a request left in the buffer goes first: a largest reply and a largest event
+        // fill it, and a read into no room returns 0, which reads as a close.
+        self.queue_buffered()?;
         while self.read_available()? {
             self.queue_buffered()?;
         }
-        self.queue_buffered()
+        Ok(())
     }
 
     fn queue_buffered(&mut self) -> Result<(), Error> {

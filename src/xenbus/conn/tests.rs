@@ -306,3 +306,18 @@ fn an_interrupt_or_a_passed_deadline_ends_the_wait() {
     assert!(matches!(c.read("data/x"), Err(Error::Timeout)));
     assert_eq!(c.transport.waits(), 0);
 }
+
+#[test]
+fn a_full_buffer_of_reply_and_event_is_not_mistaken_for_a_close() {
+    // A largest reply and a largest event in one read fill the receive buffer exactly.
+    let value = vec![b'v'; PAYLOAD_MAX];
+    let path = format!("/{}", "p".repeat(3000));
+    let token = "t".repeat(PAYLOAD_MAX - path.len() - 2);
+    let mut stream = msg(MsgType::Read, 1, &value);
+    stream.extend(event_msg(&path, &token));
+    assert_eq!(stream.len(), INBUF_LEN);
+    let mut c = conn(&[Step::Bytes(stream)]);
+    assert_eq!(c.read("data/big").unwrap(), &value[..]);
+    c.receive().unwrap();
+    assert_eq!(c.pending_event(), Some(ev(&path, &token)));
+}
