@@ -37,6 +37,10 @@ pub enum WriteStep {
     Error(i32),
 }
 
+/// Bytes written in all after which every write fails with EFBIG: a connection that keeps
+/// writing the same request fails its test instead of hanging it.
+const WRITTEN_MAX: usize = 1 << 20;
+
 /// A transport that plays [`Step`]s for reads and [`WriteStep`]s for writes; writes with no
 /// step left take everything.
 #[derive(Debug, Default)]
@@ -126,6 +130,9 @@ impl Transport for ScriptedTransport {
     }
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written.len() > WRITTEN_MAX {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
         let n = match self.write_steps.pop_front() {
             None => buf.len(),
             Some(WriteStep::Accept(n)) => n.min(buf.len()),

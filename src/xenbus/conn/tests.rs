@@ -321,3 +321,79 @@ fn a_full_buffer_of_reply_and_event_is_not_mistaken_for_a_close() {
     c.receive().unwrap();
     assert_eq!(c.pending_event(), Some(ev(&path, &token)));
 }
+
+/// xorshift64: the same pieces for the same seed, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[test]
+fn a_long_session_in_random_pieces_with_errors_between_them() {
+    for seed in 1..=200u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut stream = Vec::new();
+        let mut values = Vec::new();
+        let mut events = Vec::new();
+        let mut strays = 0;
+        for id in 1..=12u32 {
+            for _ in 0..rng.below(3) {
+                let e = ev(&format!("data/n{}", rng.below(100)), &format!("t{id}"));
+                stream.extend(event_msg(&e.path, &e.token));
+                events.push(e);
+            }
+            if rng.below(4) == 0 {
+                stream.extend(msg(MsgType::Read, id + 1000, b"stray"));
+                strays += 1;
+            }
+            let value = vec![b'a' + (id % 26) as u8; [0, 1, 100, PAYLOAD_MAX][rng.below(4)]];
+            stream.extend(msg(MsgType::Read, id, &value));
+            values.push(value);
+        }
+        let mut t = ScriptedTransport::new();
+        let mut at = 0;
+        while at < stream.len() {
+            match rng.below(8) {
+                0 => t.then(Step::ReadError(libc::EAGAIN)),
+                1 => t.then(Step::ReadError(libc::EINTR)),
+                2 => t.then(Step::WaitError(libc::EINTR)),
+                _ => {
+                    let n = (1 + rng.below(600)).min(stream.len() - at);
+                    at += n;
+                    t.then(Step::Bytes(stream[at - n..at].to_vec()))
+                }
+            };
+        }
+        for _ in 0..40 {
+            t.then_write(match rng.below(3) {
+                0 => WriteStep::Error(libc::EAGAIN),
+                _ => WriteStep::Accept(1 + rng.below(20)),
+            });
+        }
+        let mut c = XenbusConn::with_transport(t, &socket());
+        let mut expected_written = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let path = format!("data/k{i}");
+            assert_eq!(
+                c.read(&path).unwrap(),
+                &value[..],
+                "seed {seed}, request {i}"
+            );
+            expected_written.extend(request_bytes(Request::Read(&path), i as u32 + 1));
+        }
+        let mut got = Vec::new();
+        while let Some(e) = c.pending_event() {
+            got.push(e);
+        }
+        assert_eq!(got, events, "seed {seed}");
+        assert_eq!(c.stray_replies, strays, "seed {seed}");
+        assert_eq!(c.transport.written(), &expected_written[..], "seed {seed}");
+        assert_eq!(c.transport.steps_left(), 0, "seed {seed}");
+    }
+}
