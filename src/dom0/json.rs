@@ -300,7 +300,7 @@ pub fn list(out: &mut String, reports: &[GuestReport]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{parse, DomainTree};
+    use super::super::tree::DomainTree;
     use super::*;
 
     fn lit(s: &str) -> String {
@@ -351,7 +351,7 @@ mod tests {
             .set("attr/vif/0/name", "eth\u{0}0")
             .set("attr/vif/0/ipv4/0", "10.0.0.2")
             .set("attr/vif/0/ipv4/0/prefix", "24");
-        let r = parse(&t);
+        let r = GuestReport::parse(&t);
         let mut out = String::new();
         report(&mut out, &r);
         assert!(out.contains(r#""name":"we\"b\\1\n""#), "{out}");

@@ -1,5 +1,5 @@
 //! Reading guests' keys from XenStore with the project's own client: the I/O half of `list`,
-//! `show` and `wait` (the parsing is in [`super::report`]).
+//! `show` and `wait` (the parsing is in [`super::parse`]).
 //!
 //! Read one node at a time (READ + DIRECTORY, recursively), without a transaction: a listing
 //! must not fail because a guest wrote a key meanwhile. What that costs is handled here:
@@ -16,11 +16,10 @@
 //! still has its NICs (`attr/`) and the toolstack's `device/vif` read.
 
 use std::fmt;
-use std::ops::Bound;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::report::{DomainTree, SINGLE_KEYS, SUBTREES};
+use super::tree::{DomainTree, SINGLE_KEYS, SUBTREES};
 use crate::layout::is_under;
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS};
 use crate::xenbus::wire::XsError;
@@ -258,7 +257,7 @@ impl Reader {
         Ok(None)
     }
 
-    /// Everything [`super::report::parse`] needs of one domain; `None` if it does not exist
+    /// Everything [`GuestReport::parse`](super::report::GuestReport::parse) needs of one domain; `None` if it does not exist
     /// (any more).
     pub fn read_domain(&mut self, domid: u32) -> Result<Option<DomainTree>, ReadError> {
         let home = format!("/local/domain/{domid}");
@@ -303,15 +302,7 @@ impl Reader {
         let home = format!("/local/domain/{}", tree.domid);
         let single = SINGLE_KEYS.iter().find(|k| is_under(rel, k));
         let target = single.copied().unwrap_or(rel);
-        // Only the keys from `target` on can be below it: a range of the map, not a scan.
-        let gone: Vec<String> = tree
-            .nodes
-            .range::<str, _>((Bound::Included(target), Bound::Unbounded))
-            .map(|(k, _)| k)
-            .take_while(|k| k.starts_with(target))
-            .filter(|k| is_under(k, target))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = tree.below(target).map(|(k, _)| k.clone()).collect();
         for k in gone {
             tree.nodes.remove(&k);
         }
@@ -332,13 +323,7 @@ impl Reader {
             return Ok(());
         };
         let depth = rel.matches('/').count() - root.matches('/').count();
-        self.subtree_bytes = tree
-            .nodes
-            .range::<str, _>((Bound::Included(*root), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(root))
-            .filter(|(k, _)| is_under(k, root))
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
+        self.subtree_bytes = tree.below(root).map(|(k, v)| k.len() + v.len()).sum();
         self.read_subtree(&home, rel, depth, tree)
     }
 

@@ -548,7 +548,7 @@ pub fn show(r: &GuestReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{parse, DomainTree};
+    use super::super::tree::DomainTree;
     use super::*;
 
     #[test]
@@ -636,7 +636,7 @@ mod tests {
         let mut d = DomainTree::new(4);
         d.set("name", "evil\u{1b}[31m")
             .set("data/os_name", &"x".repeat(200));
-        [a, b, c, d].iter().map(parse).collect()
+        [a, b, c, d].iter().map(GuestReport::parse).collect()
     }
 
     #[test]
@@ -667,7 +667,7 @@ DOMID  NAME       NIC        IFACE     MAC                VIA         ADDRESSES
                 t.set(&format!("attr/vif/{v}/ipv4/{a}"), &format!("10.0.{v}.{a}"));
             }
         }
-        let out = list(&[parse(&t)]);
+        let out = list(&[GuestReport::parse(&t)]);
         let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("7 ")).collect();
         // The domain row, LIST_NIC_ROWS NIC rows, one "more" row.
         assert_eq!(rows.len(), 1 + LIST_NIC_ROWS + 1, "{out}");

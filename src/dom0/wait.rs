@@ -27,8 +27,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::reader::{DomainSpec, ReadError, Reader};
-use super::report::DomainTree;
-use super::report::{self, Address, Agent, GuestReport, SINGLE_KEYS, SUBTREES};
+use super::report::{Address, Agent, GuestReport};
+use super::tree::{DomainTree, SINGLE_KEYS, SUBTREES};
 use crate::layout::{is_under, Mac};
 use crate::xenbus::conn::Error;
 
@@ -376,7 +376,7 @@ fn wait_until(
                     }
                     match &cached {
                         Some(tree) => {
-                            let r = report::parse(tree);
+                            let r = GuestReport::parse(tree);
                             if r.fully_denied() {
                                 return Err(WaitError::NoAccess(d));
                             }
@@ -455,7 +455,6 @@ pub fn parse_nic(s: &str) -> Result<Mac, WaitError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{parse, DomainTree};
     use super::*;
 
     fn guest(kv: &[(&str, &str)]) -> GuestReport {
@@ -463,7 +462,7 @@ mod tests {
         for (k, v) in kv {
             t.set(k, v);
         }
-        parse(&t)
+        GuestReport::parse(&t)
     }
 
     #[test]
