@@ -185,7 +185,11 @@ impl AsRawFd for TimerFd {
 /// poll(2) over `fds` (fd -1 entries are ignored by the kernel). `None` waits forever.
 /// Returns the number of fds with events; EINTR counts as zero.
 pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    // Rounded up to whole milliseconds: a poll never returns before its timeout, so a caller
+    // waiting for a deadline does not spin through its last millisecond.
+    let ms = timeout.map_or(-1, |t| {
+        i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+    });
     // SAFETY: `fds` is a valid slice of pollfd for the duration of the call.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if n < 0 {
@@ -220,6 +224,20 @@ mod tests {
         }];
         assert_eq!(poll(&mut p, Some(Duration::from_secs(5))).unwrap(), 1);
         assert_eq!(t.read().unwrap(), 1);
+    }
+
+    #[test]
+    fn poll_never_returns_before_its_timeout() {
+        let idle = TimerFd::new().unwrap();
+        let mut p = [libc::pollfd {
+            fd: idle.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let timeout = Duration::from_micros(300);
+        let start = std::time::Instant::now();
+        assert_eq!(poll(&mut p, Some(timeout)).unwrap(), 0);
+        assert!(start.elapsed() >= timeout);
     }
 }
 

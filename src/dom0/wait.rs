@@ -30,6 +30,7 @@ use super::reader::{DomainSpec, ReadError, Reader};
 use super::report::{Address, Agent, GuestReport};
 use super::tree::{DomainTree, SINGLE_KEYS, SUBTREES};
 use crate::layout::{is_under, Mac};
+use crate::sys;
 use crate::xenbus::conn::Error;
 
 const TOKEN_DOMAINS: &str = "xenbeacon-wait-domains";
@@ -411,39 +412,16 @@ fn wait_until(
             (false, None) => Some(due),
         };
         let left = wake.map(|w| w.saturating_duration_since(now));
-        if poll_readable(reader.conn().as_raw_fd(), left).map_err(WaitError::Poll)? {
+        let mut readable = [libc::pollfd {
+            fd: reader.conn().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if sys::poll(&mut readable, left).map_err(WaitError::Poll)? > 0 {
             reader
                 .conn()
                 .receive()
                 .map_err(|e| WaitError::Read(ReadError::Request("watch events".into(), e)))?;
-        }
-    }
-}
-
-/// Waits until `fd` is readable (or hung up) or `left` passes; `Ok(false)` on timeout.
-fn poll_readable(fd: std::os::fd::RawFd, left: Option<Duration>) -> std::io::Result<bool> {
-    // Round up, so that a wait never ends a little before its deadline.
-    let ms = left.map_or(-1, |l| {
-        let ms = l
-            .as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(l.subsec_nanos().div_ceil(1_000_000)));
-        i32::try_from(ms).unwrap_or(i32::MAX)
-    });
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n >= 0 {
-            return Ok(n > 0);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
         }
     }
 }
