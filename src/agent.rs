@@ -208,7 +208,7 @@ impl Agent {
                 continue;
             }
             // What sysfs would say of the loopback, without the five system calls to ask.
-            if link.flags & libc::IFF_LOOPBACK as u32 != 0 {
+            if link.loopback {
                 link.class = Some(NicClass::Virtual);
                 continue;
             }

@@ -28,10 +28,6 @@ use std::net::IpAddr;
 use crate::desired::DesiredKeys;
 use crate::layout::{is_under, Mac, NicDir, UpperDir, NIC_SUBTREES};
 use crate::net::{Addr, Link, NetState};
-use crate::netlink::wire::{
-    IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_F_PERMANENT, IFA_F_TEMPORARY, IFA_F_TENTATIVE,
-    IFF_LOWER_UP,
-};
 use crate::sources::sysfs_net::NicClass;
 
 /// What to report.
@@ -114,17 +110,17 @@ fn admit(ip: &IpAddr, a: &Addr, opts: &NicOptions) -> Option<u8> {
         return None;
     }
     if ip.is_ipv6() {
-        if a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_DEPRECATED) != 0 {
+        if a.flags.tentative || a.flags.dad_failed || a.flags.deprecated {
             return None;
         }
-        if !opts.temporary && a.flags & IFA_F_TEMPORARY != 0 {
+        if !opts.temporary && a.flags.temporary {
             return None;
         }
     }
     // Lower is better: permanent global first, then other global, then link-local.
     let rank = if is_link_local(ip) {
         2
-    } else if a.flags & IFA_F_PERMANENT != 0 || ip.is_ipv4() {
+    } else if a.flags.permanent || ip.is_ipv4() {
         0
     } else {
         1
@@ -216,7 +212,7 @@ impl NicRenderer {
         let base = &dir.to_string();
         let key = |rel: &str| format!("{base}/{rel}");
         d.set(&key("name"), &link.name);
-        let carrier = link.carrier.unwrap_or(link.flags & IFF_LOWER_UP != 0);
+        let carrier = link.carrier.unwrap_or(link.lower_up);
         d.set(&key("carrier"), if carrier { "1" } else { "0" });
         if let Some(mac) = &link.mac {
             d.set(&key(dir.mac_key()), &mac.to_string());

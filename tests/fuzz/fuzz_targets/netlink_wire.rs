@@ -1,5 +1,5 @@
 //! The rtnetlink wire decoder (`NlMsgs`, `LinkRepr::parse`, `AddrRepr::parse`) and what the
-//! agent does with what it decodes: `NetState::apply`, then `NicRenderer::render` into the
+//! agent does with what it decodes: `netlink::source::apply`, then `NicRenderer::render` into the
 //! desired XenStore keys.
 //!
 //! Properties, besides "no panic":
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = (m.msg_type(), m.flags(), m.seq(), m.error_code());
         link(m.payload());
         addr(m.payload());
-        let _ = state.apply(&m);
+        let _ = xenbeacon::netlink::source::apply(&mut state, &m);
     }
     assert!(items <= dgram.len() / NLMSG_HDRLEN + 1);
     // The whole input as one payload, too.
