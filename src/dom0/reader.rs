@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::tree::{DomainTree, SINGLE_KEYS, SUBTREES};
-use crate::layout::is_under;
+use crate::layout::{is_under, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS};
 use crate::xenbus::wire::XsError;
 
@@ -373,19 +373,20 @@ impl Reader {
     }
 }
 
-/// Children of `dir` read before their siblings: the keys reports are made of, so that a
-/// guest that fills `data/` or `attr/` up to [`SUBTREE_BYTES_LIMIT`] does not push them out.
+/// Children of `dir` read before their siblings: those the agent's keys are in
+/// ([`crate::layout`]), so that a guest that fills `data/` or `attr/` up to
+/// [`SUBTREE_BYTES_LIMIT`] does not push them out.
 fn read_first(dir: &str, child: &str) -> bool {
-    match dir {
-        "data" => {
-            matches!(child, "xenbeacon" | "updated")
-                || ["os_", "meminfo_", "balloon_"]
-                    .iter()
-                    .any(|p| child.starts_with(p))
-        }
-        "attr" => matches!(child, "vif" | "net" | "PVAddons" | "os"),
-        _ => false,
-    }
+    let holds = |key: &str| {
+        key.strip_prefix(dir)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|rest| is_under(rest, child))
+    };
+    OWNED_KEYS
+        .iter()
+        .chain(&KEEP_KEYS)
+        .chain(&OWNED_SUBTREES)
+        .any(|k| holds(k))
 }
 
 #[cfg(test)]
@@ -402,5 +403,31 @@ mod tests {
             DomainSpec::parse("99999999999"),
             DomainSpec::Name("99999999999".into())
         );
+    }
+
+    #[test]
+    fn the_agents_keys_are_read_first() {
+        for (dir, child) in [
+            ("data", "xenbeacon"),
+            ("data", "os_name"),
+            ("data", "host_name_dns"),
+            ("data", "balloon_state"),
+            ("data/xenbeacon", "balloon"),
+            ("attr", "vif"),
+            ("attr", "PVAddons"),
+            ("xenserver/attr", "net-sriov-vf"),
+        ] {
+            assert!(read_first(dir, child), "{dir}/{child}");
+        }
+        for (dir, child) in [
+            ("data", "volumes"),
+            ("data", "os"),
+            ("data", "xenbeaconx"),
+            ("attr", "eth0"),
+            ("attr/vif/0", "ipv4"),
+            ("device/vif", "0"),
+        ] {
+            assert!(!read_first(dir, child), "{dir}/{child}");
+        }
     }
 }
