@@ -18,8 +18,11 @@ use std::collections::BTreeSet;
 use super::report::{
     Address, Agent, Balloon, GuestReport, Memory, Nic, NicKind, Os, Upper, UpperKind,
 };
-use super::tree::DomainTree;
-use crate::layout::{is_under, key, NET_DIR, SRIOV_VF_DIR, VIF_DIR};
+use super::tree::{toolstack_key, DomainTree};
+use crate::layout::{
+    is_under, key, nic_key, NET_DIR, OWNED_SUBTREES, PV_ADDONS_DIR, SRIOV_VF_DIR, VIF_DIR,
+    XENBEACON_DIR,
+};
 
 /// Roots that are containers, never "other keys" themselves.
 const CONTAINERS: [&str; 7] = [
@@ -31,8 +34,9 @@ const CONTAINERS: [&str; 7] = [
     NET_DIR,
     SRIOV_VF_DIR,
 ];
-/// Direct children of `attr/` that are not legacy per-interface directories.
-const ATTR_KNOWN: [&str; 4] = ["vif", "net", "PVAddons", "os"];
+/// XAPI's `attr/os/hotfixes`: below `attr/` but not a legacy per-interface directory (nor
+/// are the agent's own subtrees there).
+const ATTR_OS: &str = "attr/os";
 
 /// Tracks which nodes were understood, to leave the rest in `other`.
 struct Parser<'t> {
@@ -63,6 +67,11 @@ impl<'t> Parser<'t> {
         self.get(path);
     }
 
+    /// The key `name` in `dir`.
+    fn field(&mut self, dir: &str, name: &str) -> Option<String> {
+        self.get(&format!("{dir}/{name}"))
+    }
+
     /// `dir/<n>` (+ `/prefix`) entries, by index.
     fn addresses(&mut self, dir: &str, max_prefix: u8) -> Vec<Address> {
         let mut out = Vec::new();
@@ -76,15 +85,16 @@ impl<'t> Parser<'t> {
             };
             let addr = addr.clone();
             self.touch(&path);
+            let prefix_key = format!("{path}/{}", nic_key::PREFIX);
             let prefix = self
                 .tree
                 .nodes
-                .get(&format!("{path}/prefix"))
+                .get(&prefix_key)
                 .and_then(|p| parse_uint(p))
                 .filter(|&p| p <= u64::from(max_prefix))
                 .map(|p| p as u8);
             if prefix.is_some() {
-                self.touch(&format!("{path}/prefix"));
+                self.touch(&prefix_key);
             }
             insert_by_index(
                 &mut out,
@@ -100,18 +110,16 @@ impl<'t> Parser<'t> {
 
     fn uppers(&mut self, base: &str) -> Vec<Upper> {
         let mut out = Vec::new();
-        let vlans = self.tree.children(&format!("{base}/vlan"));
-        for vid in vlans {
+        let vlans = format!("{base}/{}", nic_key::VLAN);
+        for vid in self.tree.children(&vlans) {
             if parse_uint(vid).filter(|&v| v <= 4095).is_none() {
                 continue;
             }
-            let dir = format!("{base}/vlan/{vid}");
-            out.push(self.upper(UpperKind::Vlan, vid, &dir));
+            out.push(self.upper(UpperKind::Vlan, vid, &format!("{vlans}/{vid}")));
         }
-        let macvlans = self.tree.children(&format!("{base}/macvlan"));
-        for id in macvlans {
-            let dir = format!("{base}/macvlan/{id}");
-            out.push(self.upper(UpperKind::Macvlan, id, &dir));
+        let macvlans = format!("{base}/{}", nic_key::MACVLAN);
+        for id in self.tree.children(&macvlans) {
+            out.push(self.upper(UpperKind::Macvlan, id, &format!("{macvlans}/{id}")));
         }
         out
     }
@@ -121,10 +129,10 @@ impl<'t> Parser<'t> {
         Upper {
             kind,
             id: id.to_owned(),
-            name: self.get(&format!("{dir}/name")),
-            mac: self.get(&format!("{dir}/mac")),
-            ipv4: self.addresses(&format!("{dir}/ipv4"), 32),
-            ipv6: self.addresses(&format!("{dir}/ipv6"), 128),
+            name: self.field(dir, nic_key::NAME),
+            mac: self.field(dir, nic_key::MAC),
+            ipv4: self.addresses(&format!("{dir}/{}", nic_key::IPV4), 32),
+            ipv6: self.addresses(&format!("{dir}/{}", nic_key::IPV6), 128),
         }
     }
 
@@ -132,49 +140,49 @@ impl<'t> Parser<'t> {
     fn nic(&mut self, kind: NicKind, id: &str, dir: &str) -> Nic {
         self.touch(dir);
         let mut n = Nic::new(kind, id, dir);
-        let k = |rel: &str| format!("{dir}/{rel}");
-        n.name = self.get(&k("name"));
-        n.mac = self.get(&k("mac")).filter(|m| !m.is_empty());
+        n.name = self.field(dir, nic_key::NAME);
+        let mac = format!("{dir}/{}", nic_key::MAC);
+        n.mac = self.get(&mac).filter(|m| !m.is_empty());
         if n.mac.is_none() {
             // vifs: the Xen-documented `mac/<index>`; take the lowest.
             let lowest = self
                 .tree
-                .children(&k("mac"))
+                .children(&mac)
                 .into_iter()
                 .filter_map(|c| Some((parse_index(c)?, c)))
                 .min_by_key(|&(i, _)| i);
             if let Some((_, c)) = lowest {
-                n.mac = self.get(&k(&format!("mac/{c}")));
+                n.mac = self.field(&mac, c);
             }
         }
-        n.carrier = match self.tree.nodes.get(&k("carrier")).map(String::as_str) {
+        let carrier = format!("{dir}/{}", nic_key::CARRIER);
+        n.carrier = match self.tree.nodes.get(&carrier).map(String::as_str) {
             Some("1") => Some(true),
             Some("0") => Some(false),
             _ => None,
         };
         if n.carrier.is_some() {
-            self.touch(&k("carrier"));
+            self.touch(&carrier);
         }
-        n.bridge = self.get(&k("bridge"));
-        n.bond = self.get(&k("bond"));
-        n.bus = self.get(&k("bus"));
-        n.location = self.get(&k("location"));
-        n.host_location = self.get(&k("host-location"));
-        n.vendor = self.get(&k("vendor"));
-        n.product = self.get(&k("product"));
-        n.driver = self.get(&k("driver"));
-        n.compatible = self.get(&k("compatible"));
-        n.topology = self.get(&k("topology"));
-        n.link_kind = self.get(&k("kind"));
-        n.ipv4 = self.addresses(&k("ipv4"), 32);
-        n.ipv6 = self.addresses(&k("ipv6"), 128);
+        n.bridge = self.field(dir, nic_key::BRIDGE);
+        n.bond = self.field(dir, nic_key::BOND);
+        n.bus = self.field(dir, nic_key::BUS);
+        n.location = self.field(dir, nic_key::LOCATION);
+        n.host_location = self.field(dir, nic_key::HOST_LOCATION);
+        n.vendor = self.field(dir, nic_key::VENDOR);
+        n.product = self.field(dir, nic_key::PRODUCT);
+        n.driver = self.field(dir, nic_key::DRIVER);
+        n.compatible = self.field(dir, nic_key::COMPATIBLE);
+        n.topology = self.field(dir, nic_key::TOPOLOGY);
+        n.link_kind = self.field(dir, nic_key::KIND);
+        n.ipv4 = self.addresses(&format!("{dir}/{}", nic_key::IPV4), 32);
+        n.ipv6 = self.addresses(&format!("{dir}/{}", nic_key::IPV6), 128);
         n.uppers = self.uppers(dir);
         n
     }
 
     /// `attr/<ifname>/ip` and `attr/<ifname>/ipv6/<i>/addr`.
-    fn legacy(&mut self, ifname: &str) -> Option<Nic> {
-        let dir = format!("attr/{ifname}");
+    fn legacy(&mut self, ifname: &str, dir: &str) -> Option<Nic> {
         let ip = self.tree.nodes.get(&format!("{dir}/ip")).cloned();
         let mut v6 = Vec::new();
         for i in self.tree.children(&format!("{dir}/ipv6")) {
@@ -196,8 +204,8 @@ impl<'t> Parser<'t> {
         if ip.is_none() && v6.is_empty() {
             return None;
         }
-        self.touch(&dir);
-        let mut n = Nic::new(NicKind::Legacy, ifname, &dir);
+        self.touch(dir);
+        let mut n = Nic::new(NicKind::Legacy, ifname, dir);
         n.name = Some(ifname.to_owned());
         if let Some(addr) = ip.filter(|a| !a.is_empty()) {
             self.touch(&format!("{dir}/ip"));
@@ -250,9 +258,9 @@ impl GuestReport {
             tree,
             used: BTreeSet::new(),
         };
-        let name = p.get("name");
+        let name = p.get(toolstack_key::NAME);
         let uuid = p
-            .get("vm")
+            .get(toolstack_key::VM)
             .and_then(|v| v.rsplit('/').next().map(str::to_owned))
             .filter(|u| !u.is_empty());
         let os = Os {
@@ -269,8 +277,8 @@ impl GuestReport {
         let memory = Memory {
             total_kb: p.get_u64(key::MEMINFO_TOTAL),
             free_kb: p.get_u64(key::MEMINFO_FREE),
-            target_kb: p.get_u64("memory/target"),
-            static_max_kb: p.get_u64("memory/static-max"),
+            target_kb: p.get_u64(toolstack_key::MEMORY_TARGET),
+            static_max_kb: p.get_u64(toolstack_key::MEMORY_STATIC_MAX),
         };
         // Layout 2 keeps the balloon keys under data/xenbeacon/balloon/, layout 1 had them as
         // data/balloon_*: whichever set is there (the new one wins).
@@ -302,17 +310,11 @@ impl GuestReport {
         let stage = p.get(key::STAGE);
         let booted_key = p.get(key::BOOTED);
         let updated = p.get(key::UPDATED);
-        p.touch("data/xenbeacon");
+        p.touch(XENBEACON_DIR);
 
-        let pv = [
-            "MajorVersion",
-            "MinorVersion",
-            "MicroVersion",
-            "BuildVersion",
-        ]
-        .map(|k| p.get(&format!("attr/PVAddons/{k}")));
-        p.touch("attr/PVAddons/Installed");
-        p.touch("attr/PVAddons");
+        let pv = [key::PV_MAJOR, key::PV_MINOR, key::PV_MICRO, key::PV_BUILD].map(|k| p.get(k));
+        p.touch(key::PV_INSTALLED);
+        p.touch(PV_ADDONS_DIR);
         let pv_version = match &pv {
             [Some(a), Some(b), micro, build] => {
                 let mut v = format!("{a}.{b}");
@@ -329,16 +331,17 @@ impl GuestReport {
         let mut nics = Vec::new();
         let vifs = numeric_order(tree.children(VIF_DIR));
         for devid in vifs {
-            nics.push(p.nic(NicKind::Vif, devid, &format!("attr/vif/{devid}")));
+            nics.push(p.nic(NicKind::Vif, devid, &format!("{VIF_DIR}/{devid}")));
         }
         let vfs = numeric_order(tree.children(SRIOV_VF_DIR));
         for vf in vfs {
-            let dir = format!("xenserver/attr/net-sriov-vf/{vf}");
+            let dir = format!("{SRIOV_VF_DIR}/{vf}");
             nics.push(p.nic(NicKind::SriovVf, vf, &dir));
         }
         for mac in tree.children(NET_DIR) {
-            let dir = format!("attr/net/{mac}");
-            let kind = match tree.nodes.get(&format!("{dir}/bus")).map(String::as_str) {
+            let dir = format!("{NET_DIR}/{mac}");
+            let bus = format!("{dir}/{}", nic_key::BUS);
+            let kind = match tree.nodes.get(&bus).map(String::as_str) {
                 Some("pci") => NicKind::Pci,
                 Some("usb") => NicKind::Usb,
                 Some("platform") => NicKind::Platform,
@@ -349,16 +352,20 @@ impl GuestReport {
             nics.push(p.nic(kind, mac, &dir));
         }
         for ifname in tree.children("attr") {
-            if !ATTR_KNOWN.contains(&ifname) {
-                if let Some(n) = p.legacy(ifname) {
-                    nics.push(n);
-                }
+            let dir = format!("attr/{ifname}");
+            if dir == ATTR_OS || OWNED_SUBTREES.contains(&dir.as_str()) {
+                continue;
+            }
+            if let Some(n) = p.legacy(ifname, &dir) {
+                nics.push(n);
             }
         }
         let reported_any = !nics.is_empty();
-        let configured = numeric_order(tree.children("device/vif"));
+        let configured = numeric_order(tree.children(toolstack_key::VIFS));
         for devid in configured {
-            let mac = tree.nodes.get(&format!("device/vif/{devid}/mac"));
+            let mac = tree
+                .nodes
+                .get(&format!("{}/{devid}/mac", toolstack_key::VIFS));
             match nics
                 .iter_mut()
                 .find(|n| n.kind == NicKind::Vif && n.id == devid)
@@ -366,7 +373,7 @@ impl GuestReport {
                 Some(n) if n.mac.is_none() => n.mac = mac.cloned(),
                 Some(_) => {}
                 None if parse_index(devid).is_some() => {
-                    let mut n = Nic::new(NicKind::Vif, devid, &format!("attr/vif/{devid}"));
+                    let mut n = Nic::new(NicKind::Vif, devid, &format!("{VIF_DIR}/{devid}"));
                     n.reported = false;
                     n.mac = mac.cloned();
                     let at = nics

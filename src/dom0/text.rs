@@ -9,6 +9,8 @@
 use std::fmt::Write as _;
 
 use super::report::{Address, Agent, GuestReport, Nic};
+use super::tree::toolstack_key;
+use crate::layout::key;
 
 /// Widest table cell, in characters; longer values end with `…`.
 const CELL_MAX: usize = 40;
@@ -194,7 +196,7 @@ fn booted_cell(r: &GuestReport) -> String {
 
 fn balloon_cell(r: &GuestReport) -> String {
     let Some(b) = &r.balloon else {
-        return cell(r, "data/xenbeacon/balloon/state", None);
+        return cell(r, key::BALLOON_STATE, None);
     };
     let state = b
         .state
@@ -270,7 +272,7 @@ impl ListTables {
     /// Adds one domain's rows.
     pub fn add(&mut self, r: &GuestReport) {
         let (domains, nics) = (&mut self.domains, &mut self.nics);
-        let name = cell(r, "name", r.name.as_deref());
+        let name = cell(r, toolstack_key::NAME, r.name.as_deref());
         if r.fully_denied() {
             let mut row = vec![r.domid.to_string(), name.clone()];
             row.extend(std::iter::repeat(NO_ACCESS.to_owned()).take(8));
@@ -283,12 +285,12 @@ impl ListTables {
             r.domid.to_string(),
             name.clone(),
             cut(&r.agent.label(), CELL_MAX),
-            cell(r, "data/os_name", r.os.name.as_deref()),
-            cell(r, "data/os_uname", r.os.kernel.as_deref()),
-            cell(r, "data/xenbeacon/stage", r.stage.as_deref()),
+            cell(r, key::OS_NAME, r.os.name.as_deref()),
+            cell(r, key::OS_UNAME, r.os.kernel.as_deref()),
+            cell(r, key::STAGE, r.stage.as_deref()),
             booted_cell(r),
-            kib_cell(r, "data/meminfo_total", r.memory.total_kb),
-            kib_cell(r, "data/meminfo_free", r.memory.free_kb),
+            kib_cell(r, key::MEMINFO_TOTAL, r.memory.total_kb),
+            kib_cell(r, key::MEMINFO_FREE, r.memory.free_kb),
             balloon_cell(r),
         ]);
         if r.no_access("attr") && r.nics.is_empty() {
@@ -382,7 +384,7 @@ fn show_addresses(out: &mut String, indent: &str, v4: &[Address], v6: &[Address]
 /// `xenbeacon show`: everything one guest publishes, grouped.
 pub fn show(r: &GuestReport) -> String {
     let mut out = String::new();
-    let name = full(r, "name", r.name.as_deref());
+    let name = full(r, toolstack_key::NAME, r.name.as_deref());
     let _ = writeln!(out, "{name} (domid {})", r.domid);
     if r.fully_denied() {
         let _ = writeln!(
@@ -393,7 +395,11 @@ pub fn show(r: &GuestReport) -> String {
         return out;
     }
     out.push_str("identity\n");
-    line(&mut out, "uuid", &full(r, "vm", r.uuid.as_deref()));
+    line(
+        &mut out,
+        "uuid",
+        &full(r, toolstack_key::VM, r.uuid.as_deref()),
+    );
     let agent = match &r.agent {
         Agent::Xenbeacon { layout, version } => format!(
             "xenbeacon {} (layout {})",
@@ -411,11 +417,7 @@ pub fn show(r: &GuestReport) -> String {
         Agent::NoAccess => NO_ACCESS.into(),
     };
     line(&mut out, "agent", &agent);
-    line(
-        &mut out,
-        "os",
-        &full(r, "data/os_name", r.os.name.as_deref()),
-    );
+    line(&mut out, "os", &full(r, key::OS_NAME, r.os.name.as_deref()));
     let distro: Vec<String> = [r.os.distro.clone(), r.os.version()]
         .into_iter()
         .flatten()
@@ -427,7 +429,7 @@ pub fn show(r: &GuestReport) -> String {
     line(
         &mut out,
         "kernel",
-        &full(r, "data/os_uname", r.os.kernel.as_deref()),
+        &full(r, key::OS_UNAME, r.os.kernel.as_deref()),
     );
     if let Some(h) = &r.os.host_name {
         line(&mut out, "host name", &clean(h));
@@ -438,7 +440,7 @@ pub fn show(r: &GuestReport) -> String {
         line(&mut out, "stage", &clean(s));
     }
     let booted = match r.booted_by {
-        Some(k) if k == crate::layout::key::BOOTED => format!("yes ({k} = 1)"),
+        Some(k) if k == key::BOOTED => format!("yes ({k} = 1)"),
         Some(k) => format!("yes ({k} exists: an agent runs)"),
         None => booted_cell(r),
     };
@@ -450,7 +452,7 @@ pub fn show(r: &GuestReport) -> String {
             }
             _ => clean(u),
         },
-        None => full(r, "data/updated", None),
+        None => full(r, key::UPDATED, None),
     };
     line(&mut out, "updated", &updated);
 
@@ -460,13 +462,17 @@ pub fn show(r: &GuestReport) -> String {
         Some(k) => format!("{} ({k} KiB)", human_kib(k)),
         None => full(r, key, None),
     };
-    line(&mut out, "total", &kib("data/meminfo_total", m.total_kb));
-    line(&mut out, "free", &kib("data/meminfo_free", m.free_kb));
-    line(&mut out, "target", &kib("memory/target", m.target_kb));
+    line(&mut out, "total", &kib(key::MEMINFO_TOTAL, m.total_kb));
+    line(&mut out, "free", &kib(key::MEMINFO_FREE, m.free_kb));
+    line(
+        &mut out,
+        "target",
+        &kib(toolstack_key::MEMORY_TARGET, m.target_kb),
+    );
     line(
         &mut out,
         "static-max",
-        &kib("memory/static-max", m.static_max_kb),
+        &kib(toolstack_key::MEMORY_STATIC_MAX, m.static_max_kb),
     );
     if let Some(b) = &r.balloon {
         let mut s = b.state.as_deref().map_or_else(|| "-".into(), clean);

@@ -7,10 +7,28 @@ use std::ops::Bound;
 
 use crate::layout::is_under;
 
+/// Keys the toolstack writes in a home, read besides what the guest writes
+/// (`crate::layout`).
+pub mod toolstack_key {
+    pub const NAME: &str = "name";
+    /// `/vm/<uuid>`.
+    pub const VM: &str = "vm";
+    /// The balloon target (`xl mem-set`).
+    pub const MEMORY_TARGET: &str = "memory/target";
+    pub const MEMORY_STATIC_MAX: &str = "memory/static-max";
+    /// `device/vif/<devid>/mac`: the vifs the toolstack configured, with their MACs.
+    pub const VIFS: &str = "device/vif";
+}
+
 /// Subtrees of a home read as a whole (recursively).
-pub const SUBTREES: [&str; 4] = ["data", "attr", "xenserver/attr", "device/vif"];
+pub const SUBTREES: [&str; 4] = ["data", "attr", "xenserver/attr", toolstack_key::VIFS];
 /// Single keys of a home read besides the subtrees.
-pub const SINGLE_KEYS: [&str; 4] = ["name", "vm", "memory/target", "memory/static-max"];
+pub const SINGLE_KEYS: [&str; 4] = [
+    toolstack_key::NAME,
+    toolstack_key::VM,
+    toolstack_key::MEMORY_TARGET,
+    toolstack_key::MEMORY_STATIC_MAX,
+];
 
 /// Everything read below one domain's home.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
