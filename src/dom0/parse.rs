@@ -759,6 +759,7 @@ mod tests {
                 ("attr/vif/0/carrier", "yes"),
                 ("attr/vif/0/mac/zz", "x"),
                 ("attr/net/ü/bus", "pci"),
+                ("attr/net/52-54-00-12-34-05/bus", "pci"),
                 ("vm", "/"),
             ],
         );
@@ -768,7 +769,9 @@ mod tests {
         assert!(r.nics[0].uppers.is_empty());
         assert_eq!(r.nics[0].carrier, None);
         assert_eq!(r.nics[0].mac, None);
+        // Neither key is a MAC in the layout's form (`aabbccddeeff`).
         assert_eq!(r.nics[1].mac_bytes(), None);
+        assert_eq!(r.nics[2].mac_bytes(), None);
         assert_eq!(r.uuid, None);
         assert_eq!(r.agent.label(), "xenbeacon layout 9\u{1b}[2J");
         let other: Vec<&str> = r.other.iter().map(|(k, _)| k.as_str()).collect();

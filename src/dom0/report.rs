@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use super::tree::is_denied;
-use crate::layout::Mac;
+use crate::layout::{Mac, NicDir};
 
 /// Which agent wrote the keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,13 +247,13 @@ impl Nic {
         }
     }
 
-    /// The NIC's MAC as bytes: from `mac`, else (attr/net) from its key.
+    /// The NIC's MAC as bytes: from `mac`, else from its directory (`attr/net/<mac>`).
     pub fn mac_bytes(&self) -> Option<Mac> {
-        let from_key = match self.kind {
-            NicKind::Vif | NicKind::SriovVf | NicKind::Legacy => None,
-            _ => Mac::parse(&self.id),
+        let from_dir = match NicDir::parse(&self.path) {
+            Some((NicDir::Net(mac), "")) => Some(mac),
+            _ => None,
         };
-        self.mac.as_deref().and_then(Mac::parse).or(from_key)
+        self.mac.as_deref().and_then(Mac::parse).or(from_dir)
     }
 
     /// `bridge br0`, `bond bond0`, both, or nothing.
