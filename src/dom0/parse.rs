@@ -609,13 +609,6 @@ mod tests {
         assert_eq!(pci.mac_bytes(), Mac::parse("525400123405"));
         // The USB NIC has no `mac` key: its key is its MAC.
         assert_eq!(r.nics[5].mac_bytes(), Mac::parse("02:50:00:00:00:aa"));
-
-        // First IPv4: lowest devid, lowest index (169.254.0.9 is at index 0 of vif 0).
-        let (nic, a) = r.first_ipv4().unwrap();
-        assert_eq!(
-            (nic.path.as_str(), a.addr.as_str()),
-            ("attr/vif/0", "169.254.0.9")
-        );
         assert_eq!(
             r.nic_by_mac(&Mac::parse("52-54-00-12-34-05").unwrap())
                 .map(|n| n.path.as_str()),
@@ -638,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn first_ipv4_skips_invalid_and_falls_back_to_other_nics() {
+    fn empty_addresses_are_left_out_and_others_kept_as_written() {
         let t = tree(
             4,
             &[
@@ -652,7 +645,13 @@ mod tests {
             ],
         );
         let r = GuestReport::parse(&t);
-        assert_eq!(r.first_ipv4().unwrap().1.addr, "10.0.2.15");
+        let v4 = |n: &Nic| -> Vec<(u32, String)> {
+            n.ipv4.iter().map(|a| (a.index, a.addr.clone())).collect()
+        };
+        assert_eq!(v4(&r.nics[0]), [(1, "not-an-address".into())]);
+        assert_eq!(r.nics[0].ipv6[0].addr, "2001:db8::1");
+        assert!(!r.nics[1].reported); // device/vif/1
+        assert_eq!(v4(&r.nics[2]), [(3, "10.0.2.15".into())]);
         assert_eq!(r.booted_by, None); // layout 1 without booted = 1
     }
 
@@ -689,7 +688,7 @@ mod tests {
         assert_eq!(r.nics[1].kind, NicKind::Legacy);
         assert_eq!(r.nics[1].name.as_deref(), Some("eth1"));
         assert_eq!(r.nics[1].ipv6[0].addr, "2001:db8::5");
-        assert_eq!(r.first_ipv4().unwrap().1.addr, "10.0.0.50");
+        assert_eq!(r.nics[0].ipv4[0].addr, "10.0.0.50");
         assert_eq!(r.other, [("data/volumes/0/name".into(), "C:".into())]);
     }
 
@@ -720,7 +719,7 @@ mod tests {
         assert_eq!(r.nics.len(), 1);
         assert!(!r.nics[0].reported);
         assert_eq!(r.nics[0].mac.as_deref(), Some("00:16:3e:aa:bb:cc"));
-        assert_eq!(r.first_ipv4(), None);
+        assert!(r.nics[0].ipv4.is_empty());
         assert_eq!(r.memory.target_kb, Some(262144));
     }
 

@@ -25,15 +25,15 @@ use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DE
 use crate::xenbus::wire::XsError;
 
 /// xenstored's socket in dom0, tried before the xenbus devices.
-pub const XENSTORED_SOCKET: &str = "/run/xenstored/socket";
+const XENSTORED_SOCKET: &str = "/run/xenstored/socket";
 /// Most nodes read below one home.
-pub const NODE_LIMIT: usize = 4096;
+const NODE_LIMIT: usize = 4096;
 /// Deepest path read below a subtree (`attr/vif/0/vlan/100/ipv4/0/prefix` is 7 below `attr`).
-pub const DEPTH_LIMIT: usize = 10;
+const DEPTH_LIMIT: usize = 10;
 /// Most bytes of relative paths and values read below each of [`SUBTREES`] of one home.
 /// xenbeacon's keys for a guest with 100 NICs are ~60 KiB; a guest at its default quota
 /// with the largest values it may write has ~2 MiB.
-pub const SUBTREE_BYTES_LIMIT: usize = 256 * 1024;
+const SUBTREE_BYTES_LIMIT: usize = 256 * 1024;
 
 /// XenStore could not be reached or read.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ impl std::error::Error for ReadError {}
 
 /// `--xenstore`, else `XENBEACON_XENSTORE`, else the first of xenstored's socket and the
 /// xenbus devices that exists.
-pub fn endpoint(explicit: Option<&Path>) -> Result<Endpoint, ReadError> {
+fn endpoint(explicit: Option<&Path>) -> Result<Endpoint, ReadError> {
     if let Some(e) = Endpoint::chosen(explicit) {
         return Ok(e);
     }
@@ -226,7 +226,7 @@ impl Reader {
     }
 
     /// The `name` of a domain, if readable.
-    pub fn name(&mut self, domid: u32) -> Result<Option<String>, ReadError> {
+    fn name(&mut self, domid: u32) -> Result<Option<String>, ReadError> {
         match self.read(&format!("/local/domain/{domid}/name"))? {
             Got::Value(n) => Ok(Some(n)),
             Got::Absent | Got::Denied => Ok(None),

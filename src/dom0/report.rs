@@ -2,8 +2,6 @@
 //! Made from a [`super::tree::DomainTree`] by [`super::parse`]; printed by [`super::text`] and
 //! [`super::json`].
 
-use std::net::Ipv4Addr;
-
 use super::tree::is_denied;
 use crate::layout::{Mac, NicDir};
 
@@ -307,15 +305,6 @@ impl GuestReport {
 
     pub fn booted(&self) -> bool {
         self.booted_by.is_some()
-    }
-
-    /// The first valid IPv4 address: lowest vif devid and lowest index first, then SR-IOV VFs,
-    /// then the other NICs (by MAC key), then legacy ones.
-    pub fn first_ipv4(&self) -> Option<(&Nic, &Address)> {
-        self.nics.iter().filter(|n| n.reported).find_map(|n| {
-            let a = n.ipv4.iter().find(|a| a.addr.parse::<Ipv4Addr>().is_ok())?;
-            Some((n, a))
-        })
     }
 
     /// The reported NIC with this MAC.

@@ -15,9 +15,9 @@ use crate::layout::key;
 /// Widest table cell, in characters; longer values end with `…`.
 const CELL_MAX: usize = 40;
 /// Most NIC rows (NICs, VLANs and macvlans) `list` shows per domain.
-pub const LIST_NIC_ROWS: usize = 32;
+const LIST_NIC_ROWS: usize = 32;
 /// Most addresses `list` shows per NIC.
-pub const LIST_ADDRESSES: usize = 8;
+const LIST_ADDRESSES: usize = 8;
 const NO_ACCESS: &str = "no access";
 
 /// `s` with control, format and separator characters replaced by `?`: C0 and C1 controls (ESC,
@@ -75,7 +75,7 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 /// A size in KiB for people: `512 KiB`, `77.1 MiB`, `1.9 GiB`.
-pub fn human_kib(kib: u64) -> String {
+fn human_kib(kib: u64) -> String {
     const MIB: u64 = 1024;
     const GIB: u64 = 1024 * 1024;
     let one_decimal = |n: u64, unit: u64, name: &str| {
@@ -107,7 +107,7 @@ pub fn secs(d: std::time::Duration) -> String {
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (for `data/updated`).
-pub fn utc(secs: u64) -> String {
+fn utc(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Howard Hinnant's civil_from_days, for days since 1970-01-01.
@@ -230,15 +230,6 @@ fn addresses_cell(v4: &[Address], v6: &[Address]) -> String {
 fn opt(v: Option<&str>) -> String {
     v.filter(|v| !v.is_empty())
         .map_or_else(|| "-".to_owned(), |v| cut(v, CELL_MAX))
-}
-
-/// The two tables of `xenbeacon list`: domains, then NICs.
-pub fn list(reports: &[GuestReport]) -> String {
-    let mut tables = ListTables::new();
-    for r in reports {
-        tables.add(r);
-    }
-    tables.render()
 }
 
 /// The tables of `xenbeacon list`, filled one domain at a time. Only cells are kept, each cut
@@ -556,6 +547,15 @@ pub fn show(r: &GuestReport) -> String {
 mod tests {
     use super::super::tree::DomainTree;
     use super::*;
+
+    /// The two tables of `xenbeacon list`: domains, then NICs.
+    fn list(reports: &[GuestReport]) -> String {
+        let mut tables = ListTables::new();
+        for r in reports {
+            tables.add(r);
+        }
+        tables.render()
+    }
 
     #[test]
     fn sizes_and_dates() {

@@ -52,7 +52,8 @@ impl DomainTree {
         }
     }
 
-    /// Adds a node (for tests and the reader).
+    /// Adds a node.
+    #[cfg(test)]
     pub fn set(&mut self, path: &str, value: &str) -> &mut DomainTree {
         self.nodes.insert(path.to_owned(), value.to_owned());
         self
