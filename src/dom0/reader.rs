@@ -19,7 +19,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::tree::{DomainTree, SINGLE_KEYS, SUBTREES};
+use super::tree::{home, DomainTree, DOMAINS_DIR, SINGLE_KEYS, SUBTREES};
 use crate::layout::{is_under, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS};
 use crate::xenbus::wire::XsError;
@@ -96,11 +96,19 @@ pub enum DomainSpec {
 impl DomainSpec {
     /// All digits: a domid (as in xl); anything else: a name.
     pub fn parse(s: &str) -> DomainSpec {
-        match s.parse::<u32>() {
-            Ok(d) if s.bytes().all(|b| b.is_ascii_digit()) => DomainSpec::Domid(d),
-            _ => DomainSpec::Name(s.to_owned()),
+        match parse_domid(s) {
+            Some(d) => DomainSpec::Domid(d),
+            None => DomainSpec::Name(s.to_owned()),
         }
     }
+}
+
+/// A domid: decimal digits only (no sign, no spaces), within u32.
+fn parse_domid(s: &str) -> Option<u32> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 impl fmt::Display for DomainSpec {
@@ -201,18 +209,13 @@ impl Reader {
 
     /// The domids under `/local/domain`, or only our own when that may not be listed.
     pub fn domains(&mut self) -> Result<Domains, ReadError> {
-        match self.list("/local/domain")? {
+        match self.list(DOMAINS_DIR)? {
             Got::Value(names) => {
                 let mut ids: Vec<u32> = Vec::with_capacity(names.len());
-                for n in names
-                    .iter()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                {
-                    if let Ok(d) = n.parse::<u32>() {
-                        // Sorted insert, not a sort: smaller binary.
-                        if let Err(at) = ids.binary_search(&d) {
-                            ids.insert(at, d);
-                        }
+                for d in names.iter().filter_map(|n| parse_domid(n)) {
+                    // Sorted insert, not a sort: smaller binary.
+                    if let Err(at) = ids.binary_search(&d) {
+                        ids.insert(at, d);
                     }
                 }
                 Ok(Domains::All(ids))
@@ -227,7 +230,7 @@ impl Reader {
 
     /// The `name` of a domain, if readable.
     fn name(&mut self, domid: u32) -> Result<Option<String>, ReadError> {
-        match self.read(&format!("/local/domain/{domid}/name"))? {
+        match self.read(&format!("{}/name", home(domid)))? {
             Got::Value(n) => Ok(Some(n)),
             Got::Absent | Got::Denied => Ok(None),
         }
@@ -235,7 +238,7 @@ impl Reader {
 
     /// True if `/local/domain/<domid>` exists (readable or not).
     pub fn exists(&mut self, domid: u32) -> Result<bool, ReadError> {
-        let home = format!("/local/domain/{domid}");
+        let home = home(domid);
         Ok(!matches!(self.read(&home)?, Got::Absent))
     }
 
@@ -260,7 +263,7 @@ impl Reader {
     /// Everything [`GuestReport::parse`](super::report::GuestReport::parse) needs of one domain; `None` if it does not exist
     /// (any more).
     pub fn read_domain(&mut self, domid: u32) -> Result<Option<DomainTree>, ReadError> {
-        let home = format!("/local/domain/{domid}");
+        let home = home(domid);
         let mut tree = DomainTree::new(domid);
         match self.list(&home)? {
             Got::Absent => return Ok(None),
@@ -299,7 +302,7 @@ impl Reader {
     /// [`SINGLE_KEYS`] or [`SUBTREES`]) may have changed, into `tree`: that node and what is
     /// below it, nothing else. What is gone is removed from `tree`.
     pub fn refresh(&mut self, tree: &mut DomainTree, rel: &str) -> Result<(), ReadError> {
-        let home = format!("/local/domain/{}", tree.domid);
+        let home = home(tree.domid);
         let single = SINGLE_KEYS.iter().find(|k| is_under(rel, k));
         let target = single.copied().unwrap_or(rel);
         let gone: Vec<String> = tree.below(target).map(|(k, _)| k.clone()).collect();

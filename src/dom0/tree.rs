@@ -7,6 +7,14 @@ use std::ops::Bound;
 
 use crate::layout::is_under;
 
+/// The directory of every domain's home.
+pub const DOMAINS_DIR: &str = "/local/domain";
+
+/// A domain's home, `/local/domain/<domid>`: the paths in a [`DomainTree`] are relative to it.
+pub fn home(domid: u32) -> String {
+    format!("{DOMAINS_DIR}/{domid}")
+}
+
 /// Keys the toolstack writes in a home, read besides what the guest writes
 /// (`crate::layout`).
 pub mod toolstack_key {

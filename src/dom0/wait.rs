@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use super::reader::{DomainSpec, ReadError, Reader};
 use super::report::{Address, Agent, GuestReport};
-use super::tree::{DomainTree, SINGLE_KEYS, SUBTREES};
+use super::tree::{home, DomainTree, DOMAINS_DIR, SINGLE_KEYS, SUBTREES};
 use crate::layout::{is_under, Mac};
 use crate::sys;
 use crate::xenbus::conn::Error;
@@ -202,7 +202,7 @@ enum Phase {
 
 /// True for events that may change what the name resolves to.
 fn names_changed(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/local/domain") else {
+    let Some(rest) = path.strip_prefix(DOMAINS_DIR) else {
         return false;
     };
     let rest = rest.strip_prefix('/').unwrap_or(rest);
@@ -311,7 +311,7 @@ fn wait_until(
             if !reader.exists(*d)? {
                 return Err(WaitError::NoSuchDomain(*d));
             }
-            let home = format!("/local/domain/{d}");
+            let home = home(*d);
             reader
                 .conn()
                 .watch(&home, TOKEN_HOME)
@@ -321,8 +321,8 @@ fn wait_until(
         DomainSpec::Name(_) => {
             reader
                 .conn()
-                .watch("/local/domain", TOKEN_DOMAINS)
-                .map_err(|e| watch_error("/local/domain", e))?;
+                .watch(DOMAINS_DIR, TOKEN_DOMAINS)
+                .map_err(|e| watch_error(DOMAINS_DIR, e))?;
             Phase::Searching
         }
     };
@@ -341,7 +341,7 @@ fn wait_until(
                     pending.add(Touch::All);
                 }
                 (Phase::Watching(d), TOKEN_HOME) => {
-                    if let Some(t) = touched(&format!("/local/domain/{d}"), &ev.path) {
+                    if let Some(t) = touched(&home(*d), &ev.path) {
                         pending.add(t);
                     }
                 }
@@ -355,12 +355,12 @@ fn wait_until(
             match phase {
                 Phase::Searching => {
                     if let Some(d) = reader.resolve(spec)? {
-                        let home = format!("/local/domain/{d}");
+                        let home = home(d);
                         let conn = reader.conn();
                         conn.watch(&home, TOKEN_HOME)
                             .map_err(|e| watch_error(&home, e))?;
-                        conn.unwatch("/local/domain", TOKEN_DOMAINS)
-                            .map_err(|e| watch_error("/local/domain", e))?;
+                        conn.unwatch(DOMAINS_DIR, TOKEN_DOMAINS)
+                            .map_err(|e| watch_error(DOMAINS_DIR, e))?;
                         phase = Phase::Watching(d);
                         cached = None;
                         pending = Pending::everything();
@@ -386,7 +386,7 @@ fn wait_until(
                             }
                         }
                         None => {
-                            let home = format!("/local/domain/{d}");
+                            let home = home(d);
                             // The watch of a removed node stays registered; drop it.
                             let _ = reader.conn().unwatch(&home, TOKEN_HOME);
                             if let DomainSpec::Domid(_) = spec {
@@ -394,8 +394,8 @@ fn wait_until(
                             }
                             reader
                                 .conn()
-                                .watch("/local/domain", TOKEN_DOMAINS)
-                                .map_err(|e| watch_error("/local/domain", e))?;
+                                .watch(DOMAINS_DIR, TOKEN_DOMAINS)
+                                .map_err(|e| watch_error(DOMAINS_DIR, e))?;
                             phase = Phase::Searching;
                             pending = Pending::everything();
                         }
