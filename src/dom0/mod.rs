@@ -7,7 +7,7 @@
 //! * [`reader`] reads each domain's keys (I/O; EACCES and vanishing domains handled there);
 //! * [`tree`] holds what was read of one domain ([`tree::DomainTree`]);
 //! * [`parse`] turns it into a [`report::GuestReport`] (pure, tested without fds), for
-//!   xenbeacon's layout and for other agents' XAPI-style keys;
+//!   xenbeacon's layout ([`crate::layout`]) and for other agents' XAPI-style keys;
 //! * [`text`] and [`json`] print reports for people and for scripts;
 //! * [`wait`] blocks on XenStore watches until a guest reports what was asked.
 //!
