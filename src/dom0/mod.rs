@@ -9,7 +9,7 @@
 //! * [`parse`] turns it into a [`report::GuestReport`] (pure, tested without fds), for
 //!   xenbeacon's layout ([`crate::layout`]) and for other agents' XAPI-style keys;
 //! * [`text`] and [`json`] print reports for people and for scripts;
-//! * [`wait`] blocks on XenStore watches until a guest reports what was asked.
+//! * [`wait`](mod@wait) blocks on XenStore watches until a guest reports what was asked.
 //!
 //! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`), 2 bad command line,
 //! 3 XenStore unreachable or unreadable.

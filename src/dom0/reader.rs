@@ -27,13 +27,13 @@ use crate::xenbus::wire::XsError;
 /// xenstored's socket in dom0, tried before the xenbus devices.
 const XENSTORED_SOCKET: &str = "/run/xenstored/socket";
 /// Most nodes read below one home.
-const NODE_LIMIT: usize = 4096;
+pub const NODE_LIMIT: usize = 4096;
 /// Deepest path read below a subtree (`attr/vif/0/vlan/100/ipv4/0/prefix` is 7 below `attr`).
-const DEPTH_LIMIT: usize = 10;
+pub const DEPTH_LIMIT: usize = 10;
 /// Most bytes of relative paths and values read below each of [`SUBTREES`] of one home.
 /// xenbeacon's keys for a guest with 100 NICs are ~60 KiB; a guest at its default quota
 /// with the largest values it may write has ~2 MiB.
-const SUBTREE_BYTES_LIMIT: usize = 256 * 1024;
+pub const SUBTREE_BYTES_LIMIT: usize = 256 * 1024;
 
 /// XenStore could not be reached or read.
 #[derive(Debug)]

@@ -286,7 +286,7 @@ pub struct GuestReport {
     pub nics: Vec<Nic>,
     /// Keys under `data/`, `attr/` and `xenserver/attr/` not understood above, as written.
     pub other: Vec<(String, String)>,
-    /// Paths xenstored refused (see [`DomainTree::denied`]).
+    /// Paths xenstored refused (see [`DomainTree::denied`](super::tree::DomainTree::denied)).
     pub denied: Vec<String>,
     /// Not everything could be read (node limit).
     pub truncated: bool,

@@ -13,11 +13,11 @@ use super::tree::toolstack_key;
 use crate::layout::key;
 
 /// Widest table cell, in characters; longer values end with `…`.
-const CELL_MAX: usize = 40;
+pub const CELL_MAX: usize = 40;
 /// Most NIC rows (NICs, VLANs and macvlans) `list` shows per domain.
-const LIST_NIC_ROWS: usize = 32;
+pub const LIST_NIC_ROWS: usize = 32;
 /// Most addresses `list` shows per NIC.
-const LIST_ADDRESSES: usize = 8;
+pub const LIST_ADDRESSES: usize = 8;
 const NO_ACCESS: &str = "no access";
 
 /// `s` with control, format and separator characters replaced by `?`: C0 and C1 controls (ESC,

@@ -38,9 +38,9 @@ const TOKEN_HOME: &str = "xenbeacon-wait-home";
 
 /// Least time between two rounds of re-reads: however often a guest writes, a wait costs
 /// dom0 at most 20 rounds a second (and an answer at most this much latency).
-const REREAD_FLOOR: Duration = Duration::from_millis(50);
+pub const REREAD_FLOOR: Duration = Duration::from_millis(50);
 /// Most distinct paths remembered between two rounds; past it, the round re-reads everything.
-const TOUCHED_MAX: usize = 64;
+pub const TOUCHED_MAX: usize = 64;
 
 /// What the guest must report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Conditions {
 /// only what was validated is printed, in canonical form: an address that [`usable_ipv4`]
 /// accepts, an interface name that [`safe_ifname`] accepts (else the NIC's MAC, as asked for),
 /// a layout number of digits.
-fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
+pub fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
     if c.booted && !r.booted() {
         return None;
     }
@@ -124,7 +124,7 @@ fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
 /// 127.0.0.0/8 (loopback: dom0 itself), 169.254.0.0/16 (link-local: self-assigned, only
 /// reachable on the guest's own link), 224.0.0.0/4 (multicast) or 240.0.0.0/4 (reserved, with
 /// the broadcast address 255.255.255.255). Private and shared (CGNAT) ranges are usable.
-fn usable_ipv4(a: &Address) -> Option<Ipv4Addr> {
+pub fn usable_ipv4(a: &Address) -> Option<Ipv4Addr> {
     let ip: Ipv4Addr = a.addr.parse().ok()?;
     let first = ip.octets()[0];
     let unusable = first == 0 || ip.is_loopback() || ip.is_link_local() || first >= 224;
@@ -133,7 +133,7 @@ fn usable_ipv4(a: &Address) -> Option<Ipv4Addr> {
 
 /// True for an interface name that is safe on a command line: 1 to 15 bytes (the kernel's
 /// limit) of ASCII letters, digits, `_`, `-` and `.`, not starting with `-` (an option) or `.`.
-fn safe_ifname(name: &str) -> bool {
+pub fn safe_ifname(name: &str) -> bool {
     (1..=15).contains(&name.len())
         && name
             .bytes()
