@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use super::report::{
     Address, Agent, Balloon, GuestReport, Memory, Nic, NicKind, Os, Upper, UpperKind,
 };
-use super::tree::{toolstack_key, DomainTree};
+use super::tree::{toolstack_key, DomainTree, GUEST_SUBTREES};
 use crate::layout::{
     is_under, key, nic_key, NET_DIR, OWNED_SUBTREES, PV_ADDONS_DIR, SRIOV_VF_DIR, VIF_DIR,
     XENBEACON_DIR,
@@ -410,9 +410,7 @@ impl GuestReport {
             .nodes
             .iter()
             .filter(|(k, v)| {
-                let guest_side = ["data", "attr", "xenserver/attr"]
-                    .iter()
-                    .any(|t| is_under(k, t));
+                let guest_side = GUEST_SUBTREES.iter().any(|t| is_under(k, t));
                 let is_dir = v.is_empty() && !tree.children(k).is_empty();
                 guest_side
                     && !is_dir

@@ -28,8 +28,15 @@ pub mod toolstack_key {
     pub const VIFS: &str = "device/vif";
 }
 
+/// The subtrees a guest writes in (xenbeacon's layout, other agents' keys).
+pub const GUEST_SUBTREES: [&str; 3] = ["data", "attr", "xenserver/attr"];
 /// Subtrees of a home read as a whole (recursively).
-pub const SUBTREES: [&str; 4] = ["data", "attr", "xenserver/attr", toolstack_key::VIFS];
+pub const SUBTREES: [&str; 4] = [
+    GUEST_SUBTREES[0],
+    GUEST_SUBTREES[1],
+    GUEST_SUBTREES[2],
+    toolstack_key::VIFS,
+];
 /// Single keys of a home read besides the subtrees.
 pub const SINGLE_KEYS: [&str; 4] = [
     toolstack_key::NAME,
