@@ -188,7 +188,11 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<u
     // Rounded up to whole milliseconds: a poll never returns before its timeout, so a caller
     // waiting for a deadline does not spin through its last millisecond.
     let ms = timeout.map_or(-1, |t| {
-        i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        let ms = t
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(t.subsec_nanos().div_ceil(1_000_000)));
+        i32::try_from(ms).unwrap_or(i32::MAX)
     });
     // SAFETY: `fds` is a valid slice of pollfd for the duration of the call.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
