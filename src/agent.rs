@@ -6,13 +6,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::balloon::{self, BalloonState, BalloonTracker};
+use crate::balloon::{self, BalloonTracker};
 use crate::desired::{self, DesiredKeys};
 use crate::layout::key;
 use crate::layout::Mac;
-use crate::model::{GuestModel, OsInfo};
+use crate::model::{Balloon, BalloonState, GuestModel, OsInfo, ToolstackHints};
 use crate::net::NetState;
-use crate::nics::{normalize_bdf, NicOptions, NicRenderer, ToolstackHints};
+use crate::nics::{normalize_bdf, NicOptions, NicRenderer};
 use crate::publisher::{unix_now, Op, Publisher, Refusal, RoundOutcome};
 use crate::sources::balloon::BalloonReader;
 use crate::sources::meminfo::MeminfoReader;
@@ -55,12 +55,9 @@ pub struct Agent {
     meminfo: MeminfoReader,
     /// The last memory read failure, logged once until it changes.
     meminfo_error: Option<String>,
-    net: NetState,
     nics: NicRenderer,
-    hints: ToolstackHints,
     balloon_reader: BalloonReader,
     balloon: BalloonTracker,
-    balloon_state: Option<BalloonState>,
     /// `control/feature-balloon` was refused with EACCES (xl): never tried again.
     feature_balloon_denied: bool,
     identity: DomainIdentity,
@@ -78,10 +75,7 @@ impl Agent {
             desired: DesiredKeys::new(),
             publisher: Publisher::new(),
             meminfo_error: None,
-            net: NetState::default(),
             nics: NicRenderer::new(),
-            hints: ToolstackHints::default(),
-            balloon_state: None,
             feature_balloon_denied: false,
             identity: DomainIdentity::default(),
         };
@@ -110,7 +104,7 @@ impl Agent {
             .read()
             .map(|info| (info, self.balloon.update(info, now)));
         let state = reading.map(|(_, s)| s);
-        if state != self.balloon_state {
+        if state != self.model.balloon.map(|b| b.state) {
             if let Some((info, s)) = reading {
                 log::debug!(
                     "balloon {}: current {} kB, target {} kB",
@@ -119,7 +113,7 @@ impl Agent {
                     info.target_kb
                 );
             }
-            self.balloon_state = state;
+            self.model.balloon = reading.map(|(info, state)| Balloon { info, state });
         }
         let feature = self.cfg.feature_balloon && !self.feature_balloon_denied;
         balloon::render(reading, feature, self.balloon.settled(), &mut self.desired);
@@ -192,18 +186,14 @@ impl Agent {
 
     /// The network state, for the netlink source to update.
     pub fn net_mut(&mut self) -> &mut NetState {
-        &mut self.net
-    }
-
-    pub fn net(&self) -> &NetState {
-        &self.net
+        &mut self.model.net
     }
 
     /// Classifies links that are new or renamed, and renders the NIC keys again.
     pub fn refresh_nics(&mut self) {
         // /sys is opened once for all the links this round, not once per link.
         let mut sysfs = None;
-        for link in self.net.links.values_mut() {
+        for link in self.model.net.links.values_mut() {
             if link.class.is_some() {
                 continue;
             }
@@ -225,8 +215,12 @@ impl Agent {
                 Err(e) => log::debug!("cannot classify {}: {e}", link.name),
             }
         }
-        self.nics
-            .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
+        self.nics.render(
+            &self.model.net,
+            &self.model.hints,
+            &self.cfg.nics,
+            &mut self.desired,
+        );
     }
 
     /// Reads what the toolstack tells about NICs: SR-IOV VF MACs (XAPI) and the host address
@@ -280,11 +274,15 @@ impl Agent {
             Err(e) if e.is_connection_lost() => return Err(e),
             Err(_) => {}
         }
-        if hints != self.hints {
+        if hints != self.model.hints {
             log::debug!("toolstack hints: {hints:?}");
-            self.hints = hints;
-            self.nics
-                .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
+            self.model.hints = hints;
+            self.nics.render(
+                &self.model.net,
+                &self.model.hints,
+                &self.cfg.nics,
+                &mut self.desired,
+            );
         }
         Ok(())
     }
@@ -297,8 +295,12 @@ impl Agent {
             let written = self.publisher.written();
             self.nics
                 .seed(written.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            self.nics
-                .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
+            self.nics.render(
+                &self.model.net,
+                &self.model.hints,
+                &self.cfg.nics,
+                &mut self.desired,
+            );
         }
         let round = self.publisher.publish(conn, &self.desired, unix_now());
         if self.publisher.refusal(key::FEATURE_BALLOON) == Some(Refusal::Xs(XsError::Eacces)) {
@@ -322,7 +324,7 @@ impl Agent {
     /// while a balloon driver is present and memory has not settled, `data/updated` is not
     /// created (as `control/feature-balloon` is not).
     fn hold_updated(&mut self) {
-        let moving = self.balloon_state.is_some() && !self.balloon.settled();
+        let moving = self.model.balloon.is_some() && !self.balloon.settled();
         self.publisher.hold_updated(moving);
     }
 
@@ -397,7 +399,7 @@ impl Agent {
     /// What a first publication on an empty store would send, in order (for --dry-run).
     pub fn full_plan(&self) -> Vec<Op> {
         let mut p = Publisher::new();
-        p.hold_updated(self.balloon_state.is_some() && !self.balloon.settled());
+        p.hold_updated(self.model.balloon.is_some() && !self.balloon.settled());
         p.plan(&self.desired, unix_now())
     }
 }

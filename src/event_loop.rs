@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::agent::{Agent, DomainIdentity};
-use crate::balloon::BalloonState;
+use crate::model::BalloonState;
 use crate::netlink::source::{NetlinkError, NetlinkSource};
 use crate::publisher::RoundOutcome;
 use crate::sources::hostname::HostnameWatch;
@@ -104,6 +104,37 @@ fn identify(conn: &mut XenbusConn, first: bool) -> Result<DomainIdentity, Error>
     Ok(id)
 }
 
+/// SIGUSR1: one line of counters since start (what a benchmark or an operator asks).
+fn log_stats(agent: &Agent, link: &Link, netlink: &Rtnetlink) {
+    let p = agent.publisher().metrics;
+    let x = link
+        .conn
+        .as_ref()
+        .map_or((0, 0), |c| (c.requests_sent, c.stray_replies));
+    let n = netlink
+        .source
+        .as_ref()
+        .map(|s| s.metrics)
+        .unwrap_or_default();
+    log::info!(
+        "stats: {} rounds, {} written, {} removed, {} refused, {} read back; xenstore \
+         connection (since it opened): {} requests, {} stray replies; rtnetlink: {} dumps, {} datagrams, {} \
+         messages, {} malformed, {} overruns",
+        p.rounds,
+        p.writes,
+        p.removes,
+        p.refusals,
+        p.reads,
+        x.0,
+        x.1,
+        n.dumps,
+        n.datagrams,
+        n.messages,
+        n.malformed,
+        n.overruns
+    );
+}
+
 fn log_round(agent: &Agent, r: RoundOutcome, first: bool) {
     if first {
         log::info!(
@@ -188,7 +219,7 @@ pub fn run(
     // Two signalfds: a stop signal also ends any wait for xenstore (a held reply, a connect),
     // SIGHUP does not.
     let signals = SignalFd::new(&[libc::SIGTERM, libc::SIGINT]).map_err(RunError::Setup)?;
-    let hangup = SignalFd::new(&[libc::SIGHUP]).map_err(RunError::Setup)?;
+    let hangup = SignalFd::new(&[libc::SIGHUP, libc::SIGUSR1]).map_err(RunError::Setup)?;
     // Opened after the first connection: on a fresh store a round goes out first.
     let mut netlink = Rtnetlink::new(signals.as_raw_fd());
     let mut link = Link::new(signals.as_raw_fd());
@@ -258,7 +289,11 @@ pub fn run(
             }
         }
         if fds[8].revents != 0 {
-            while hangup.read().map_err(RunError::Poll)?.is_some() {
+            while let Some(sig) = hangup.read().map_err(RunError::Poll)? {
+                if sig == libc::SIGUSR1 {
+                    log_stats(agent, &link, &netlink);
+                    continue;
+                }
                 log::info!("SIGHUP: re-reading everything and republishing");
                 agent.refresh_all();
                 // A failed dump leaves the NICs as they were; rtnetlink is reopened.

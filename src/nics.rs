@@ -26,7 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::desired::DesiredKeys;
-use crate::layout::{is_under, Mac, NicDir, UpperDir, NIC_SUBTREES};
+use crate::layout::{is_under, NicDir, UpperDir, NIC_SUBTREES};
+use crate::model::ToolstackHints;
 use crate::net::{Addr, Link, NetState};
 use crate::sources::sysfs_net::NicClass;
 
@@ -55,17 +56,6 @@ impl Default for NicOptions {
             max_addresses: 16,
         }
     }
-}
-
-/// Facts only the toolstack's XenStore entries tell.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ToolstackHints {
-    /// `xenserver/device/net-sriov-vf/<vfid>/mac` (XAPI only).
-    pub sriov_vfs: Vec<(u32, Mac)>,
-    /// Guest PCI address -> host PCI address, from the pcifront backend (`vdev-N` / `dev-N`).
-    pub pci_host: BTreeMap<String, String>,
-    /// `device/vif/<devid>/mac`: the MAC the toolstack gave each vif.
-    pub vif_macs: Vec<(u32, Mac)>,
 }
 
 /// A PCI address in the kernel's form `dddd:bb:ss.f`, from any of the spellings toolstacks

@@ -560,11 +560,6 @@ impl Publisher {
     pub fn refusal(&self, key: &str) -> Option<Refusal> {
         self.failed.get(key).map(|f| f.refusal)
     }
-
-    /// Keys refused and still unpublished.
-    pub fn refused_keys(&self) -> impl Iterator<Item = &str> {
-        self.failed.keys().map(String::as_str)
-    }
 }
 
 /// Notes the first read-back failure that leaves it unknown what the store holds: anything

@@ -100,7 +100,14 @@ fn the_model_does_no_io_and_parses_no_wire_format() {
     let g = graph();
     for model in ["model", "net"] {
         let deps = deps_of(&g, model);
-        for io in ["sys", "xenbus", "netlink", "publisher", "event_loop", "agent"] {
+        for io in [
+            "sys",
+            "xenbus",
+            "netlink",
+            "publisher",
+            "event_loop",
+            "agent",
+        ] {
             assert!(!deps.contains(io), "{model} uses {io}: {deps:?}");
         }
     }
