@@ -39,6 +39,36 @@ pub struct AgentConfig {
     pub balloon_stuck_after: Duration,
 }
 
+/// The watches the agent registers, as (path, token): `memory/target` (the balloon's new
+/// target) and `unique-domain-id` (XAPI writes a fresh one for every domain, so a change means
+/// resume in a new domain).
+pub const WATCHES: [(&str, &str); 2] = [
+    ("memory/target", TOKEN_TARGET),
+    ("unique-domain-id", TOKEN_UDID),
+];
+pub const TOKEN_TARGET: &str = "xenbeacon:memory-target";
+pub const TOKEN_UDID: &str = "xenbeacon:unique-domain-id";
+
+/// What the event loop should do after the agent handled an event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Reaction {
+    /// Run a publication round.
+    pub publish: bool,
+    /// Look at the balloon again in a second.
+    pub recheck_balloon: bool,
+    /// Check that the domain under the agent is still the one it published to.
+    pub check_domain: bool,
+}
+
+impl std::ops::BitOrAssign for Reaction {
+    fn bitor_assign(&mut self, o: Reaction) {
+        self.publish |= o.publish;
+        self.recheck_balloon |= o.recheck_balloon;
+        self.check_domain |= o.check_domain;
+    }
+}
+
 /// Who the connection's domain is: after a restore, migration or a rebuilt tree the same guest
 /// runs in a domain with another domid or another `unique-domain-id` (XAPI).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -326,6 +356,71 @@ impl Agent {
     fn hold_updated(&mut self) {
         let moving = self.model.balloon.is_some() && !self.balloon.settled();
         self.publisher.hold_updated(moving);
+    }
+
+    /// What a watch event means for the agent. `first`: the event every WATCH fires once
+    /// when it is registered.
+    pub fn on_watch_event(&mut self, token: &str, first: bool, now: Instant) -> Reaction {
+        let mut r = Reaction::default();
+        if token == TOKEN_TARGET {
+            if let Some(state) = self.refresh_balloon(now) {
+                // A new target: the driver may not have started moving yet, so look again in
+                // a second. The registration event changes nothing: recheck only if the
+                // balloon is already moving. (A recheck also re-reads free memory, which
+                // would make a restart write within a second.)
+                r.recheck_balloon = !first || state == BalloonState::Ballooning;
+                r.publish = true;
+            }
+        }
+        // Watches fire again after a resume, and unique-domain-id changes with the domain:
+        // is this still the domain we published to? Only the agent's own watches say
+        // anything about that; an event with another token (a confused or hostile
+        // xenstored) is dropped, since a domain check sends requests and, if each brought
+        // another such event, the loop would never sleep.
+        let ours = token == TOKEN_TARGET || token == TOKEN_UDID;
+        r.check_domain = ours && !first;
+        r
+    }
+
+    /// Watch events were dropped (the queue overflowed): any watch may have fired, so one
+    /// re-check of everything they cover.
+    pub fn on_events_dropped(&mut self, now: Instant) -> Reaction {
+        Reaction {
+            publish: self.refresh_balloon(now).is_some(),
+            recheck_balloon: false,
+            check_domain: true,
+        }
+    }
+
+    /// The memory tick: memory and balloon are read again, and every tick runs a round even
+    /// without changes (a pure diff when nothing changed, and it retries keys refused for
+    /// transient reasons). A watch xenstored refused is made up for here.
+    pub fn on_memory_tick(&mut self, now: Instant, unwatched: &[&str]) -> Reaction {
+        self.refresh_memory();
+        self.refresh_balloon(now);
+        Reaction {
+            publish: true,
+            recheck_balloon: false,
+            check_domain: unwatched.contains(&TOKEN_UDID),
+        }
+    }
+
+    /// The balloon recheck timer: look again while the balloon moves.
+    pub fn on_balloon_recheck(&mut self, now: Instant) -> Reaction {
+        self.refresh_memory();
+        Reaction {
+            recheck_balloon: self.refresh_balloon(now) == Some(BalloonState::Ballooning),
+            publish: true,
+            check_domain: false,
+        }
+    }
+
+    /// SIGHUP: every source is read again and the store read back; the event loop adds a
+    /// fresh rtnetlink dump and the toolstack hints.
+    pub fn on_hangup(&mut self) {
+        log::info!("SIGHUP: re-reading everything and republishing");
+        self.refresh_all();
+        self.forget_published();
     }
 
     /// Reads who the connection's domain is now.
