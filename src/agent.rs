@@ -320,11 +320,14 @@ impl Agent {
     /// One publication round.
     pub fn publish(&mut self, conn: &mut XenbusConn) -> Result<RoundOutcome, Error> {
         self.hold_updated();
-        if self.publisher.ensure_loaded(conn)? {
-            self.adopt_published_free_memory();
-            let written = self.publisher.written();
-            self.nics
-                .seed(written.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(read_back) = self.publisher.ensure_loaded(conn)? {
+            desired::adopt_published_free_memory(
+                self.model.memory.as_ref(),
+                read_back.free_memory_kb,
+                self.cfg.memory_threshold_kb,
+                &mut self.desired,
+            );
+            self.nics.seed(&read_back.address_indexes);
             self.nics.render(
                 &self.model.net,
                 &self.model.hints,
@@ -469,21 +472,6 @@ impl Agent {
             self.forget_published();
         }
         Ok(changed)
-    }
-
-    /// After a read-back, keeps the free-memory figure already in XenStore when the current
-    /// one is within the threshold of it: a restart of an unchanged guest writes nothing.
-    fn adopt_published_free_memory(&mut self) {
-        let published = self
-            .publisher
-            .written()
-            .get(key::MEMINFO_FREE)
-            .and_then(|v| v.parse::<u64>().ok());
-        if let (Some(m), Some(p)) = (self.model.memory, published) {
-            if m.free_for_toolstack().abs_diff(p) < self.cfg.memory_threshold_kb {
-                self.desired.set_u64(key::MEMINFO_FREE, p);
-            }
-        }
     }
 
     /// Forgets what was published; the next round reads the store back and republishes.
