@@ -25,8 +25,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::desired::DesiredKeys;
-use crate::layout::{is_under, Mac, NicDir, UpperDir, NIC_SUBTREES};
+use crate::desired::{AddressIndexes, DesiredKeys};
+use crate::layout::{is_under, NicDir, UpperDir, NIC_SUBTREES};
+use crate::model::ToolstackHints;
 use crate::net::{Addr, Link, NetState};
 use crate::sources::sysfs_net::NicClass;
 
@@ -55,17 +56,6 @@ impl Default for NicOptions {
             max_addresses: 16,
         }
     }
-}
-
-/// Facts only the toolstack's XenStore entries tell.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ToolstackHints {
-    /// `xenserver/device/net-sriov-vf/<vfid>/mac` (XAPI only).
-    pub sriov_vfs: Vec<(u32, Mac)>,
-    /// Guest PCI address -> host PCI address, from the pcifront backend (`vdev-N` / `dev-N`).
-    pub pci_host: BTreeMap<String, String>,
-    /// `device/vif/<devid>/mac`: the MAC the toolstack gave each vif.
-    pub vif_macs: Vec<(u32, Mac)>,
 }
 
 /// A PCI address in the kernel's form `dddd:bb:ss.f`, from any of the spellings toolstacks
@@ -141,27 +131,11 @@ impl NicRenderer {
         NicRenderer::default()
     }
 
-    /// Takes over the indexes of addresses already in XenStore (keys `.../ipv4/<n>` whose value
-    /// is an address): for every directory found there, the store's numbering replaces the
-    /// one in memory, so that a restart keeps it.
-    pub fn seed<'a>(&mut self, published: impl Iterator<Item = (&'a str, &'a str)>) {
-        let mut found: BTreeMap<String, BTreeMap<IpAddr, u32>> = BTreeMap::new();
-        for (k, v) in published {
-            let Some((dir, n)) = k.rsplit_once('/') else {
-                continue;
-            };
-            if !(dir.ends_with("/ipv4") || dir.ends_with("/ipv6")) {
-                continue;
-            }
-            let (Ok(n), Ok(ip)) = (n.parse::<u32>(), v.parse::<IpAddr>()) else {
-                continue;
-            };
-            let slots = found.entry(dir.to_owned()).or_default();
-            if !slots.values().any(|&i| i == n) {
-                slots.entry(ip).or_insert(n);
-            }
-        }
-        self.slots.extend(found);
+    /// Takes over the indexes of addresses already in XenStore: for every directory found
+    /// there, the store's numbering replaces the one in memory, so that a restart keeps it.
+    pub fn seed(&mut self, published: &AddressIndexes) {
+        self.slots
+            .extend(published.iter().map(|(d, s)| (d.clone(), s.clone())));
     }
 
     /// Replaces every NIC key in `d` with what `net` says now.
@@ -465,7 +439,9 @@ mod tests {
             .entry("attr/vif/0/ipv4".into())
             .or_default()
             .insert("10.0.0.2".parse().unwrap(), 0);
-        r.seed(published.iter().copied());
+        r.seed(
+            &crate::desired::ReadBack::from_published(published.iter().copied()).address_indexes,
+        );
         let slots = &r.slots["attr/vif/0/ipv4"];
         assert_eq!(slots.len(), 1);
         assert_eq!(slots[&"10.0.0.2".parse::<IpAddr>().unwrap()], 1);

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::desired::{self, DesiredKeys};
+use crate::desired::{self, DesiredKeys, ReadBack};
 use crate::layout::{self, key, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
@@ -494,15 +494,17 @@ impl Publisher {
     }
 
     /// Reads the store back unless that was done since the last [`Publisher::forget`] or the
-    /// store is fresh ([`Publisher::probe_fresh`]); true if it read.
-    pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
+    /// store is fresh ([`Publisher::probe_fresh`]); what it read, for the renderers.
+    pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<Option<ReadBack>, Error> {
         self.probe_fresh(conn)?;
         match self.loaded {
             Loaded::MarkerSeen | Loaded::No => {
                 self.load(conn)?;
-                Ok(true)
+                Ok(Some(ReadBack::from_published(
+                    self.written.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                )))
             }
-            Loaded::Fresh | Loaded::Yes => Ok(false),
+            Loaded::Fresh | Loaded::Yes => Ok(None),
         }
     }
 
@@ -559,11 +561,6 @@ impl Publisher {
     /// Why `key` was refused on the last try, if it was.
     pub fn refusal(&self, key: &str) -> Option<Refusal> {
         self.failed.get(key).map(|f| f.refusal)
-    }
-
-    /// Keys refused and still unpublished.
-    pub fn refused_keys(&self) -> impl Iterator<Item = &str> {
-        self.failed.keys().map(String::as_str)
     }
 }
 

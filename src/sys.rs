@@ -158,17 +158,6 @@ impl TimerFd {
         Ok(())
     }
 
-    /// Stops the timer.
-    pub fn disarm(&self) -> io::Result<()> {
-        let spec = libc::itimerspec {
-            it_interval: timespec(Duration::ZERO),
-            it_value: timespec(Duration::ZERO),
-        };
-        // SAFETY: valid itimerspec; old value not requested.
-        cvt(unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })?;
-        Ok(())
-    }
-
     /// Expirations since the last read (0 if none).
     pub fn read(&self) -> io::Result<u64> {
         let mut n: u64 = 0;

@@ -16,7 +16,8 @@ use libfuzzer_sys::fuzz_target;
 use xenbeacon::desired::{DesiredKeys, VALUE_MAX};
 use xenbeacon::net::NetState;
 use xenbeacon::netlink::wire::{AddrRepr, LinkRepr, NlMsgs, NLMSG_HDRLEN};
-use xenbeacon::nics::{NicOptions, NicRenderer, ToolstackHints};
+use xenbeacon::model::ToolstackHints;
+use xenbeacon::nics::{NicOptions, NicRenderer};
 use xenbeacon::sources::sysfs_net::{NicClass, PciNic, PlatformNic, UsbNic};
 use xenbeacon::xenbus::wire::is_valid_path;
 
