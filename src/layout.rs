@@ -285,8 +285,8 @@ pub enum UpperDir {
 impl fmt::Display for UpperDir {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UpperDir::Vlan(vid) => write!(f, "{}/{vid}", nic_key::VLAN),
-            UpperDir::Macvlan(mac) => write!(f, "{}/{}", nic_key::MACVLAN, mac.key()),
+            UpperDir::Vlan(vid) => write!(f, "vlan/{vid}"),
+            UpperDir::Macvlan(mac) => write!(f, "macvlan/{}", mac.key()),
         }
     }
 }
@@ -357,5 +357,8 @@ mod tests {
         assert_eq!(NicDir::parse("attr/vifs/0"), None);
         assert_eq!(UpperDir::Vlan(100).to_string(), "vlan/100");
         assert_eq!(UpperDir::Macvlan(mac).to_string(), "macvlan/525400123405");
+        // Display spells the names itself (a format argument costs the guest binary 80 bytes).
+        assert_eq!(nic_key::VLAN, "vlan");
+        assert_eq!(nic_key::MACVLAN, "macvlan");
     }
 }
