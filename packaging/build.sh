@@ -13,8 +13,8 @@
 #   --release  Debian revision / RPM release (default 1)
 #   --out      output directory (default target/packages)
 #
-# Installs what it needs on Debian (dpkg-dev is always there; `rpm` for rpmbuild, the rustup
-# target). Prints the path of the package.
+# Runs on Debian/Ubuntu (installs `rpm` for rpmbuild) or EL/Fedora (rpm-build; dpkg for a .deb),
+# with rustup (adds the target). Prints the path of the package.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -49,8 +49,12 @@ apt_install() {
 		{ apt-get update -qq -o DPkg::Lock::Timeout=600 &&
 			apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "$@" >/dev/null; }
 }
-command -v dpkg-deb >/dev/null || die "dpkg-deb missing (a Debian or Ubuntu build host is needed)"
-[ "$fmt" = rpm ] && { command -v rpmbuild >/dev/null || apt_install rpm; }
+if [ "$fmt" = deb ]; then
+	command -v dpkg-deb >/dev/null || die "dpkg-deb missing (apt-get install dpkg-dev, or dnf install dpkg)"
+elif ! command -v rpmbuild >/dev/null; then
+	command -v apt-get >/dev/null || die "rpmbuild missing (dnf install rpm-build)"
+	apt_install rpm
+fi
 rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target" >/dev/null
 
 # ---- the binary
