@@ -126,11 +126,17 @@ if [ "$fmt" = deb ]; then
 		echo "Source: https://github.com/xenbeacon/xenbeacon"
 		echo
 		echo "Files: *"
-		echo "Copyright: xenbeacon developers"
+		echo "Copyright: 2026 The xenbeacon developers"
 		echo "License: MIT or Apache-2.0"
 		echo " The texts: /usr/share/doc/xenbeacon/LICENSE-MIT and LICENSE-APACHE."
 		echo " Statically linked third-party code: /usr/share/doc/xenbeacon/THIRD-PARTY."
 	} >"$docdir/copyright"
+	printf 'xenbeacon (%s-%s) unstable; urgency=medium\n\n  * Built from the xenbeacon repository by packaging/build.sh.\n\n -- xenbeacon developers <xenbeacon@users.noreply.github.com>  %s\n' \
+		"$version" "$release" "$(date -u -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")" |
+		gzip -9n >"$docdir/changelog.Debian.gz"
+	# x86_64's static-pie binary is an ET_DYN ELF without NEEDED, which lintian takes for a library
+	install -d "$root/usr/share/lintian/overrides"
+	echo "xenbeacon: shared-library-lacks-prerequisites [usr/bin/xenbeacon]" >"$root/usr/share/lintian/overrides/xenbeacon"
 	size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 	cat >"$root/DEBIAN/control" <<CONTROL
 Package: xenbeacon
@@ -143,15 +149,16 @@ Priority: optional
 Conflicts: xe-guest-utilities, xen-guest-agent
 Homepage: https://github.com/xenbeacon/xenbeacon
 Description: tiny static guest agent for Xen domUs
- xenbeacon runs inside a Xen guest and tells the toolstack (XAPI, XCP-ng/XenServer,
- Xen Orchestra or plain xl) the guest's OS and kernel, memory and balloon state, every
- NIC and its addresses (including PCI, USB and device-tree passthrough, bridges, bonds,
- VLANs), its boot stage, and that it has booted. One static binary: no libxenstore, no
- exec of other programs, no threads. In dom0 the same binary lists what guests publish
+ xenbeacon runs inside a Xen guest and tells the toolstack (XAPI,
+ XCP-ng/XenServer, Xen Orchestra or plain xl) the guest's OS and kernel,
+ memory and balloon state, every NIC and its addresses (including PCI, USB
+ and device-tree passthrough, bridges, bonds, VLANs), its boot stage, and
+ that it has booted. One static binary: no libxenstore, no exec of other
+ programs, no threads. In dom0 the same binary lists what guests publish
  (xenbeacon list, show, wait).
  .
- It replaces xe-guest-utilities and xen-guest-agent: two agents would overwrite each
- other's keys.
+ It replaces xe-guest-utilities and xen-guest-agent: two agents would
+ overwrite each other's keys.
 CONTROL
 	pkg=$out/xenbeacon_${version}-${release}_$deb_arch.deb
 	dpkg-deb --root-owner-group -Zxz --build "$root" "$pkg" >/dev/null
