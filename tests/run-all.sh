@@ -32,15 +32,25 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq -o DPkg::Lock::Timeout=600
   apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
 fi
-if [ "${NO_INSTALL:-0}" != 1 ]; then
-  rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
-  rustup component list --installed | grep -q '^clippy' || rustup component add clippy
-  if [ "${E2E:-1}" != 0 ]; then
-    for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-      rustup target list --installed | grep -qx "$t" || rustup target add "$t"
-    done
-  fi
+command -v rustup >/dev/null || { echo "tests/run-all.sh: rustup missing (https://rustup.rs)" >&2; exit 1; }
+missing=()
+for c in rustfmt clippy; do
+  rustup component list --installed | grep -q "^$c" || missing+=("component add $c")
+done
+if [ "${E2E:-1}" != 0 ]; then
+  for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    rustup target list --installed | grep -qx "$t" || missing+=("target add $t")
+  done
 fi
+for m in "${missing[@]}"; do
+  if [ "${NO_INSTALL:-0}" = 1 ]; then
+    echo "tests/run-all.sh: missing: rustup $m" >&2
+  else
+    # shellcheck disable=SC2086 # "component add rustfmt" is three words on purpose
+    rustup $m
+  fi
+done
+[ "${NO_INSTALL:-0}" = 1 ] && [ ${#missing[@]} -gt 0 ] && exit 1
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
