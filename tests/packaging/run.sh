@@ -266,7 +266,12 @@ show() { XENBEACON_XENSTORE=$XS_DIR/dom0.sock "$AGENT" show "$DOMID" --json 2>/d
 published() { [ "$(show | jq -r '.agent.kind // empty')" = xenbeacon ]; }
 active() { [ "$(c systemctl is-active xenbeacon.service)" = active ]; }
 mainpid() { c systemctl show -p MainPID --value xenbeacon.service; }
-new_pid() { local p; p=$(mainpid); [ "$p" != 0 ] && [ "$p" != "$1" ] && active; }
+# a MainPID other than $1 that has exec'd the agent (systemd's forked child is "(xenbeacon)" first)
+new_pid() {
+	local p
+	p=$(mainpid)
+	[ "$p" != 0 ] && [ "$p" != "$1" ] && active && [ "$(c readlink "/proc/$p/exe")" = /usr/bin/xenbeacon ]
+}
 no_process() { ! c pgrep -x xenbeacon >/dev/null; }
 # Debian's rpm warns on every install that Debian packages are meant to come from alien.
 rpmc() {
