@@ -20,7 +20,7 @@
 //! `MODALIAS`) and its path (`virtioN`, a PCI address, under `devices/platform/`).
 //!
 //! The interface name comes from netlink and the tree may be a hostile `--root` copy: the
-//! rules here read it only through [`confined`] (a `device` link leading outside
+//! rules here read it only through `confined.rs` (a `device` link leading outside
 //! `root/sys/devices` is [`ClassifyError::OutsideSysfs`]; other links leading outside are
 //! ignored).
 
