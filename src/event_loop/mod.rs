@@ -3,7 +3,7 @@
 //! detector, the balloon recheck timer and the host name files), one `on_*` method per fd.
 //! What an event means is the agent's business ([`Agent`]); this module only waits, reads
 //! the fd and hands over. The xenstore connection and its reconnect schedule are in
-//! [`link`], the rtnetlink socket and its reopen schedule in [`rtnetlink`].
+//! `link.rs`, the rtnetlink socket and its reopen schedule in `rtnetlink.rs`.
 
 mod link;
 mod rtnetlink;
