@@ -6,13 +6,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::balloon::{self, BalloonState, BalloonTracker};
+use crate::balloon::{self, BalloonTracker};
 use crate::desired::{self, DesiredKeys};
 use crate::layout::key;
 use crate::layout::Mac;
-use crate::model::{GuestModel, OsInfo};
+use crate::model::{Balloon, BalloonState, GuestModel, OsInfo, ToolstackHints};
 use crate::net::NetState;
-use crate::nics::{normalize_bdf, NicOptions, NicRenderer, ToolstackHints};
+use crate::nics::{normalize_bdf, NicOptions, NicRenderer};
 use crate::publisher::{unix_now, Op, Publisher, Refusal, RoundOutcome};
 use crate::sources::balloon::BalloonReader;
 use crate::sources::meminfo::MeminfoReader;
@@ -39,6 +39,36 @@ pub struct AgentConfig {
     pub balloon_stuck_after: Duration,
 }
 
+/// The watches the agent registers, as (path, token): `memory/target` (the balloon's new
+/// target) and `unique-domain-id` (XAPI writes a fresh one for every domain, so a change means
+/// resume in a new domain).
+pub const WATCHES: [(&str, &str); 2] = [
+    ("memory/target", TOKEN_TARGET),
+    ("unique-domain-id", TOKEN_UDID),
+];
+pub const TOKEN_TARGET: &str = "xenbeacon:memory-target";
+pub const TOKEN_UDID: &str = "xenbeacon:unique-domain-id";
+
+/// What the event loop should do after the agent handled an event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Reaction {
+    /// Run a publication round.
+    pub publish: bool,
+    /// Look at the balloon again in a second.
+    pub recheck_balloon: bool,
+    /// Check that the domain under the agent is still the one it published to.
+    pub check_domain: bool,
+}
+
+impl std::ops::BitOrAssign for Reaction {
+    fn bitor_assign(&mut self, o: Reaction) {
+        self.publish |= o.publish;
+        self.recheck_balloon |= o.recheck_balloon;
+        self.check_domain |= o.check_domain;
+    }
+}
+
 /// Who the connection's domain is: after a restore, migration or a rebuilt tree the same guest
 /// runs in a domain with another domid or another `unique-domain-id` (XAPI).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,12 +85,9 @@ pub struct Agent {
     meminfo: MeminfoReader,
     /// The last memory read failure, logged once until it changes.
     meminfo_error: Option<String>,
-    net: NetState,
     nics: NicRenderer,
-    hints: ToolstackHints,
     balloon_reader: BalloonReader,
     balloon: BalloonTracker,
-    balloon_state: Option<BalloonState>,
     /// `control/feature-balloon` was refused with EACCES (xl): never tried again.
     feature_balloon_denied: bool,
     identity: DomainIdentity,
@@ -78,10 +105,7 @@ impl Agent {
             desired: DesiredKeys::new(),
             publisher: Publisher::new(),
             meminfo_error: None,
-            net: NetState::default(),
             nics: NicRenderer::new(),
-            hints: ToolstackHints::default(),
-            balloon_state: None,
             feature_balloon_denied: false,
             identity: DomainIdentity::default(),
         };
@@ -110,7 +134,7 @@ impl Agent {
             .read()
             .map(|info| (info, self.balloon.update(info, now)));
         let state = reading.map(|(_, s)| s);
-        if state != self.balloon_state {
+        if state != self.model.balloon.map(|b| b.state) {
             if let Some((info, s)) = reading {
                 log::debug!(
                     "balloon {}: current {} kB, target {} kB",
@@ -119,7 +143,7 @@ impl Agent {
                     info.target_kb
                 );
             }
-            self.balloon_state = state;
+            self.model.balloon = reading.map(|(info, state)| Balloon { info, state });
         }
         let feature = self.cfg.feature_balloon && !self.feature_balloon_denied;
         balloon::render(reading, feature, self.balloon.settled(), &mut self.desired);
@@ -192,23 +216,19 @@ impl Agent {
 
     /// The network state, for the netlink source to update.
     pub fn net_mut(&mut self) -> &mut NetState {
-        &mut self.net
-    }
-
-    pub fn net(&self) -> &NetState {
-        &self.net
+        &mut self.model.net
     }
 
     /// Classifies links that are new or renamed, and renders the NIC keys again.
     pub fn refresh_nics(&mut self) {
         // /sys is opened once for all the links this round, not once per link.
         let mut sysfs = None;
-        for link in self.net.links.values_mut() {
+        for link in self.model.net.links.values_mut() {
             if link.class.is_some() {
                 continue;
             }
             // What sysfs would say of the loopback, without the five system calls to ask.
-            if link.flags & libc::IFF_LOOPBACK as u32 != 0 {
+            if link.loopback {
                 link.class = Some(NicClass::Virtual);
                 continue;
             }
@@ -225,8 +245,12 @@ impl Agent {
                 Err(e) => log::debug!("cannot classify {}: {e}", link.name),
             }
         }
-        self.nics
-            .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
+        self.nics.render(
+            &self.model.net,
+            &self.model.hints,
+            &self.cfg.nics,
+            &mut self.desired,
+        );
     }
 
     /// Reads what the toolstack tells about NICs: SR-IOV VF MACs (XAPI) and the host address
@@ -280,11 +304,15 @@ impl Agent {
             Err(e) if e.is_connection_lost() => return Err(e),
             Err(_) => {}
         }
-        if hints != self.hints {
+        if hints != self.model.hints {
             log::debug!("toolstack hints: {hints:?}");
-            self.hints = hints;
-            self.nics
-                .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
+            self.model.hints = hints;
+            self.nics.render(
+                &self.model.net,
+                &self.model.hints,
+                &self.cfg.nics,
+                &mut self.desired,
+            );
         }
         Ok(())
     }
@@ -292,13 +320,20 @@ impl Agent {
     /// One publication round.
     pub fn publish(&mut self, conn: &mut XenbusConn) -> Result<RoundOutcome, Error> {
         self.hold_updated();
-        if self.publisher.ensure_loaded(conn)? {
-            self.adopt_published_free_memory();
-            let written = self.publisher.written();
-            self.nics
-                .seed(written.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            self.nics
-                .render(&self.net, &self.hints, &self.cfg.nics, &mut self.desired);
+        if let Some(read_back) = self.publisher.ensure_loaded(conn)? {
+            desired::adopt_published_free_memory(
+                self.model.memory.as_ref(),
+                read_back.free_memory_kb,
+                self.cfg.memory_threshold_kb,
+                &mut self.desired,
+            );
+            self.nics.seed(&read_back.address_indexes);
+            self.nics.render(
+                &self.model.net,
+                &self.model.hints,
+                &self.cfg.nics,
+                &mut self.desired,
+            );
         }
         let round = self.publisher.publish(conn, &self.desired, unix_now());
         if self.publisher.refusal(key::FEATURE_BALLOON) == Some(Refusal::Xs(XsError::Eacces)) {
@@ -322,8 +357,73 @@ impl Agent {
     /// while a balloon driver is present and memory has not settled, `data/updated` is not
     /// created (as `control/feature-balloon` is not).
     fn hold_updated(&mut self) {
-        let moving = self.balloon_state.is_some() && !self.balloon.settled();
+        let moving = self.model.balloon.is_some() && !self.balloon.settled();
         self.publisher.hold_updated(moving);
+    }
+
+    /// What a watch event means for the agent. `first`: the event every WATCH fires once
+    /// when it is registered.
+    pub fn on_watch_event(&mut self, token: &str, first: bool, now: Instant) -> Reaction {
+        let mut r = Reaction::default();
+        if token == TOKEN_TARGET {
+            if let Some(state) = self.refresh_balloon(now) {
+                // A new target: the driver may not have started moving yet, so look again in
+                // a second. The registration event changes nothing: recheck only if the
+                // balloon is already moving. (A recheck also re-reads free memory, which
+                // would make a restart write within a second.)
+                r.recheck_balloon = !first || state == BalloonState::Ballooning;
+                r.publish = true;
+            }
+        }
+        // Watches fire again after a resume, and unique-domain-id changes with the domain:
+        // is this still the domain we published to? Only the agent's own watches say
+        // anything about that; an event with another token (a confused or hostile
+        // xenstored) is dropped, since a domain check sends requests and, if each brought
+        // another such event, the loop would never sleep.
+        let ours = token == TOKEN_TARGET || token == TOKEN_UDID;
+        r.check_domain = ours && !first;
+        r
+    }
+
+    /// Watch events were dropped (the queue overflowed): any watch may have fired, so one
+    /// re-check of everything they cover.
+    pub fn on_events_dropped(&mut self, now: Instant) -> Reaction {
+        Reaction {
+            publish: self.refresh_balloon(now).is_some(),
+            recheck_balloon: false,
+            check_domain: true,
+        }
+    }
+
+    /// The memory tick: memory and balloon are read again, and every tick runs a round even
+    /// without changes (a pure diff when nothing changed, and it retries keys refused for
+    /// transient reasons). A watch xenstored refused is made up for here.
+    pub fn on_memory_tick(&mut self, now: Instant, unwatched: &[&str]) -> Reaction {
+        self.refresh_memory();
+        self.refresh_balloon(now);
+        Reaction {
+            publish: true,
+            recheck_balloon: false,
+            check_domain: unwatched.contains(&TOKEN_UDID),
+        }
+    }
+
+    /// The balloon recheck timer: look again while the balloon moves.
+    pub fn on_balloon_recheck(&mut self, now: Instant) -> Reaction {
+        self.refresh_memory();
+        Reaction {
+            recheck_balloon: self.refresh_balloon(now) == Some(BalloonState::Ballooning),
+            publish: true,
+            check_domain: false,
+        }
+    }
+
+    /// SIGHUP: every source is read again and the store read back; the event loop adds a
+    /// fresh rtnetlink dump and the toolstack hints.
+    pub fn on_hangup(&mut self) {
+        log::info!("SIGHUP: re-reading everything and republishing");
+        self.refresh_all();
+        self.forget_published();
     }
 
     /// Reads who the connection's domain is now.
@@ -374,21 +474,6 @@ impl Agent {
         Ok(changed)
     }
 
-    /// After a read-back, keeps the free-memory figure already in XenStore when the current
-    /// one is within the threshold of it: a restart of an unchanged guest writes nothing.
-    fn adopt_published_free_memory(&mut self) {
-        let published = self
-            .publisher
-            .written()
-            .get(key::MEMINFO_FREE)
-            .and_then(|v| v.parse::<u64>().ok());
-        if let (Some(m), Some(p)) = (self.model.memory, published) {
-            if m.free_for_toolstack().abs_diff(p) < self.cfg.memory_threshold_kb {
-                self.desired.set_u64(key::MEMINFO_FREE, p);
-            }
-        }
-    }
-
     /// Forgets what was published; the next round reads the store back and republishes.
     pub fn forget_published(&mut self) {
         self.publisher.forget();
@@ -397,7 +482,7 @@ impl Agent {
     /// What a first publication on an empty store would send, in order (for --dry-run).
     pub fn full_plan(&self) -> Vec<Op> {
         let mut p = Publisher::new();
-        p.hold_updated(self.balloon_state.is_some() && !self.balloon.settled());
+        p.hold_updated(self.model.balloon.is_some() && !self.balloon.settled());
         p.plan(&self.desired, unix_now())
     }
 }

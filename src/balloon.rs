@@ -9,25 +9,7 @@ use crate::desired::DesiredKeys;
 use crate::layout::key;
 use crate::sources::balloon::BalloonInfo;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BalloonState {
-    /// `current_kb` = `target_kb`.
-    Reached,
-    /// Not there yet, and `current_kb` moved within the stuck timeout.
-    Ballooning,
-    /// Not there, and nothing moved for the stuck timeout.
-    Stuck,
-}
-
-impl BalloonState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BalloonState::Reached => "reached",
-            BalloonState::Ballooning => "ballooning",
-            BalloonState::Stuck => "stuck",
-        }
-    }
-}
+use crate::model::BalloonState;
 
 /// How long `current_kb` must stand still to count as settled short of its target.
 const SETTLE_TIME: Duration = Duration::from_secs(1);

@@ -4,6 +4,7 @@
 //! subtrees the agent owns are in [`crate::layout`].
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use crate::layout::{key, LAYOUT_VERSION};
 use crate::model::OsInfo;
@@ -48,6 +49,61 @@ pub fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &str {
     }
     // Only ASCII digits were written.
     core::str::from_utf8(&buf[at..]).unwrap_or("0")
+}
+
+/// Address indexes by address directory (`attr/vif/0/ipv4` -> address -> `<n>`).
+pub type AddressIndexes = BTreeMap<String, BTreeMap<IpAddr, u32>>;
+
+/// What the store held of the agent's keys, as the renderers need it: taking it over makes a
+/// restart of an unchanged guest write nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadBack {
+    /// The published `data/meminfo_free`.
+    pub free_memory_kb: Option<u64>,
+    /// The index of every published address (keys `.../ipv4/<n>` whose value is an address).
+    pub address_indexes: AddressIndexes,
+}
+
+impl ReadBack {
+    /// Extracts what the renderers take over from the keys read back.
+    pub fn from_published<'a>(published: impl Iterator<Item = (&'a str, &'a str)>) -> ReadBack {
+        let mut r = ReadBack::default();
+        for (k, v) in published {
+            if k == key::MEMINFO_FREE {
+                r.free_memory_kb = v.parse().ok();
+                continue;
+            }
+            let Some((dir, n)) = k.rsplit_once('/') else {
+                continue;
+            };
+            if !(dir.ends_with("/ipv4") || dir.ends_with("/ipv6")) {
+                continue;
+            }
+            let (Ok(n), Ok(ip)) = (n.parse::<u32>(), v.parse::<IpAddr>()) else {
+                continue;
+            };
+            let slots = r.address_indexes.entry(dir.to_owned()).or_default();
+            if !slots.values().any(|&i| i == n) {
+                slots.entry(ip).or_insert(n);
+            }
+        }
+        r
+    }
+}
+
+/// Keeps the free-memory figure already published when the current one is within
+/// `threshold_kb` of it.
+pub fn adopt_published_free_memory(
+    m: Option<&MemInfo>,
+    published_kb: Option<u64>,
+    threshold_kb: u64,
+    d: &mut DesiredKeys,
+) {
+    if let (Some(m), Some(p)) = (m, published_kb) {
+        if m.free_for_toolstack().abs_diff(p) < threshold_kb {
+            d.set_u64(key::MEMINFO_FREE, p);
+        }
+    }
 }
 
 /// The desired key/value set. Updated in place, so an unchanged value costs no allocation.
@@ -243,6 +299,36 @@ mod tests {
             assert!(d.get(k).unwrap().parse::<u32>().is_ok(), "{k}");
         }
         assert_eq!(d.get(key::PV_INSTALLED), Some("1"));
+    }
+
+    #[test]
+    fn read_back_takes_free_memory_and_address_indexes() {
+        let r = ReadBack::from_published(
+            [
+                ("data/meminfo_free", "4000"),
+                ("attr/vif/0/ipv4/3", "10.0.0.2"),
+                ("attr/vif/0/ipv4/3/prefix", "24"),
+                ("attr/vif/0/ipv4/4", "10.0.0.2"),
+                ("attr/vif/0/ipv4/5", "not-an-ip"),
+                ("attr/vif/0/name", "eth0"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(r.free_memory_kb, Some(4000));
+        let slots = &r.address_indexes["attr/vif/0/ipv4"];
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[&"10.0.0.2".parse::<IpAddr>().unwrap()], 3);
+        let mut d = DesiredKeys::new();
+        let m = MemInfo {
+            total_kb: 8000,
+            available_kb: Some(4500),
+            free_kb: None,
+        };
+        adopt_published_free_memory(Some(&m), r.free_memory_kb, 1024, &mut d);
+        assert_eq!(d.get(key::MEMINFO_FREE), Some("4000"));
+        let mut far = DesiredKeys::new();
+        adopt_published_free_memory(Some(&m), r.free_memory_kb, 100, &mut far);
+        assert_eq!(far.get(key::MEMINFO_FREE), None);
     }
 
     #[test]

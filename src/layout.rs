@@ -85,6 +85,10 @@ pub const OWNED_KEYS: [&str; 17] = [
 /// `control/feature-balloon` as "booted", which must not flap.
 pub const KEEP_KEYS: [&str; 2] = [key::BOOTED, key::FEATURE_BALLOON];
 
+/// xenbeacon's own keys (`key::LAYOUT`, `key::STAGE`, ...).
+pub const XENBEACON_DIR: &str = "data/xenbeacon";
+/// The PV drivers' version keys (`key::PV_*`), which XAPI reads.
+pub const PV_ADDONS_DIR: &str = "attr/PVAddons";
 /// The balloon keys' directory (layout 2).
 pub const BALLOON_SUBTREE: &str = "data/xenbeacon/balloon";
 /// PV vifs, and device NICs that carry a vif's MAC: `attr/vif/<devid>`.
@@ -97,12 +101,41 @@ pub const SRIOV_VF_DIR: &str = "xenserver/attr/net-sriov-vf";
 pub const NIC_SUBTREES: [&str; 3] = [VIF_DIR, NET_DIR, SRIOV_VF_DIR];
 /// Subtrees the agent owns as a whole: anything in them it did not render is stale.
 pub const OWNED_SUBTREES: [&str; 5] = [
-    "attr/PVAddons",
+    PV_ADDONS_DIR,
     BALLOON_SUBTREE,
     VIF_DIR,
     NET_DIR,
     SRIOV_VF_DIR,
 ];
+
+/// Key names inside a NIC's directory ([`NicDir`]) and inside the directories of the VLANs and
+/// macvlans on it ([`UpperDir`]).
+pub mod nic_key {
+    pub const NAME: &str = "name";
+    /// `mac` (a vif's is `mac/0`: [`super::NicDir::mac_key`]).
+    pub const MAC: &str = "mac";
+    pub const CARRIER: &str = "carrier";
+    pub const BRIDGE: &str = "bridge";
+    pub const BOND: &str = "bond";
+    pub const BUS: &str = "bus";
+    pub const LOCATION: &str = "location";
+    pub const HOST_LOCATION: &str = "host-location";
+    pub const VENDOR: &str = "vendor";
+    pub const PRODUCT: &str = "product";
+    pub const DRIVER: &str = "driver";
+    pub const COMPATIBLE: &str = "compatible";
+    pub const TOPOLOGY: &str = "topology";
+    /// The kernel's link kind.
+    pub const KIND: &str = "kind";
+    /// `ipv4/<n>` and `ipv6/<n>`, each with `<n>/prefix`.
+    pub const IPV4: &str = "ipv4";
+    pub const IPV6: &str = "ipv6";
+    pub const PREFIX: &str = "prefix";
+    /// [`super::UpperDir::Vlan`]: `vlan/<vid>`.
+    pub const VLAN: &str = "vlan";
+    /// [`super::UpperDir::Macvlan`]: `macvlan/<mac>`.
+    pub const MACVLAN: &str = "macvlan";
+}
 
 /// True if `path` is `dir` or below it (component-wise: `attr/vif0` is not below `attr/vif`).
 pub fn is_under(path: &str, dir: &str) -> bool {
@@ -324,5 +357,8 @@ mod tests {
         assert_eq!(NicDir::parse("attr/vifs/0"), None);
         assert_eq!(UpperDir::Vlan(100).to_string(), "vlan/100");
         assert_eq!(UpperDir::Macvlan(mac).to_string(), "macvlan/525400123405");
+        // Display spells the names itself (a format argument costs the guest binary 80 bytes).
+        assert_eq!(nic_key::VLAN, "vlan");
+        assert_eq!(nic_key::MACVLAN, "macvlan");
     }
 }

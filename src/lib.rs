@@ -1,9 +1,12 @@
 //! xenbeacon: a tiny, single-threaded guest agent for Xen domUs.
 //!
-//! Data flows one way: sources (procfs, sysfs, os-release) fill a [`model::GuestModel`],
-//! which becomes a set of desired XenStore keys ([`desired::DesiredKeys`]); the
-//! [`publisher::Publisher`] diffs that set against what it last wrote and sends the fewest
-//! WRITE/RM requests through its own xenbus client ([`xenbus`]).
+//! Data flows one way: sources (procfs, sysfs, os-release, rtnetlink, the toolstack's hints)
+//! fill a [`model::GuestModel`], which is rendered into a set of desired XenStore keys
+//! ([`desired::DesiredKeys`], named by [`layout`]); the [`publisher::Publisher`] diffs that
+//! set against what it last wrote and sends the fewest WRITE/RM requests through its own
+//! xenbus client ([`xenbus`]). [`event_loop`] only dispatches fd readiness; what an event
+//! means is decided in [`agent`]. docs/architecture.md draws it, with the rules that must
+//! never break (checked by tests/architecture.rs).
 
 pub mod agent;
 pub mod balloon;

@@ -1,5 +1,10 @@
 //! The model of the guest: what the sources found, before it becomes XenStore keys.
 
+use std::collections::BTreeMap;
+
+use crate::layout::Mac;
+use crate::net::NetState;
+use crate::sources::balloon::BalloonInfo;
 use crate::sources::hostname::HostIdentity;
 use crate::sources::meminfo::MemInfo;
 use crate::sources::os_release::OsRelease;
@@ -68,7 +73,46 @@ fn numeric(s: &str) -> Option<String> {
     (!s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.to_owned())
 }
 
-/// Everything the agent publishes, in source terms.
+/// The balloon driver's last reading and what it means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balloon {
+    pub info: BalloonInfo,
+    pub state: BalloonState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BalloonState {
+    /// `current_kb` = `target_kb`.
+    Reached,
+    /// Not there yet, and `current_kb` moved within the stuck timeout.
+    Ballooning,
+    /// Not there, and nothing moved for the stuck timeout.
+    Stuck,
+}
+
+impl BalloonState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalloonState::Reached => "reached",
+            BalloonState::Ballooning => "ballooning",
+            BalloonState::Stuck => "stuck",
+        }
+    }
+}
+
+/// Facts only the toolstack's XenStore entries tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolstackHints {
+    /// `xenserver/device/net-sriov-vf/<vfid>/mac` (XAPI only).
+    pub sriov_vfs: Vec<(u32, Mac)>,
+    /// Guest PCI address -> host PCI address, from the pcifront backend (`vdev-N` / `dev-N`).
+    pub pci_host: BTreeMap<String, String>,
+    /// `device/vif/<devid>/mac`: the MAC the toolstack gave each vif.
+    pub vif_macs: Vec<(u32, Mac)>,
+}
+
+/// Every fact the agent publishes, in source terms: the sources fill it, the renderers turn
+/// it into keys. No I/O here, and no wire format.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GuestModel {
     pub os: OsInfo,
@@ -76,6 +120,12 @@ pub struct GuestModel {
     pub memory: Option<MemInfo>,
     /// Host and domain name.
     pub host: HostIdentity,
+    /// Links and addresses (rtnetlink) and each link's class (sysfs).
+    pub net: NetState,
+    /// What the toolstack's own keys say about the NICs.
+    pub hints: ToolstackHints,
+    /// `None`: no balloon driver.
+    pub balloon: Option<Balloon>,
 }
 
 #[cfg(test)]

@@ -4,13 +4,10 @@
 //! renames it), and a rename is just an RTM_NEWLINK with a new name, after which the link is
 //! classified again.
 
-use crate::layout::Mac;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::netlink::wire::{
-    AddrRepr, LinkRepr, NlError, NlMsg, RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK,
-};
+use crate::layout::Mac;
 use crate::sources::sysfs_net::NicClass;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +15,10 @@ pub struct Link {
     pub index: u32,
     pub name: String,
     pub mac: Option<Mac>,
-    pub flags: u32,
+    /// The loopback device (`IFF_LOOPBACK`).
+    pub loopback: bool,
+    /// The link layer is up (`IFF_LOWER_UP`): the carrier when `carrier` is not reported.
+    pub lower_up: bool,
     pub carrier: Option<bool>,
     /// Bridge or bond this link is a member of.
     pub master: Option<u32>,
@@ -31,11 +31,41 @@ pub struct Link {
     pub class: Option<NicClass>,
 }
 
+/// What rtnetlink tells of a link, before it is merged into what the agent knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkFacts<'a> {
+    pub index: u32,
+    /// `None` when the message did not carry it (the known name is kept).
+    pub name: Option<&'a str>,
+    pub mac: Option<Mac>,
+    pub loopback: bool,
+    pub lower_up: bool,
+    pub carrier: Option<bool>,
+    pub master: Option<u32>,
+    pub lower: Option<u32>,
+    pub kind: Option<&'a str>,
+    pub vlan_id: Option<u16>,
+}
+
+/// The state of an address, as far as reporting it goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrFlags {
+    /// IPv6 duplicate address detection has not finished.
+    pub tentative: bool,
+    pub dad_failed: bool,
+    /// Its preferred lifetime ran out.
+    pub deprecated: bool,
+    /// An IPv6 privacy address.
+    pub temporary: bool,
+    /// Configured, not learned (IPv6 SLAAC and DHCPv6 addresses are not).
+    pub permanent: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Addr {
     pub prefix_len: u8,
     pub scope: u8,
-    pub flags: u32,
+    pub flags: AddrFlags,
     /// Arrival order, so that the first (primary) address is allocated first.
     pub order: u64,
 }
@@ -53,30 +83,9 @@ impl NetState {
         self.addrs.clear();
     }
 
-    /// Applies one rtnetlink message; true if the state changed.
-    pub fn apply(&mut self, msg: &NlMsg<'_>) -> Result<bool, NlError> {
-        match msg.msg_type() {
-            RTM_NEWLINK => Ok(self.new_link(&LinkRepr::parse(msg.payload())?)),
-            RTM_DELLINK => {
-                let l = LinkRepr::parse(msg.payload())?;
-                let gone = self.links.remove(&l.index).is_some();
-                let before = self.addrs.len();
-                self.addrs.retain(|(i, _), _| *i != l.index);
-                Ok(gone || before != self.addrs.len())
-            }
-            RTM_NEWADDR => Ok(match AddrRepr::parse(msg.payload())? {
-                Some(a) => self.new_addr(&a),
-                None => false,
-            }),
-            RTM_DELADDR => Ok(match AddrRepr::parse(msg.payload())? {
-                Some(a) => self.addrs.remove(&(a.index, a.addr)).is_some(),
-                None => false,
-            }),
-            _ => Ok(false),
-        }
-    }
-
-    fn new_link(&mut self, l: &LinkRepr<'_>) -> bool {
+    /// A link appeared or changed; true if the state changed. A rename drops the link's
+    /// classification, so that it is classified again.
+    pub fn update_link(&mut self, l: &LinkFacts<'_>) -> bool {
         let old = self.links.get(&l.index);
         let name = match (l.name, old) {
             (Some(n), _) => n.to_owned(),
@@ -87,8 +96,9 @@ impl NetState {
         let link = Link {
             index: l.index,
             name,
-            mac: l.mac.map(Mac),
-            flags: l.flags,
+            mac: l.mac,
+            loopback: l.loopback,
+            lower_up: l.lower_up,
             carrier: l.carrier,
             master: l.master,
             lower: l.lower,
@@ -103,8 +113,24 @@ impl NetState {
         true
     }
 
-    fn new_addr(&mut self, a: &AddrRepr) -> bool {
-        let key = (a.index, a.addr);
+    /// A link and its addresses are gone; true if the state changed.
+    pub fn remove_link(&mut self, index: u32) -> bool {
+        let gone = self.links.remove(&index).is_some();
+        let before = self.addrs.len();
+        self.addrs.retain(|(i, _), _| *i != index);
+        gone || before != self.addrs.len()
+    }
+
+    /// An address appeared or changed; true if the state changed. It keeps its arrival order.
+    pub fn update_addr(
+        &mut self,
+        index: u32,
+        ip: IpAddr,
+        prefix_len: u8,
+        scope: u8,
+        flags: AddrFlags,
+    ) -> bool {
+        let key = (index, ip);
         let order = match self.addrs.get(&key) {
             Some(old) => old.order,
             None => {
@@ -113,12 +139,17 @@ impl NetState {
             }
         };
         let addr = Addr {
-            prefix_len: a.prefix_len,
-            scope: a.scope,
-            flags: a.flags,
+            prefix_len,
+            scope,
+            flags,
             order,
         };
         self.addrs.insert(key, addr) != Some(addr)
+    }
+
+    /// An address is gone; true if the state changed.
+    pub fn remove_addr(&mut self, index: u32, ip: IpAddr) -> bool {
+        self.addrs.remove(&(index, ip)).is_some()
     }
 
     /// Addresses of one link, in arrival order.

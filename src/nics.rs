@@ -25,13 +25,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::desired::DesiredKeys;
-use crate::layout::{is_under, Mac, NicDir, UpperDir, NIC_SUBTREES};
+use crate::desired::{AddressIndexes, DesiredKeys};
+use crate::layout::{is_under, NicDir, UpperDir, NIC_SUBTREES};
+use crate::model::ToolstackHints;
 use crate::net::{Addr, Link, NetState};
-use crate::netlink::wire::{
-    IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_F_PERMANENT, IFA_F_TEMPORARY, IFA_F_TENTATIVE,
-    IFF_LOWER_UP,
-};
 use crate::sources::sysfs_net::NicClass;
 
 /// What to report.
@@ -59,17 +56,6 @@ impl Default for NicOptions {
             max_addresses: 16,
         }
     }
-}
-
-/// Facts only the toolstack's XenStore entries tell.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ToolstackHints {
-    /// `xenserver/device/net-sriov-vf/<vfid>/mac` (XAPI only).
-    pub sriov_vfs: Vec<(u32, Mac)>,
-    /// Guest PCI address -> host PCI address, from the pcifront backend (`vdev-N` / `dev-N`).
-    pub pci_host: BTreeMap<String, String>,
-    /// `device/vif/<devid>/mac`: the MAC the toolstack gave each vif.
-    pub vif_macs: Vec<(u32, Mac)>,
 }
 
 /// A PCI address in the kernel's form `dddd:bb:ss.f`, from any of the spellings toolstacks
@@ -114,17 +100,17 @@ fn admit(ip: &IpAddr, a: &Addr, opts: &NicOptions) -> Option<u8> {
         return None;
     }
     if ip.is_ipv6() {
-        if a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_DEPRECATED) != 0 {
+        if a.flags.tentative || a.flags.dad_failed || a.flags.deprecated {
             return None;
         }
-        if !opts.temporary && a.flags & IFA_F_TEMPORARY != 0 {
+        if !opts.temporary && a.flags.temporary {
             return None;
         }
     }
     // Lower is better: permanent global first, then other global, then link-local.
     let rank = if is_link_local(ip) {
         2
-    } else if a.flags & IFA_F_PERMANENT != 0 || ip.is_ipv4() {
+    } else if a.flags.permanent || ip.is_ipv4() {
         0
     } else {
         1
@@ -145,27 +131,11 @@ impl NicRenderer {
         NicRenderer::default()
     }
 
-    /// Takes over the indexes of addresses already in XenStore (keys `.../ipv4/<n>` whose value
-    /// is an address): for every directory found there, the store's numbering replaces the
-    /// one in memory, so that a restart keeps it.
-    pub fn seed<'a>(&mut self, published: impl Iterator<Item = (&'a str, &'a str)>) {
-        let mut found: BTreeMap<String, BTreeMap<IpAddr, u32>> = BTreeMap::new();
-        for (k, v) in published {
-            let Some((dir, n)) = k.rsplit_once('/') else {
-                continue;
-            };
-            if !(dir.ends_with("/ipv4") || dir.ends_with("/ipv6")) {
-                continue;
-            }
-            let (Ok(n), Ok(ip)) = (n.parse::<u32>(), v.parse::<IpAddr>()) else {
-                continue;
-            };
-            let slots = found.entry(dir.to_owned()).or_default();
-            if !slots.values().any(|&i| i == n) {
-                slots.entry(ip).or_insert(n);
-            }
-        }
-        self.slots.extend(found);
+    /// Takes over the indexes of addresses already in XenStore: for every directory found
+    /// there, the store's numbering replaces the one in memory, so that a restart keeps it.
+    pub fn seed(&mut self, published: &AddressIndexes) {
+        self.slots
+            .extend(published.iter().map(|(d, s)| (d.clone(), s.clone())));
     }
 
     /// Replaces every NIC key in `d` with what `net` says now.
@@ -216,7 +186,7 @@ impl NicRenderer {
         let base = &dir.to_string();
         let key = |rel: &str| format!("{base}/{rel}");
         d.set(&key("name"), &link.name);
-        let carrier = link.carrier.unwrap_or(link.flags & IFF_LOWER_UP != 0);
+        let carrier = link.carrier.unwrap_or(link.lower_up);
         d.set(&key("carrier"), if carrier { "1" } else { "0" });
         if let Some(mac) = &link.mac {
             d.set(&key(dir.mac_key()), &mac.to_string());
@@ -469,7 +439,9 @@ mod tests {
             .entry("attr/vif/0/ipv4".into())
             .or_default()
             .insert("10.0.0.2".parse().unwrap(), 0);
-        r.seed(published.iter().copied());
+        r.seed(
+            &crate::desired::ReadBack::from_published(published.iter().copied()).address_indexes,
+        );
         let slots = &r.slots["attr/vif/0/ipv4"];
         assert_eq!(slots.len(), 1);
         assert_eq!(slots[&"10.0.0.2".parse::<IpAddr>().unwrap()], 1);

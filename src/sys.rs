@@ -158,17 +158,6 @@ impl TimerFd {
         Ok(())
     }
 
-    /// Stops the timer.
-    pub fn disarm(&self) -> io::Result<()> {
-        let spec = libc::itimerspec {
-            it_interval: timespec(Duration::ZERO),
-            it_value: timespec(Duration::ZERO),
-        };
-        // SAFETY: valid itimerspec; old value not requested.
-        cvt(unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })?;
-        Ok(())
-    }
-
     /// Expirations since the last read (0 if none).
     pub fn read(&self) -> io::Result<u64> {
         let mut n: u64 = 0;
@@ -185,7 +174,15 @@ impl AsRawFd for TimerFd {
 /// poll(2) over `fds` (fd -1 entries are ignored by the kernel). `None` waits forever.
 /// Returns the number of fds with events; EINTR counts as zero.
 pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    // Rounded up to whole milliseconds: a poll never returns before its timeout, so a caller
+    // waiting for a deadline does not spin through its last millisecond.
+    let ms = timeout.map_or(-1, |t| {
+        let ms = t
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(t.subsec_nanos().div_ceil(1_000_000)));
+        i32::try_from(ms).unwrap_or(i32::MAX)
+    });
     // SAFETY: `fds` is a valid slice of pollfd for the duration of the call.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if n < 0 {
@@ -220,6 +217,20 @@ mod tests {
         }];
         assert_eq!(poll(&mut p, Some(Duration::from_secs(5))).unwrap(), 1);
         assert_eq!(t.read().unwrap(), 1);
+    }
+
+    #[test]
+    fn poll_never_returns_before_its_timeout() {
+        let idle = TimerFd::new().unwrap();
+        let mut p = [libc::pollfd {
+            fd: idle.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let timeout = Duration::from_micros(300);
+        let start = std::time::Instant::now();
+        assert_eq!(poll(&mut p, Some(timeout)).unwrap(), 0);
+        assert!(start.elapsed() >= timeout);
     }
 }
 

@@ -474,3 +474,28 @@ fn host_and_domain_name_are_published() {
     g.once(&[]);
     assert_eq!(g.get("data/domain").as_deref(), Some("corp"));
 }
+
+/// SIGUSR1 logs the counters once, and the agent goes on.
+#[test]
+fn sigusr1_logs_the_counters() {
+    let g = Guest::new("stats");
+    let d = g.daemon(&["--log-level", "info"]);
+    g.wait_for("attr/PVAddons/Installed", "1");
+    d.signal(libc::SIGUSR1);
+    wait_until("stats line", || d.log().contains("stats: "));
+    let log = d.log();
+    let line = log.lines().find(|l| l.contains("stats: ")).unwrap();
+    // the first rounds wrote every key: at least one round and some writes
+    let rounds: u64 = line
+        .split("stats: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(rounds >= 1, "{line}");
+    assert!(!line.contains(" 0 written"), "{line}");
+    // still running
+    d.signal(libc::SIGHUP);
+    wait_until("SIGHUP after SIGUSR1", || d.log().contains("SIGHUP"));
+    d.stop();
+}

@@ -106,7 +106,7 @@ pub struct WaitArgs {
 }
 
 /// Seconds as a decimal number (`20`, `0.5`); at most a year.
-pub fn parse_secs(s: &str) -> Result<Duration, String> {
+fn parse_secs(s: &str) -> Result<Duration, String> {
     let bad = || format!("'{s}' is not a number of seconds");
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use super::report::{Address, Agent, GuestReport, Nic, Upper, UpperKind};
 
 /// Appends `s` as a JSON string literal.
-pub fn string(out: &mut String, s: &str) {
+fn string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -33,14 +33,14 @@ pub fn string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// An object being written; the closing `}` comes with [`Obj::end`] (or drop).
-pub struct Obj<'a> {
+/// An object being written; the closing `}` comes when it is dropped.
+struct Obj<'a> {
     out: &'a mut String,
     first: bool,
 }
 
 impl<'a> Obj<'a> {
-    pub fn new(out: &'a mut String) -> Obj<'a> {
+    fn new(out: &'a mut String) -> Obj<'a> {
         out.push('{');
         Obj { out, first: true }
     }
@@ -55,7 +55,7 @@ impl<'a> Obj<'a> {
         self.out
     }
 
-    pub fn str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+    fn str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
         let out = self.key(k);
         match v {
             Some(v) => string(out, v),
@@ -64,7 +64,7 @@ impl<'a> Obj<'a> {
         self
     }
 
-    pub fn num(&mut self, k: &str, v: Option<u64>) -> &mut Self {
+    fn num(&mut self, k: &str, v: Option<u64>) -> &mut Self {
         let out = self.key(k);
         match v {
             Some(v) => {
@@ -75,7 +75,7 @@ impl<'a> Obj<'a> {
         self
     }
 
-    pub fn bool(&mut self, k: &str, v: Option<bool>) -> &mut Self {
+    fn bool(&mut self, k: &str, v: Option<bool>) -> &mut Self {
         let out = self.key(k);
         out.push_str(match v {
             Some(true) => "true",
@@ -86,21 +86,19 @@ impl<'a> Obj<'a> {
     }
 
     /// A nested object under `k`.
-    pub fn obj(&mut self, k: &str) -> Obj<'_> {
+    fn obj(&mut self, k: &str) -> Obj<'_> {
         Obj::new(self.key(k))
     }
 
     /// A nested array under `k`.
-    pub fn arr(&mut self, k: &str) -> Arr<'_> {
+    fn arr(&mut self, k: &str) -> Arr<'_> {
         Arr::new(self.key(k))
     }
 
-    pub fn null(&mut self, k: &str) -> &mut Self {
+    fn null(&mut self, k: &str) -> &mut Self {
         self.key(k).push_str("null");
         self
     }
-
-    pub fn end(self) {}
 }
 
 impl Drop for Obj<'_> {
@@ -109,14 +107,14 @@ impl Drop for Obj<'_> {
     }
 }
 
-/// An array being written; `]` on [`Arr::end`] (or drop).
-pub struct Arr<'a> {
+/// An array being written; the closing `]` comes when it is dropped.
+struct Arr<'a> {
     out: &'a mut String,
     first: bool,
 }
 
 impl<'a> Arr<'a> {
-    pub fn new(out: &'a mut String) -> Arr<'a> {
+    fn new(out: &'a mut String) -> Arr<'a> {
         out.push('[');
         Arr { out, first: true }
     }
@@ -129,15 +127,13 @@ impl<'a> Arr<'a> {
         self.out
     }
 
-    pub fn obj(&mut self) -> Obj<'_> {
+    fn obj(&mut self) -> Obj<'_> {
         Obj::new(self.next())
     }
 
-    pub fn str(&mut self, v: &str) {
+    fn str(&mut self, v: &str) {
         string(self.next(), v);
     }
-
-    pub fn end(self) {}
 }
 
 impl Drop for Arr<'_> {
@@ -289,18 +285,9 @@ pub fn report(out: &mut String, r: &GuestReport) {
     o.bool("truncated", Some(r.truncated));
 }
 
-/// `{"domains":[...]}`.
-pub fn list(out: &mut String, reports: &[GuestReport]) {
-    let mut o = Obj::new(out);
-    let mut a = o.arr("domains");
-    for r in reports {
-        report(a.next(), r);
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::report::{parse, DomainTree};
+    use super::super::tree::DomainTree;
     use super::*;
 
     fn lit(s: &str) -> String {
@@ -351,7 +338,7 @@ mod tests {
             .set("attr/vif/0/name", "eth\u{0}0")
             .set("attr/vif/0/ipv4/0", "10.0.0.2")
             .set("attr/vif/0/ipv4/0/prefix", "24");
-        let r = parse(&t);
+        let r = GuestReport::parse(&t);
         let mut out = String::new();
         report(&mut out, &r);
         assert!(out.contains(r#""name":"we\"b\\1\n""#), "{out}");
@@ -367,12 +354,6 @@ mod tests {
         );
         assert!(!out.chars().any(|c| c.is_control()), "{out}");
         check_balanced(&out);
-
-        let mut all = String::new();
-        list(&mut all, &[r.clone(), r]);
-        assert!(all.starts_with(r#"{"domains":[{"domid":3,"#), "{all}");
-        assert!(all.ends_with("}]}"), "{all}");
-        check_balanced(&all);
     }
 
     /// Brackets balance outside strings and every string is closed: a minimal validity check.

@@ -5,19 +5,22 @@
 //! project's own client, in the same static binary (no libxenstore in dom0 either):
 //!
 //! * [`reader`] reads each domain's keys (I/O; EACCES and vanishing domains handled there);
-//! * [`report`] turns one domain's keys into a [`report::GuestReport`] (pure, tested without
-//!   fds), for xenbeacon's layout and for other agents' XAPI-style keys;
+//! * [`tree`] holds what was read of one domain ([`tree::DomainTree`]);
+//! * [`parse`] turns it into a [`report::GuestReport`] (pure, tested without fds), for
+//!   xenbeacon's layout ([`crate::layout`]) and for other agents' XAPI-style keys;
 //! * [`text`] and [`json`] print reports for people and for scripts;
-//! * [`wait`] blocks on XenStore watches until a guest reports what was asked.
+//! * [`wait`](mod@wait) blocks on XenStore watches until a guest reports what was asked.
 //!
 //! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`), 2 bad command line,
 //! 3 XenStore unreachable or unreadable.
 
 pub mod cli;
 pub mod json;
+pub mod parse;
 pub mod reader;
 pub mod report;
 pub mod text;
+pub mod tree;
 pub mod wait;
 
 use std::io::Write;
@@ -26,6 +29,7 @@ use std::time::Instant;
 
 use crate::xenbus::conn::Error;
 use reader::{DomainSpec, Domains, ReadError, Reader};
+use report::GuestReport;
 
 const EXIT_NOT_FOUND: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -68,7 +72,7 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
     }
     for d in ids {
         let r = match reader.read_domain(d) {
-            Ok(Some(tree)) => report::parse(&tree),
+            Ok(Some(tree)) => GuestReport::parse(&tree),
             Ok(None) => continue, // destroyed since the listing
             Err(e) => {
                 let _ = out.flush();
@@ -111,7 +115,7 @@ pub fn show(args: &cli::ShowArgs) -> ExitCode {
         Ok(None) => return fail("show", format!("no {spec}"), EXIT_NOT_FOUND),
         Err(e) => return fail("show", e, EXIT_XENSTORE),
     };
-    let r = report::parse(&tree);
+    let r = GuestReport::parse(&tree);
     if args.json {
         let mut out = String::new();
         json::report(&mut out, &r);

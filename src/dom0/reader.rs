@@ -1,5 +1,5 @@
 //! Reading guests' keys from XenStore with the project's own client: the I/O half of `list`,
-//! `show` and `wait` (the parsing is in [`super::report`]).
+//! `show` and `wait` (the parsing is in [`super::parse`]).
 //!
 //! Read one node at a time (READ + DIRECTORY, recursively), without a transaction: a listing
 //! must not fail because a guest wrote a key meanwhile. What that costs is handled here:
@@ -16,17 +16,16 @@
 //! still has its NICs (`attr/`) and the toolstack's `device/vif` read.
 
 use std::fmt;
-use std::ops::Bound;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::report::{DomainTree, SINGLE_KEYS, SUBTREES};
-use crate::layout::is_under;
+use super::tree::{home, DomainTree, DOMAINS_DIR, SINGLE_KEYS, SUBTREES};
+use crate::layout::{is_under, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS};
 use crate::xenbus::wire::XsError;
 
 /// xenstored's socket in dom0, tried before the xenbus devices.
-pub const XENSTORED_SOCKET: &str = "/run/xenstored/socket";
+const XENSTORED_SOCKET: &str = "/run/xenstored/socket";
 /// Most nodes read below one home.
 pub const NODE_LIMIT: usize = 4096;
 /// Deepest path read below a subtree (`attr/vif/0/vlan/100/ipv4/0/prefix` is 7 below `attr`).
@@ -76,7 +75,7 @@ impl std::error::Error for ReadError {}
 
 /// `--xenstore`, else `XENBEACON_XENSTORE`, else the first of xenstored's socket and the
 /// xenbus devices that exists.
-pub fn endpoint(explicit: Option<&Path>) -> Result<Endpoint, ReadError> {
+fn endpoint(explicit: Option<&Path>) -> Result<Endpoint, ReadError> {
     if let Some(e) = Endpoint::chosen(explicit) {
         return Ok(e);
     }
@@ -97,11 +96,19 @@ pub enum DomainSpec {
 impl DomainSpec {
     /// All digits: a domid (as in xl); anything else: a name.
     pub fn parse(s: &str) -> DomainSpec {
-        match s.parse::<u32>() {
-            Ok(d) if s.bytes().all(|b| b.is_ascii_digit()) => DomainSpec::Domid(d),
-            _ => DomainSpec::Name(s.to_owned()),
+        match parse_domid(s) {
+            Some(d) => DomainSpec::Domid(d),
+            None => DomainSpec::Name(s.to_owned()),
         }
     }
+}
+
+/// A domid: decimal digits only (no sign, no spaces), within u32.
+fn parse_domid(s: &str) -> Option<u32> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 impl fmt::Display for DomainSpec {
@@ -202,18 +209,13 @@ impl Reader {
 
     /// The domids under `/local/domain`, or only our own when that may not be listed.
     pub fn domains(&mut self) -> Result<Domains, ReadError> {
-        match self.list("/local/domain")? {
+        match self.list(DOMAINS_DIR)? {
             Got::Value(names) => {
                 let mut ids: Vec<u32> = Vec::with_capacity(names.len());
-                for n in names
-                    .iter()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                {
-                    if let Ok(d) = n.parse::<u32>() {
-                        // Sorted insert, not a sort: smaller binary.
-                        if let Err(at) = ids.binary_search(&d) {
-                            ids.insert(at, d);
-                        }
+                for d in names.iter().filter_map(|n| parse_domid(n)) {
+                    // Sorted insert, not a sort: smaller binary.
+                    if let Err(at) = ids.binary_search(&d) {
+                        ids.insert(at, d);
                     }
                 }
                 Ok(Domains::All(ids))
@@ -227,8 +229,8 @@ impl Reader {
     }
 
     /// The `name` of a domain, if readable.
-    pub fn name(&mut self, domid: u32) -> Result<Option<String>, ReadError> {
-        match self.read(&format!("/local/domain/{domid}/name"))? {
+    fn name(&mut self, domid: u32) -> Result<Option<String>, ReadError> {
+        match self.read(&format!("{}/name", home(domid)))? {
             Got::Value(n) => Ok(Some(n)),
             Got::Absent | Got::Denied => Ok(None),
         }
@@ -236,7 +238,7 @@ impl Reader {
 
     /// True if `/local/domain/<domid>` exists (readable or not).
     pub fn exists(&mut self, domid: u32) -> Result<bool, ReadError> {
-        let home = format!("/local/domain/{domid}");
+        let home = home(domid);
         Ok(!matches!(self.read(&home)?, Got::Absent))
     }
 
@@ -258,10 +260,10 @@ impl Reader {
         Ok(None)
     }
 
-    /// Everything [`super::report::parse`] needs of one domain; `None` if it does not exist
+    /// Everything [`GuestReport::parse`](super::report::GuestReport::parse) needs of one domain; `None` if it does not exist
     /// (any more).
     pub fn read_domain(&mut self, domid: u32) -> Result<Option<DomainTree>, ReadError> {
-        let home = format!("/local/domain/{domid}");
+        let home = home(domid);
         let mut tree = DomainTree::new(domid);
         match self.list(&home)? {
             Got::Absent => return Ok(None),
@@ -300,18 +302,10 @@ impl Reader {
     /// [`SINGLE_KEYS`] or [`SUBTREES`]) may have changed, into `tree`: that node and what is
     /// below it, nothing else. What is gone is removed from `tree`.
     pub fn refresh(&mut self, tree: &mut DomainTree, rel: &str) -> Result<(), ReadError> {
-        let home = format!("/local/domain/{}", tree.domid);
+        let home = home(tree.domid);
         let single = SINGLE_KEYS.iter().find(|k| is_under(rel, k));
         let target = single.copied().unwrap_or(rel);
-        // Only the keys from `target` on can be below it: a range of the map, not a scan.
-        let gone: Vec<String> = tree
-            .nodes
-            .range::<str, _>((Bound::Included(target), Bound::Unbounded))
-            .map(|(k, _)| k)
-            .take_while(|k| k.starts_with(target))
-            .filter(|k| is_under(k, target))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = tree.below(target).map(|(k, _)| k.clone()).collect();
         for k in gone {
             tree.nodes.remove(&k);
         }
@@ -332,13 +326,7 @@ impl Reader {
             return Ok(());
         };
         let depth = rel.matches('/').count() - root.matches('/').count();
-        self.subtree_bytes = tree
-            .nodes
-            .range::<str, _>((Bound::Included(*root), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(root))
-            .filter(|(k, _)| is_under(k, root))
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
+        self.subtree_bytes = tree.below(root).map(|(k, v)| k.len() + v.len()).sum();
         self.read_subtree(&home, rel, depth, tree)
     }
 
@@ -388,19 +376,20 @@ impl Reader {
     }
 }
 
-/// Children of `dir` read before their siblings: the keys reports are made of, so that a
-/// guest that fills `data/` or `attr/` up to [`SUBTREE_BYTES_LIMIT`] does not push them out.
+/// Children of `dir` read before their siblings: those the agent's keys are in
+/// ([`crate::layout`]), so that a guest that fills `data/` or `attr/` up to
+/// [`SUBTREE_BYTES_LIMIT`] does not push them out.
 fn read_first(dir: &str, child: &str) -> bool {
-    match dir {
-        "data" => {
-            matches!(child, "xenbeacon" | "updated")
-                || ["os_", "meminfo_", "balloon_"]
-                    .iter()
-                    .any(|p| child.starts_with(p))
-        }
-        "attr" => matches!(child, "vif" | "net" | "PVAddons" | "os"),
-        _ => false,
-    }
+    let holds = |key: &str| {
+        key.strip_prefix(dir)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|rest| is_under(rest, child))
+    };
+    OWNED_KEYS
+        .iter()
+        .chain(&KEEP_KEYS)
+        .chain(&OWNED_SUBTREES)
+        .any(|k| holds(k))
 }
 
 #[cfg(test)]
@@ -417,5 +406,31 @@ mod tests {
             DomainSpec::parse("99999999999"),
             DomainSpec::Name("99999999999".into())
         );
+    }
+
+    #[test]
+    fn the_agents_keys_are_read_first() {
+        for (dir, child) in [
+            ("data", "xenbeacon"),
+            ("data", "os_name"),
+            ("data", "host_name_dns"),
+            ("data", "balloon_state"),
+            ("data/xenbeacon", "balloon"),
+            ("attr", "vif"),
+            ("attr", "PVAddons"),
+            ("xenserver/attr", "net-sriov-vf"),
+        ] {
+            assert!(read_first(dir, child), "{dir}/{child}");
+        }
+        for (dir, child) in [
+            ("data", "volumes"),
+            ("data", "os"),
+            ("data", "xenbeaconx"),
+            ("attr", "eth0"),
+            ("attr/vif/0", "ipv4"),
+            ("device/vif", "0"),
+        ] {
+            assert!(!read_first(dir, child), "{dir}/{child}");
+        }
     }
 }

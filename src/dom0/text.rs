@@ -9,9 +9,11 @@
 use std::fmt::Write as _;
 
 use super::report::{Address, Agent, GuestReport, Nic};
+use super::tree::toolstack_key;
+use crate::layout::key;
 
 /// Widest table cell, in characters; longer values end with `…`.
-const CELL_MAX: usize = 40;
+pub const CELL_MAX: usize = 40;
 /// Most NIC rows (NICs, VLANs and macvlans) `list` shows per domain.
 pub const LIST_NIC_ROWS: usize = 32;
 /// Most addresses `list` shows per NIC.
@@ -73,7 +75,7 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 /// A size in KiB for people: `512 KiB`, `77.1 MiB`, `1.9 GiB`.
-pub fn human_kib(kib: u64) -> String {
+fn human_kib(kib: u64) -> String {
     const MIB: u64 = 1024;
     const GIB: u64 = 1024 * 1024;
     let one_decimal = |n: u64, unit: u64, name: &str| {
@@ -105,7 +107,7 @@ pub fn secs(d: std::time::Duration) -> String {
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (for `data/updated`).
-pub fn utc(secs: u64) -> String {
+fn utc(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Howard Hinnant's civil_from_days, for days since 1970-01-01.
@@ -194,7 +196,7 @@ fn booted_cell(r: &GuestReport) -> String {
 
 fn balloon_cell(r: &GuestReport) -> String {
     let Some(b) = &r.balloon else {
-        return cell(r, "data/xenbeacon/balloon/state", None);
+        return cell(r, key::BALLOON_STATE, None);
     };
     let state = b
         .state
@@ -230,15 +232,6 @@ fn opt(v: Option<&str>) -> String {
         .map_or_else(|| "-".to_owned(), |v| cut(v, CELL_MAX))
 }
 
-/// The two tables of `xenbeacon list`: domains, then NICs.
-pub fn list(reports: &[GuestReport]) -> String {
-    let mut tables = ListTables::new();
-    for r in reports {
-        tables.add(r);
-    }
-    tables.render()
-}
-
 /// The tables of `xenbeacon list`, filled one domain at a time. Only cells are kept, each cut
 /// to [`CELL_MAX`] characters, with at most [`LIST_NIC_ROWS`] NIC rows per domain and
 /// [`LIST_ADDRESSES`] addresses per cell: a listing holds a few KiB per domain, whatever the
@@ -270,7 +263,7 @@ impl ListTables {
     /// Adds one domain's rows.
     pub fn add(&mut self, r: &GuestReport) {
         let (domains, nics) = (&mut self.domains, &mut self.nics);
-        let name = cell(r, "name", r.name.as_deref());
+        let name = cell(r, toolstack_key::NAME, r.name.as_deref());
         if r.fully_denied() {
             let mut row = vec![r.domid.to_string(), name.clone()];
             row.extend(std::iter::repeat(NO_ACCESS.to_owned()).take(8));
@@ -283,12 +276,12 @@ impl ListTables {
             r.domid.to_string(),
             name.clone(),
             cut(&r.agent.label(), CELL_MAX),
-            cell(r, "data/os_name", r.os.name.as_deref()),
-            cell(r, "data/os_uname", r.os.kernel.as_deref()),
-            cell(r, "data/xenbeacon/stage", r.stage.as_deref()),
+            cell(r, key::OS_NAME, r.os.name.as_deref()),
+            cell(r, key::OS_UNAME, r.os.kernel.as_deref()),
+            cell(r, key::STAGE, r.stage.as_deref()),
             booted_cell(r),
-            kib_cell(r, "data/meminfo_total", r.memory.total_kb),
-            kib_cell(r, "data/meminfo_free", r.memory.free_kb),
+            kib_cell(r, key::MEMINFO_TOTAL, r.memory.total_kb),
+            kib_cell(r, key::MEMINFO_FREE, r.memory.free_kb),
             balloon_cell(r),
         ]);
         if r.no_access("attr") && r.nics.is_empty() {
@@ -382,7 +375,7 @@ fn show_addresses(out: &mut String, indent: &str, v4: &[Address], v6: &[Address]
 /// `xenbeacon show`: everything one guest publishes, grouped.
 pub fn show(r: &GuestReport) -> String {
     let mut out = String::new();
-    let name = full(r, "name", r.name.as_deref());
+    let name = full(r, toolstack_key::NAME, r.name.as_deref());
     let _ = writeln!(out, "{name} (domid {})", r.domid);
     if r.fully_denied() {
         let _ = writeln!(
@@ -393,7 +386,11 @@ pub fn show(r: &GuestReport) -> String {
         return out;
     }
     out.push_str("identity\n");
-    line(&mut out, "uuid", &full(r, "vm", r.uuid.as_deref()));
+    line(
+        &mut out,
+        "uuid",
+        &full(r, toolstack_key::VM, r.uuid.as_deref()),
+    );
     let agent = match &r.agent {
         Agent::Xenbeacon { layout, version } => format!(
             "xenbeacon {} (layout {})",
@@ -411,11 +408,7 @@ pub fn show(r: &GuestReport) -> String {
         Agent::NoAccess => NO_ACCESS.into(),
     };
     line(&mut out, "agent", &agent);
-    line(
-        &mut out,
-        "os",
-        &full(r, "data/os_name", r.os.name.as_deref()),
-    );
+    line(&mut out, "os", &full(r, key::OS_NAME, r.os.name.as_deref()));
     let distro: Vec<String> = [r.os.distro.clone(), r.os.version()]
         .into_iter()
         .flatten()
@@ -427,7 +420,7 @@ pub fn show(r: &GuestReport) -> String {
     line(
         &mut out,
         "kernel",
-        &full(r, "data/os_uname", r.os.kernel.as_deref()),
+        &full(r, key::OS_UNAME, r.os.kernel.as_deref()),
     );
     if let Some(h) = &r.os.host_name {
         line(&mut out, "host name", &clean(h));
@@ -438,7 +431,7 @@ pub fn show(r: &GuestReport) -> String {
         line(&mut out, "stage", &clean(s));
     }
     let booted = match r.booted_by {
-        Some(k) if k == crate::layout::key::BOOTED => format!("yes ({k} = 1)"),
+        Some(k) if k == key::BOOTED => format!("yes ({k} = 1)"),
         Some(k) => format!("yes ({k} exists: an agent runs)"),
         None => booted_cell(r),
     };
@@ -450,7 +443,7 @@ pub fn show(r: &GuestReport) -> String {
             }
             _ => clean(u),
         },
-        None => full(r, "data/updated", None),
+        None => full(r, key::UPDATED, None),
     };
     line(&mut out, "updated", &updated);
 
@@ -460,13 +453,17 @@ pub fn show(r: &GuestReport) -> String {
         Some(k) => format!("{} ({k} KiB)", human_kib(k)),
         None => full(r, key, None),
     };
-    line(&mut out, "total", &kib("data/meminfo_total", m.total_kb));
-    line(&mut out, "free", &kib("data/meminfo_free", m.free_kb));
-    line(&mut out, "target", &kib("memory/target", m.target_kb));
+    line(&mut out, "total", &kib(key::MEMINFO_TOTAL, m.total_kb));
+    line(&mut out, "free", &kib(key::MEMINFO_FREE, m.free_kb));
+    line(
+        &mut out,
+        "target",
+        &kib(toolstack_key::MEMORY_TARGET, m.target_kb),
+    );
     line(
         &mut out,
         "static-max",
-        &kib("memory/static-max", m.static_max_kb),
+        &kib(toolstack_key::MEMORY_STATIC_MAX, m.static_max_kb),
     );
     if let Some(b) = &r.balloon {
         let mut s = b.state.as_deref().map_or_else(|| "-".into(), clean);
@@ -548,8 +545,17 @@ pub fn show(r: &GuestReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{parse, DomainTree};
+    use super::super::tree::DomainTree;
     use super::*;
+
+    /// The two tables of `xenbeacon list`: domains, then NICs.
+    fn list(reports: &[GuestReport]) -> String {
+        let mut tables = ListTables::new();
+        for r in reports {
+            tables.add(r);
+        }
+        tables.render()
+    }
 
     #[test]
     fn sizes_and_dates() {
@@ -636,7 +642,7 @@ mod tests {
         let mut d = DomainTree::new(4);
         d.set("name", "evil\u{1b}[31m")
             .set("data/os_name", &"x".repeat(200));
-        [a, b, c, d].iter().map(parse).collect()
+        [a, b, c, d].iter().map(GuestReport::parse).collect()
     }
 
     #[test]
@@ -667,7 +673,7 @@ DOMID  NAME       NIC        IFACE     MAC                VIA         ADDRESSES
                 t.set(&format!("attr/vif/{v}/ipv4/{a}"), &format!("10.0.{v}.{a}"));
             }
         }
-        let out = list(&[parse(&t)]);
+        let out = list(&[GuestReport::parse(&t)]);
         let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("7 ")).collect();
         // The domain row, LIST_NIC_ROWS NIC rows, one "more" row.
         assert_eq!(rows.len(), 1 + LIST_NIC_ROWS + 1, "{out}");

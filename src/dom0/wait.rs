@@ -27,9 +27,10 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::reader::{DomainSpec, ReadError, Reader};
-use super::report::DomainTree;
-use super::report::{self, Address, Agent, GuestReport, SINGLE_KEYS, SUBTREES};
+use super::report::{Address, Agent, GuestReport};
+use super::tree::{home, DomainTree, DOMAINS_DIR, SINGLE_KEYS, SUBTREES};
 use crate::layout::{is_under, Mac};
+use crate::sys;
 use crate::xenbus::conn::Error;
 
 const TOKEN_DOMAINS: &str = "xenbeacon-wait-domains";
@@ -201,7 +202,7 @@ enum Phase {
 
 /// True for events that may change what the name resolves to.
 fn names_changed(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/local/domain") else {
+    let Some(rest) = path.strip_prefix(DOMAINS_DIR) else {
         return false;
     };
     let rest = rest.strip_prefix('/').unwrap_or(rest);
@@ -310,7 +311,7 @@ fn wait_until(
             if !reader.exists(*d)? {
                 return Err(WaitError::NoSuchDomain(*d));
             }
-            let home = format!("/local/domain/{d}");
+            let home = home(*d);
             reader
                 .conn()
                 .watch(&home, TOKEN_HOME)
@@ -320,8 +321,8 @@ fn wait_until(
         DomainSpec::Name(_) => {
             reader
                 .conn()
-                .watch("/local/domain", TOKEN_DOMAINS)
-                .map_err(|e| watch_error("/local/domain", e))?;
+                .watch(DOMAINS_DIR, TOKEN_DOMAINS)
+                .map_err(|e| watch_error(DOMAINS_DIR, e))?;
             Phase::Searching
         }
     };
@@ -340,7 +341,7 @@ fn wait_until(
                     pending.add(Touch::All);
                 }
                 (Phase::Watching(d), TOKEN_HOME) => {
-                    if let Some(t) = touched(&format!("/local/domain/{d}"), &ev.path) {
+                    if let Some(t) = touched(&home(*d), &ev.path) {
                         pending.add(t);
                     }
                 }
@@ -354,12 +355,12 @@ fn wait_until(
             match phase {
                 Phase::Searching => {
                     if let Some(d) = reader.resolve(spec)? {
-                        let home = format!("/local/domain/{d}");
+                        let home = home(d);
                         let conn = reader.conn();
                         conn.watch(&home, TOKEN_HOME)
                             .map_err(|e| watch_error(&home, e))?;
-                        conn.unwatch("/local/domain", TOKEN_DOMAINS)
-                            .map_err(|e| watch_error("/local/domain", e))?;
+                        conn.unwatch(DOMAINS_DIR, TOKEN_DOMAINS)
+                            .map_err(|e| watch_error(DOMAINS_DIR, e))?;
                         phase = Phase::Watching(d);
                         cached = None;
                         pending = Pending::everything();
@@ -376,7 +377,7 @@ fn wait_until(
                     }
                     match &cached {
                         Some(tree) => {
-                            let r = report::parse(tree);
+                            let r = GuestReport::parse(tree);
                             if r.fully_denied() {
                                 return Err(WaitError::NoAccess(d));
                             }
@@ -385,7 +386,7 @@ fn wait_until(
                             }
                         }
                         None => {
-                            let home = format!("/local/domain/{d}");
+                            let home = home(d);
                             // The watch of a removed node stays registered; drop it.
                             let _ = reader.conn().unwatch(&home, TOKEN_HOME);
                             if let DomainSpec::Domid(_) = spec {
@@ -393,8 +394,8 @@ fn wait_until(
                             }
                             reader
                                 .conn()
-                                .watch("/local/domain", TOKEN_DOMAINS)
-                                .map_err(|e| watch_error("/local/domain", e))?;
+                                .watch(DOMAINS_DIR, TOKEN_DOMAINS)
+                                .map_err(|e| watch_error(DOMAINS_DIR, e))?;
                             phase = Phase::Searching;
                             pending = Pending::everything();
                         }
@@ -411,39 +412,16 @@ fn wait_until(
             (false, None) => Some(due),
         };
         let left = wake.map(|w| w.saturating_duration_since(now));
-        if poll_readable(reader.conn().as_raw_fd(), left).map_err(WaitError::Poll)? {
+        let mut readable = [libc::pollfd {
+            fd: reader.conn().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if sys::poll(&mut readable, left).map_err(WaitError::Poll)? > 0 {
             reader
                 .conn()
                 .receive()
                 .map_err(|e| WaitError::Read(ReadError::Request("watch events".into(), e)))?;
-        }
-    }
-}
-
-/// Waits until `fd` is readable (or hung up) or `left` passes; `Ok(false)` on timeout.
-fn poll_readable(fd: std::os::fd::RawFd, left: Option<Duration>) -> std::io::Result<bool> {
-    // Round up, so that a wait never ends a little before its deadline.
-    let ms = left.map_or(-1, |l| {
-        let ms = l
-            .as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(l.subsec_nanos().div_ceil(1_000_000)));
-        i32::try_from(ms).unwrap_or(i32::MAX)
-    });
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n >= 0 {
-            return Ok(n > 0);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
         }
     }
 }
@@ -455,7 +433,6 @@ pub fn parse_nic(s: &str) -> Result<Mac, WaitError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{parse, DomainTree};
     use super::*;
 
     fn guest(kv: &[(&str, &str)]) -> GuestReport {
@@ -463,7 +440,7 @@ mod tests {
         for (k, v) in kv {
             t.set(k, v);
         }
-        parse(&t)
+        GuestReport::parse(&t)
     }
 
     #[test]

@@ -15,10 +15,13 @@ use neli::consts::socket::Msg;
 use neli::socket::NlSocket;
 
 use super::wire::{
-    emit_dump_request, NlMsgs, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, RTMGRP_IPV4_IFADDR,
-    RTMGRP_IPV6_IFADDR, RTMGRP_LINK, RTM_GETADDR, RTM_GETLINK,
+    emit_dump_request, AddrRepr, LinkRepr, NlError, NlMsg, NlMsgs, IFA_F_DADFAILED,
+    IFA_F_DEPRECATED, IFA_F_PERMANENT, IFA_F_TEMPORARY, IFA_F_TENTATIVE, IFF_LOOPBACK,
+    IFF_LOWER_UP, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR,
+    RTMGRP_LINK, RTM_DELADDR, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK,
 };
-use crate::net::NetState;
+use crate::layout::Mac;
+use crate::net::{AddrFlags, LinkFacts, NetState};
 
 /// Receive buffer: larger than the biggest datagram a dump sends (NLMSG_GOODSIZE, <= 32 KiB).
 const RECV_BUF: usize = 64 * 1024;
@@ -231,7 +234,7 @@ impl NetlinkSource {
                         }
                         Some(e) => return Err(NetlinkError::Kernel(e)),
                     },
-                    _ => match state.apply(&msg) {
+                    _ => match apply(state, &msg) {
                         Ok(c) => *changed |= c,
                         Err(e) => {
                             self.metrics.malformed += 1;
@@ -244,6 +247,48 @@ impl NetlinkSource {
                 return Ok(Drained::Empty(true));
             }
         }
+    }
+}
+
+/// Applies one rtnetlink message to what the agent knows of the network: the wire's flags
+/// and attributes become typed facts here, so the model never sees the wire format. True if
+/// the state changed.
+pub fn apply(state: &mut NetState, msg: &NlMsg<'_>) -> Result<bool, NlError> {
+    match msg.msg_type() {
+        RTM_NEWLINK => {
+            let l = LinkRepr::parse(msg.payload())?;
+            Ok(state.update_link(&LinkFacts {
+                index: l.index,
+                name: l.name,
+                mac: l.mac.map(Mac),
+                loopback: l.flags & IFF_LOOPBACK != 0,
+                lower_up: l.flags & IFF_LOWER_UP != 0,
+                carrier: l.carrier,
+                master: l.master,
+                lower: l.lower,
+                kind: l.kind,
+                vlan_id: l.vlan_id,
+            }))
+        }
+        RTM_DELLINK => Ok(state.remove_link(LinkRepr::parse(msg.payload())?.index)),
+        RTM_NEWADDR => Ok(match AddrRepr::parse(msg.payload())? {
+            Some(a) => {
+                let flags = AddrFlags {
+                    tentative: a.flags & IFA_F_TENTATIVE != 0,
+                    dad_failed: a.flags & IFA_F_DADFAILED != 0,
+                    deprecated: a.flags & IFA_F_DEPRECATED != 0,
+                    temporary: a.flags & IFA_F_TEMPORARY != 0,
+                    permanent: a.flags & IFA_F_PERMANENT != 0,
+                };
+                state.update_addr(a.index, a.addr, a.prefix_len, a.scope, flags)
+            }
+            None => false,
+        }),
+        RTM_DELADDR => Ok(match AddrRepr::parse(msg.payload())? {
+            Some(a) => state.remove_addr(a.index, a.addr),
+            None => false,
+        }),
+        _ => Ok(false),
     }
 }
 

@@ -9,7 +9,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 SECS=${1:-30}
-command -v strace >/dev/null || apt-get install -y -qq strace >/dev/null
+if ! command -v strace >/dev/null; then
+  [ "$(id -u)" = 0 ] || { echo "tests/bench/idle.sh: strace missing (apt-get install strace)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null 2>&1 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }
+fi
 cargo build -q --release --locked --target x86_64-unknown-linux-musl
 cargo build -q --release --locked --example fake-xenstored
 BIN=${XENBEACON_BENCH_BIN:-target/x86_64-unknown-linux-musl/release/xenbeacon}

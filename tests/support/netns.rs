@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use super::fake_sysfs::FakeSysfs;
 use super::guest::Guest;
@@ -16,6 +17,7 @@ pub struct Netns {
 
 impl Netns {
     pub fn new() -> Netns {
+        require_ip();
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "xbt{}-{}",
@@ -122,9 +124,23 @@ impl Drop for Netns {
     }
 }
 
+/// Fails the test with one line naming the package when `ip` (iproute2) is missing: a fresh
+/// Debian 12 has none, and every netns test would otherwise die on an unwrap deep inside.
+fn require_ip() {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    let found = *FOUND.get_or_init(|| Command::new("ip").arg("-V").output().is_ok());
+    assert!(
+        found,
+        "`ip` not found: the network-namespace tests need iproute2 (apt-get install iproute2) and root"
+    );
+}
+
 /// Runs a command that must succeed.
 pub fn run(argv: &[&str]) {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", argv[0]));
     assert!(
         out.status.success(),
         "{argv:?}: {}",

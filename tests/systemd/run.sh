@@ -242,10 +242,13 @@ log "boot systemd in container $MACHINE (rootfs $ROOTFS_STATE, cgroup: $cgmode)"
 ) >"$WORK/console.log" 2>&1 </dev/null &
 NSPAWN_PID=$!
 
+# The container's PID 1 is nspawn's child once that child runs systemd (before, it is nspawn's
+# own helper, whose namespaces are not the container's yet: nsenter there saw no systemd).
 LEADER=
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
     LEADER=$(cat /proc/"$NSPAWN_PID"/task/*/children 2>/dev/null | awk '{print $1; exit}')
-    [ -n "$LEADER" ] && break
+    [ -n "$LEADER" ] && [ "$(cat "/proc/$LEADER/comm" 2>/dev/null)" = systemd ] && break
+    LEADER=
     kill -0 "$NSPAWN_PID" 2>/dev/null || die "systemd-nspawn exited: $(cat "$WORK/console.log")"
     sleep 0.1
 done
@@ -295,10 +298,23 @@ strace -f -q -o "$WORK/strace.txt" -p "$LEADER" &
 STRACE_PID=$!
 sleep 1
 check "systemctl start xenbeacon" c systemctl start xenbeacon.service
+# On a fresh store the agent publishes an early round (OS, memory) before the NICs: wait until
+# the agent is there and every device-backed NIC of the host has been published.
+macs=()
+for dev in /sys/class/net/*; do
+    [ -e "$dev/device" ] && macs+=("$(cat "$dev/address")")
+done
+all_published() {
+    [ "$(jq -r '.agent.kind // empty' <<<"$json" 2>/dev/null)" = xenbeacon ] || return 1
+    local m
+    for m in "${macs[@]}"; do
+        jq -e --arg m "$m" 'any(.nics[]; .mac == $m)' <<<"$json" >/dev/null 2>&1 || return 1
+    done
+}
 json=
 for _ in $(seq 1 50); do
     json=$(show 2>/dev/null) || true
-    [ "$(jq -r '.agent.kind // empty' <<<"$json" 2>/dev/null)" = xenbeacon ] && break
+    all_published && break
     sleep 0.2
 done
 sleep 2 # let it settle; a sandbox failure after the first publish would show now

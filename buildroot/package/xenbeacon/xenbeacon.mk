@@ -20,9 +20,13 @@ XENBEACON_CARGO_ENV = \
 	CARGO_PROFILE_RELEASE_LTO=true \
 	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
-# The dom0 commands are the crate's default feature "dom0".
+# The dom0 commands are the crate's default feature "dom0". The cargo
+# infrastructure builds with _CARGO_BUILD_OPTS but installs into the
+# target with `cargo install`, which builds again with _CARGO_INSTALL_OPTS:
+# both need the flag, or the image gets the default features.
 ifneq ($(BR2_PACKAGE_XENBEACON_DOM0_COMMANDS),y)
 XENBEACON_CARGO_BUILD_OPTS = --no-default-features
+XENBEACON_CARGO_INSTALL_OPTS = --no-default-features
 endif
 
 # Xen guest support the agent relies on: /dev/xen/xenbus, /sys/hypervisor,

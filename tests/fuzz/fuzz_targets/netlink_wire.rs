@@ -1,5 +1,5 @@
 //! The rtnetlink wire decoder (`NlMsgs`, `LinkRepr::parse`, `AddrRepr::parse`) and what the
-//! agent does with what it decodes: `NetState::apply`, then `NicRenderer::render` into the
+//! agent does with what it decodes: `netlink::source::apply`, then `NicRenderer::render` into the
 //! desired XenStore keys.
 //!
 //! Properties, besides "no panic":
@@ -16,7 +16,8 @@ use libfuzzer_sys::fuzz_target;
 use xenbeacon::desired::{DesiredKeys, VALUE_MAX};
 use xenbeacon::net::NetState;
 use xenbeacon::netlink::wire::{AddrRepr, LinkRepr, NlMsgs, NLMSG_HDRLEN};
-use xenbeacon::nics::{NicOptions, NicRenderer, ToolstackHints};
+use xenbeacon::model::ToolstackHints;
+use xenbeacon::nics::{NicOptions, NicRenderer};
 use xenbeacon::sources::sysfs_net::{NicClass, PciNic, PlatformNic, UsbNic};
 use xenbeacon::xenbus::wire::is_valid_path;
 
@@ -41,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = (m.msg_type(), m.flags(), m.seq(), m.error_code());
         link(m.payload());
         addr(m.payload());
-        let _ = state.apply(&m);
+        let _ = xenbeacon::netlink::source::apply(&mut state, &m);
     }
     assert!(items <= dgram.len() / NLMSG_HDRLEN + 1);
     // The whole input as one payload, too.

@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-await done 200
+await done 450
 V=attr/vif/0
 expect device/vif/0/mac 00:16:3e:00:00:00
 expect $V/mac/0 00:16:3e:00:00:00

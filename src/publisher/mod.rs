@@ -16,99 +16,18 @@
 //! after 10 s, doubling to 10 min (permissions may be granted later). Every other key is
 //! published regardless.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+mod apply;
+mod plan;
 
-use crate::desired::{self, DesiredKeys};
-use crate::layout::{self, key, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
+use std::collections::BTreeMap;
+
+use self::apply::Failure;
+pub use self::apply::Refusal;
+pub use self::plan::Op;
+use crate::desired::{DesiredKeys, ReadBack};
+use crate::layout::{key, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
-
-/// One request of a round.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op {
-    Write { key: String, value: String },
-    Rm { key: String },
-}
-
-impl Op {
-    pub fn key(&self) -> &str {
-        match self {
-            Op::Write { key, .. } | Op::Rm { key } => key,
-        }
-    }
-
-    /// Position in the round: data/* first, then other keys (control/, xenserver/), then
-    /// data/updated, attr/* last; removals before writes in each group, so a write below a
-    /// stale key is not undone.
-    fn order(&self) -> (u8, bool) {
-        let k = self.key();
-        let group = if k == key::UPDATED {
-            2
-        } else if k.starts_with("data/") {
-            0
-        } else if k.starts_with("attr/") {
-            3
-        } else {
-            1
-        };
-        (group, matches!(self, Op::Write { .. }))
-    }
-}
-
-/// Why a key could not be published.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Refusal {
-    /// xenstored answered with this error.
-    Xs(XsError),
-    /// The request did not fit in one xenbus message.
-    TooLarge,
-    /// The key is not a valid XenStore path.
-    InvalidPath,
-}
-
-impl Refusal {
-    fn from_error(e: &Error) -> Option<Refusal> {
-        match e {
-            Error::Xs(x) => Some(Refusal::Xs(*x)),
-            Error::TooLarge => Some(Refusal::TooLarge),
-            Error::InvalidPath => Some(Refusal::InvalidPath),
-            _ => None,
-        }
-    }
-
-    /// Worth retrying on a later round without anything else changing.
-    pub fn is_transient(self) -> bool {
-        matches!(self, Refusal::Xs(x) if x.is_transient())
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::Xs(x) => write!(f, "xenstored refused: {x}"),
-            Refusal::TooLarge => f.write_str("request larger than one xenbus message"),
-            Refusal::InvalidPath => f.write_str("not a valid xenstore path"),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Failure {
-    /// The value that was refused; `None` for a refused removal.
-    value: Option<String>,
-    refusal: Refusal,
-    /// A permission refusal is tried again from then on, even with the same value.
-    retry: Option<(Instant, Duration)>,
-}
-
-/// First and longest wait before a key refused for permissions (`EACCES`, `EPERM`) is tried
-/// again with the same value: the toolstack may grant access later (a home whose permissions
-/// are set after the agent started). `control/feature-balloon` is the exception: under xl it
-/// is refused for good, and the agent stops asking for it.
-const PERMISSION_RETRY_MIN: Duration = Duration::from_secs(10);
-const PERMISSION_RETRY_MAX: Duration = Duration::from_secs(600);
-
 /// Counters since start, for logs, tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PublisherMetrics {
@@ -291,180 +210,6 @@ impl Publisher {
         Ok(())
     }
 
-    /// The requests that make XenStore match `desired`, in the order they must be sent.
-    /// `now` (seconds since the epoch) becomes the value of `data/updated`.
-    pub fn plan(&self, desired: &DesiredKeys, now: u64) -> Vec<Op> {
-        let mut ops = Vec::new();
-        for (k, v) in desired.iter() {
-            if k == key::UPDATED || self.written.get(k).is_some_and(|w| w == v) {
-                continue;
-            }
-            if self.refused_for_good(k, Some(v)) {
-                continue;
-            }
-            ops.push(Op::Write {
-                key: k.to_owned(),
-                value: v.to_owned(),
-            });
-        }
-        let mut removed: Option<&str> = None;
-        for k in self.written.keys() {
-            if k == key::UPDATED
-                || KEEP_KEYS.contains(&k.as_str())
-                || desired.contains(k)
-                || self.refused_for_good(k, None)
-            {
-                continue;
-            }
-            if removed.is_some_and(|r| layout::is_under(k, r)) {
-                continue; // goes with its removed ancestor
-            }
-            // In an owned subtree, remove the highest directory nothing desired lives in, so
-            // that a vanished NIC is one RM and leaves no empty directories behind.
-            let target = match layout::owning_subtree(k) {
-                Some(root) => topmost_unwanted(k, root, desired),
-                None => k.as_str(),
-            };
-            removed = Some(target);
-            ops.push(Op::Rm {
-                key: target.to_owned(),
-            });
-        }
-        let changed = !ops.is_empty();
-        let exists = self.written.contains_key(key::UPDATED);
-        if (changed || !exists) && (exists || !self.hold_updated) {
-            let mut buf = [0u8; 20];
-            ops.push(Op::Write {
-                key: key::UPDATED.into(),
-                value: desired::format_u64(now, &mut buf).into(),
-            });
-        }
-        // xenopsd copies data/ one level deep (data/xenbeacon/* is ours alone).
-        let xapi_reads_data = ops.iter().any(|op| {
-            let k = op.key();
-            k.strip_prefix("data/").is_some_and(|r| !r.contains('/'))
-                && k != key::UPDATED
-                && !k.starts_with("data/meminfo_")
-        });
-        let touches_attr = ops.iter().any(|op| op.key().starts_with("attr/"));
-        if xapi_reads_data && !touches_attr {
-            if let Some(v) = desired.get(key::PV_INSTALLED) {
-                ops.push(Op::Write {
-                    key: key::PV_INSTALLED.into(),
-                    value: v.into(),
-                });
-            }
-        }
-        ops.sort_by_key(Op::order);
-        ops
-    }
-
-    fn refused_for_good(&self, k: &str, value: Option<&str>) -> bool {
-        self.failed.get(k).is_some_and(|f| {
-            !f.refusal.is_transient()
-                && f.value.as_deref() == value
-                && f.retry.map_or(true, |(at, _)| Instant::now() < at)
-        })
-    }
-
-    /// Sends `ops`. A refused key is recorded and the round goes on; a lost connection ends
-    /// the round with the error.
-    pub fn apply(&mut self, conn: &mut XenbusConn, ops: Vec<Op>) -> Result<RoundOutcome, Error> {
-        self.metrics.rounds += 1;
-        let mut out = RoundOutcome::default();
-        let mut fresh: BTreeMap<Refusal, (usize, String)> = BTreeMap::new();
-        let attr_follows = ops.iter().any(|op| op.key().starts_with("attr/"));
-        for op in ops {
-            // data/updated says "this round changed something": not when every request before
-            // it was refused (control/feature-balloon under xl) and nothing under attr/ follows.
-            if op.key() == key::UPDATED
-                && out.writes + out.removes == 0
-                && !attr_follows
-                && self.written.contains_key(key::UPDATED)
-            {
-                continue;
-            }
-            let result = match &op {
-                Op::Write { key, value } => conn.write(key, value.as_bytes()),
-                Op::Rm { key } => conn.rm(key),
-            };
-            let e = match result {
-                Ok(()) => {
-                    match op {
-                        Op::Write { key, value } => {
-                            out.writes += 1;
-                            self.failed.remove(&key);
-                            self.written.insert(key, value);
-                        }
-                        Op::Rm { key } => {
-                            out.removes += 1;
-                            self.failed.remove(&key);
-                            self.written.retain(|k, _| !layout::is_under(k, &key));
-                        }
-                    }
-                    continue;
-                }
-                Err(e) => e,
-            };
-            let Some(refusal) = Refusal::from_error(&e) else {
-                self.metrics.writes += out.writes as u64;
-                self.metrics.removes += out.removes as u64;
-                return Err(e);
-            };
-            out.refused += 1;
-            let (key, value) = match op {
-                Op::Write { key, value } => (key, Some(value)),
-                Op::Rm { key } => (key, None),
-            };
-            let earlier = self.failed.get(&key).filter(|f| f.refusal == refusal);
-            let seen = earlier.is_some();
-            let retry = match refusal {
-                Refusal::Xs(XsError::Eacces | XsError::Eperm) if key != key::FEATURE_BALLOON => {
-                    let wait = earlier
-                        .and_then(|f| f.retry)
-                        .map_or(PERMISSION_RETRY_MIN, |(_, w)| {
-                            (w * 2).min(PERMISSION_RETRY_MAX)
-                        });
-                    Some((Instant::now() + wait, wait))
-                }
-                _ => None,
-            };
-            if key == key::FEATURE_BALLOON && refusal == Refusal::Xs(XsError::Eacces) {
-                if !seen {
-                    log::info!(
-                        "{key} cannot be created (EACCES): normal under xl/libxl, where control/ \
-                         is read-only to the guest; XAPI's squeezed is not there to read it anyway"
-                    );
-                }
-            } else if !seen {
-                let entry = fresh.entry(refusal).or_insert((0, key.clone()));
-                entry.0 += 1;
-            }
-            self.failed.insert(
-                key,
-                Failure {
-                    value,
-                    refusal,
-                    retry,
-                },
-            );
-        }
-        for (refusal, (n, first)) in fresh {
-            let retry = match refusal {
-                _ if refusal.is_transient() => "retried on the next round",
-                Refusal::Xs(XsError::Eacces | XsError::Eperm) => {
-                    "retried after 10 s, then less and less often (at most every 10 min)"
-                }
-                _ => "not retried until it changes",
-            };
-            log::warn!("{n} key(s) not published ({refusal}), e.g. {first}; {retry}");
-        }
-        self.metrics.writes += out.writes as u64;
-        self.metrics.removes += out.removes as u64;
-        self.metrics.refusals += out.refused as u64;
-        Ok(out)
-    }
-
     /// Looks for `data/xenbeacon/layout` once after [`Publisher::forget`]; true when it is
     /// missing, i.e. the store holds nothing of ours to diff against (a new domain, a migrated
     /// or resumed one whose tree was rebuilt, or a first run after another agent).
@@ -494,15 +239,17 @@ impl Publisher {
     }
 
     /// Reads the store back unless that was done since the last [`Publisher::forget`] or the
-    /// store is fresh ([`Publisher::probe_fresh`]); true if it read.
-    pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
+    /// store is fresh ([`Publisher::probe_fresh`]); what it read, for the renderers.
+    pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<Option<ReadBack>, Error> {
         self.probe_fresh(conn)?;
         match self.loaded {
             Loaded::MarkerSeen | Loaded::No => {
                 self.load(conn)?;
-                Ok(true)
+                Ok(Some(ReadBack::from_published(
+                    self.written.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                )))
             }
-            Loaded::Fresh | Loaded::Yes => Ok(false),
+            Loaded::Fresh | Loaded::Yes => Ok(None),
         }
     }
 
@@ -560,11 +307,6 @@ impl Publisher {
     pub fn refusal(&self, key: &str) -> Option<Refusal> {
         self.failed.get(key).map(|f| f.refusal)
     }
-
-    /// Keys refused and still unpublished.
-    pub fn refused_keys(&self) -> impl Iterator<Item = &str> {
-        self.failed.keys().map(String::as_str)
-    }
 }
 
 /// Notes the first read-back failure that leaves it unknown what the store holds: anything
@@ -580,18 +322,6 @@ fn note_readback_error(path: &str, e: &Error, incomplete: &mut Option<String>) {
     }
 }
 
-/// The first of `root`, `root/a`, `root/a/b`, ... up to `k` below which nothing is desired.
-fn topmost_unwanted<'k>(k: &'k str, root: &str, desired: &DesiredKeys) -> &'k str {
-    let mut end = root.len();
-    loop {
-        let candidate = &k[..end];
-        if !desired.has_under(candidate) || end == k.len() {
-            return candidate;
-        }
-        end = k[end + 1..].find('/').map_or(k.len(), |i| end + 1 + i);
-    }
-}
-
 /// Seconds since the epoch (0 if the clock is before it).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -601,7 +331,9 @@ pub fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::apply::PERMISSION_RETRY_MIN;
     use super::*;
+    use std::time::Instant;
 
     fn desired(pairs: &[(&str, &str)]) -> DesiredKeys {
         let mut d = DesiredKeys::new();

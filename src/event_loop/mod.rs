@@ -1,0 +1,589 @@
+//! fd readiness dispatch: one thread, one `poll(2)` over named fds (the stop and control
+//! signalfds, the memory tick, the xenstore connection, rtnetlink, the wall-clock jump
+//! detector, the balloon recheck timer and the host name files), one `on_*` method per fd.
+//! What an event means is the agent's business ([`Agent`]); this module only waits, reads
+//! the fd and hands over. The xenstore connection and its reconnect schedule are in
+//! `link.rs`, the rtnetlink socket and its reopen schedule in `rtnetlink.rs`.
+
+mod link;
+mod rtnetlink;
+
+use std::fmt;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use self::link::{connect, identify, Link};
+use self::rtnetlink::Rtnetlink;
+use crate::agent::{Agent, Reaction};
+use crate::netlink::source::NetlinkSource;
+use crate::publisher::RoundOutcome;
+use crate::sources::hostname::HostnameWatch;
+use crate::sys::{self, SignalFd, TimerFd};
+use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
+
+/// Where to connect: a fixed endpoint, or the first xenbus device that shows up.
+#[derive(Clone, Debug)]
+pub enum EndpointChoice {
+    Fixed(Endpoint),
+    Discover,
+}
+
+impl EndpointChoice {
+    fn resolve(&self) -> Option<Endpoint> {
+        match self {
+            EndpointChoice::Fixed(e) => Some(e.clone()),
+            EndpointChoice::Discover => Endpoint::discover(),
+        }
+    }
+}
+
+impl fmt::Display for EndpointChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointChoice::Fixed(e) => e.fmt(f),
+            EndpointChoice::Discover => {
+                f.write_str("xenbus device (/dev/xen/xenbus or /proc/xen/xenbus)")
+            }
+        }
+    }
+}
+
+/// A failure that stops the agent.
+#[derive(Debug)]
+pub enum RunError {
+    /// cannot set up signal or timer fds
+    Setup(io::Error),
+    /// poll(2) failed
+    Poll(io::Error),
+    /// cannot reach xenstore (with --once)
+    Connect(Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Setup(e) => write!(f, "cannot set up signal and timer fds: {e}"),
+            RunError::Poll(e) => write!(f, "poll failed: {e}"),
+            RunError::Connect(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// First and largest delay between connection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// SIGUSR1: one line of counters since start (what a benchmark or an operator asks).
+fn log_stats(agent: &Agent, link: &Link, netlink: &Rtnetlink) {
+    let p = agent.publisher().metrics;
+    let x = link
+        .conn
+        .as_ref()
+        .map_or((0, 0), |c| (c.requests_sent, c.stray_replies));
+    let n = netlink
+        .source
+        .as_ref()
+        .map(|s| s.metrics)
+        .unwrap_or_default();
+    log::info!(
+        "stats: {} rounds, {} written, {} removed, {} refused, {} read back; xenstore \
+         connection (since it opened): {} requests, {} stray replies; rtnetlink: {} dumps, {} datagrams, {} \
+         messages, {} malformed, {} overruns",
+        p.rounds,
+        p.writes,
+        p.removes,
+        p.refusals,
+        p.reads,
+        x.0,
+        x.1,
+        n.dumps,
+        n.datagrams,
+        n.messages,
+        n.malformed,
+        n.overruns
+    );
+}
+
+fn log_round(agent: &Agent, r: RoundOutcome, first: bool) {
+    if first {
+        log::info!(
+            "published: {} keys desired, {} written, {} removed, {} refused",
+            agent.desired().len(),
+            r.writes,
+            r.removes,
+            r.refused
+        );
+    } else if r.writes + r.removes + r.refused > 0 {
+        log::debug!(
+            "round: {} written, {} removed, {} refused",
+            r.writes,
+            r.removes,
+            r.refused
+        );
+    }
+}
+
+/// Opens rtnetlink and dumps links and addresses into the agent. Without it the agent still
+/// publishes everything but NICs.
+pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
+    let mut source = match NetlinkSource::open() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("{e}; NICs are not reported");
+            return None;
+        }
+    };
+    match source.dump(agent.net_mut()) {
+        Ok(()) => {
+            agent.refresh_nics();
+            Some(source)
+        }
+        Err(e) => {
+            log::warn!("{e}; NICs are not reported");
+            None
+        }
+    }
+}
+/// `--once`: connect, publish one round, return.
+pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
+    let _netlink = open_netlink(agent);
+    let mut conn = connect(choice, None).map_err(RunError::Connect)?;
+    agent.read_hints(&mut conn).map_err(RunError::Connect)?;
+    let r = agent.publish(&mut conn).map_err(RunError::Connect)?;
+    identify(&mut conn, true).map_err(RunError::Connect)?;
+    log_round(agent, r, true);
+    Ok(())
+}
+/// Runs until SIGTERM or SIGINT.
+pub fn run(
+    agent: &mut Agent,
+    choice: &EndpointChoice,
+    memory_interval: Duration,
+) -> Result<(), RunError> {
+    EventLoop::new(agent, choice, memory_interval)?.run()
+}
+
+/// The fds polled, by position in the poll set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fd {
+    /// SIGTERM, SIGINT: also end any wait for xenstore (a held reply, a connect).
+    Stop,
+    /// SIGHUP, SIGUSR1: never interrupt a request.
+    Control,
+    MemoryTick,
+    Xenstore,
+    Rtnetlink,
+    ClockJump,
+    BalloonRecheck,
+    HostName,
+    DomainName,
+}
+
+impl Fd {
+    /// Dispatch order: a stop first, then SIGHUP (which re-reads everything), then the rest.
+    const ALL: [Fd; 9] = [
+        Fd::Stop,
+        Fd::Control,
+        Fd::MemoryTick,
+        Fd::Xenstore,
+        Fd::Rtnetlink,
+        Fd::ClockJump,
+        Fd::BalloonRecheck,
+        Fd::HostName,
+        Fd::DomainName,
+    ];
+}
+
+/// Whether the loop goes on.
+enum Flow {
+    Continue,
+    Exit,
+}
+
+struct EventLoop<'a> {
+    agent: &'a mut Agent,
+    choice: &'a EndpointChoice,
+    stop: SignalFd,
+    control: SignalFd,
+    memory_tick: TimerFd,
+    clock: TimerFd,
+    balloon_recheck: TimerFd,
+    hostname: Option<HostnameWatch>,
+    link: Link,
+    netlink: Rtnetlink,
+    domain_checks: Throttle,
+    /// What this iteration's events asked for.
+    reaction: Reaction,
+}
+
+impl<'a> EventLoop<'a> {
+    fn new(
+        agent: &'a mut Agent,
+        choice: &'a EndpointChoice,
+        memory_interval: Duration,
+    ) -> Result<EventLoop<'a>, RunError> {
+        let stop = SignalFd::new(&[libc::SIGTERM, libc::SIGINT]).map_err(RunError::Setup)?;
+        let control = SignalFd::new(&[libc::SIGHUP, libc::SIGUSR1]).map_err(RunError::Setup)?;
+        // rtnetlink is opened after the first connection: on a fresh store a round goes out
+        // first.
+        let mut netlink = Rtnetlink::new(stop.as_raw_fd());
+        let mut link = Link::new(stop.as_raw_fd());
+        // The first attempt comes before the timers exist: in a PV guest their six system
+        // calls would delay the first key by as many trips through Xen.
+        link.attempt(choice, agent, &mut netlink)
+            .map_err(RunError::Connect)?;
+        let memory_tick = TimerFd::new().map_err(RunError::Setup)?;
+        memory_tick
+            .arm(memory_interval, memory_interval)
+            .map_err(RunError::Setup)?;
+        let clock = TimerFd::clock_jump_detector().map_err(RunError::Setup)?;
+        let balloon_recheck = TimerFd::new().map_err(RunError::Setup)?;
+        let hostname = match HostnameWatch::open(agent.root()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::info!("host name changes are not followed until SIGHUP: {e}");
+                None
+            }
+        };
+        Ok(EventLoop {
+            agent,
+            choice,
+            stop,
+            control,
+            memory_tick,
+            clock,
+            balloon_recheck,
+            hostname,
+            link,
+            netlink,
+            domain_checks: Throttle::new(DOMAIN_CHECK_MIN_INTERVAL),
+            reaction: Reaction::default(),
+        })
+    }
+
+    fn run(mut self) -> Result<(), RunError> {
+        loop {
+            self.reconnect_when_due()?;
+            let mut fds = self.poll_set();
+            sys::poll(&mut fds, self.timeout()).map_err(RunError::Poll)?;
+            self.reaction = Reaction::default();
+            for fd in Fd::ALL {
+                if fds[fd as usize].revents == 0 {
+                    continue;
+                }
+                let flow = match fd {
+                    Fd::Stop => self.on_stop()?,
+                    Fd::Control => self.on_control()?,
+                    Fd::MemoryTick => self.on_memory_tick()?,
+                    Fd::Xenstore => self.on_xenstore(),
+                    Fd::Rtnetlink => self.on_rtnetlink(),
+                    Fd::ClockJump => self.on_clock_jump()?,
+                    Fd::BalloonRecheck => self.on_balloon_recheck()?,
+                    Fd::HostName | Fd::DomainName => self.on_host_name(),
+                };
+                if let Flow::Exit = flow {
+                    return Ok(());
+                }
+            }
+            // Events a request read into the buffer come without the fd being readable.
+            self.on_watch_events();
+            self.finish();
+        }
+    }
+
+    /// A connection attempt when one is due, and the NICs once rtnetlink can be reopened.
+    fn reconnect_when_due(&mut self) -> Result<(), RunError> {
+        let link = &mut self.link;
+        if link.conn.is_none() && link.next_attempt.map_or(true, |t| Instant::now() >= t) {
+            link.attempt(self.choice, self.agent, &mut self.netlink)
+                .map_err(RunError::Connect)?;
+        }
+        if self.netlink.due() && self.netlink.open(self.agent) {
+            self.publish();
+        }
+        Ok(())
+    }
+
+    fn poll_set(&self) -> [libc::pollfd; Fd::ALL.len()] {
+        let [host, domain] = self
+            .hostname
+            .as_ref()
+            .map_or([-1, -1], HostnameWatch::raw_fds);
+        let mut fds = [pollfd(-1); Fd::ALL.len()];
+        for fd in Fd::ALL {
+            fds[fd as usize] = match fd {
+                Fd::Stop => pollfd(self.stop.as_raw_fd()),
+                Fd::Control => pollfd(self.control.as_raw_fd()),
+                Fd::MemoryTick => pollfd(self.memory_tick.as_raw_fd()),
+                Fd::Xenstore => pollfd(self.link.conn.as_ref().map_or(-1, |c| c.as_raw_fd())),
+                Fd::Rtnetlink => pollfd(
+                    self.netlink
+                        .source
+                        .as_ref()
+                        .map_or(-1, NetlinkSource::as_raw_fd),
+                ),
+                Fd::ClockJump => pollfd(self.clock.as_raw_fd()),
+                Fd::BalloonRecheck => pollfd(self.balloon_recheck.as_raw_fd()),
+                Fd::HostName => pollpri(host),
+                Fd::DomainName => pollpri(domain),
+            };
+        }
+        fds
+    }
+
+    /// How long poll may sleep: not at all with events already buffered, until the next
+    /// connection attempt while disconnected, and no longer than a rtnetlink reopen or a
+    /// deferred domain check.
+    fn timeout(&mut self) -> Option<Duration> {
+        let link = &mut self.link;
+        let timeout = match link.conn.as_mut().map(XenbusConn::has_pending_event) {
+            Some(true) => Some(Duration::ZERO),
+            Some(false) => None,
+            None => Some(link.next_attempt.map_or(Duration::ZERO, |t| {
+                t.saturating_duration_since(Instant::now())
+            })),
+        };
+        earliest(
+            earliest(timeout, self.netlink.wait()),
+            self.domain_checks.wait(),
+        )
+    }
+
+    fn on_stop(&mut self) -> Result<Flow, RunError> {
+        match self.stop.read().map_err(RunError::Poll)? {
+            Some(sig) => {
+                log::info!("signal {sig}: exiting");
+                Ok(Flow::Exit)
+            }
+            None => Ok(Flow::Continue),
+        }
+    }
+
+    fn on_control(&mut self) -> Result<Flow, RunError> {
+        while let Some(sig) = self.control.read().map_err(RunError::Poll)? {
+            if sig == libc::SIGUSR1 {
+                log_stats(self.agent, &self.link, &self.netlink);
+                continue;
+            }
+            self.agent.on_hangup();
+            // A failed dump leaves the NICs as they were; rtnetlink is reopened.
+            self.netlink.redump(self.agent);
+            if let Some(c) = self.link.conn.as_mut() {
+                if let Err(e) = self.agent.read_hints(c) {
+                    self.link
+                        .down("reading toolstack hints failed", &e, self.agent);
+                }
+            }
+            self.reaction.publish = true;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_memory_tick(&mut self) -> Result<Flow, RunError> {
+        if self.memory_tick.read().map_err(RunError::Poll)? > 0 {
+            let now = Instant::now();
+            let unwatched = if self.link.conn.is_some() {
+                &self.link.unwatched[..]
+            } else {
+                &[]
+            };
+            self.reaction |= self.agent.on_memory_tick(now, unwatched);
+            self.link.fault_cleared(now);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_xenstore(&mut self) -> Flow {
+        if let Some(c) = self.link.conn.as_mut() {
+            if let Err(e) = c.receive() {
+                self.link.down("xenstore connection lost", &e, self.agent);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn on_rtnetlink(&mut self) -> Flow {
+        if let Some(n) = self.netlink.source.as_mut() {
+            match n.receive(self.agent.net_mut()) {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.agent.refresh_nics();
+                    self.reaction.publish = true;
+                }
+                Err(e) => self.netlink.fail(&e),
+            }
+        }
+        Flow::Continue
+    }
+
+    fn on_clock_jump(&mut self) -> Result<Flow, RunError> {
+        if let Err(e) = self.clock.read() {
+            if e.raw_os_error() != Some(libc::ECANCELED) {
+                return Err(RunError::Poll(e));
+            }
+            self.clock.arm_clock_jump().map_err(RunError::Poll)?;
+            log::debug!("the wall clock jumped: checking that the domain is still ours");
+            self.reaction.check_domain = true;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_balloon_recheck(&mut self) -> Result<Flow, RunError> {
+        if self.balloon_recheck.read().map_err(RunError::Poll)? > 0 {
+            self.reaction |= self.agent.on_balloon_recheck(Instant::now());
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_host_name(&mut self) -> Flow {
+        self.reaction.publish |= self.agent.refresh_host();
+        Flow::Continue
+    }
+
+    /// Watch events, read with the fd or with a reply, and dropped ones.
+    fn on_watch_events(&mut self) {
+        let Some(c) = self.link.conn.as_mut() else {
+            return;
+        };
+        while let Some(ev) = c.pending_event() {
+            let first = match self.link.unseen.iter().position(|t| *t == ev.token) {
+                Some(i) => {
+                    self.link.unseen.swap_remove(i);
+                    true
+                }
+                None => false,
+            };
+            log::debug!(
+                "watch event {} ({}){}",
+                ev.path,
+                ev.token,
+                if first { ", registration" } else { "" }
+            );
+            self.reaction |= self.agent.on_watch_event(&ev.token, first, Instant::now());
+        }
+        let dropped = c.take_overflow();
+        if dropped > 0 {
+            if !self.link.overflow_logged {
+                log::warn!(
+                    "{dropped} watch events dropped (more than {} distinct tokens queued): \
+                     re-checking the balloon target and the domain",
+                    crate::xenbus::conn::EVENT_QUEUE_MAX
+                );
+                self.link.overflow_logged = true;
+            } else {
+                log::debug!("{dropped} more watch events dropped");
+            }
+            self.reaction |= self.agent.on_events_dropped(Instant::now());
+        }
+    }
+
+    /// Does what the iteration's events asked for: the balloon recheck, a domain check (at
+    /// most once a second), a round.
+    fn finish(&mut self) {
+        if self.reaction.recheck_balloon {
+            arm_balloon_recheck(&self.balloon_recheck);
+        }
+        if self.domain_checks.ready(self.reaction.check_domain) {
+            if let Some(c) = self.link.conn.as_mut() {
+                match self.agent.check_domain(c) {
+                    Ok(changed) => self.reaction.publish |= changed,
+                    Err(e) => self.link.down("xenstore connection lost", &e, self.agent),
+                }
+            }
+        }
+        if self.reaction.publish {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        if let Some(c) = self.link.conn.as_mut() {
+            match self.agent.publish(c) {
+                Ok(r) => log_round(self.agent, r, false),
+                Err(e) => self.link.down("publishing failed", &e, self.agent),
+            }
+        }
+    }
+}
+
+/// Domain checks (three READs each) at most this often: a xenstored that answers every
+/// request with an event on one of the agent's watches would otherwise keep it busy.
+const DOMAIN_CHECK_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs something at most once per interval; a request in between is deferred, not lost.
+struct Throttle {
+    interval: Duration,
+    last: Option<Instant>,
+    pending: bool,
+}
+
+impl Throttle {
+    fn new(interval: Duration) -> Throttle {
+        Throttle {
+            interval,
+            last: None,
+            pending: false,
+        }
+    }
+
+    /// Notes a request (if `requested`); true when the thing should run now.
+    fn ready(&mut self, requested: bool) -> bool {
+        self.pending |= requested;
+        if !self.pending {
+            return false;
+        }
+        let now = Instant::now();
+        if self.last.is_some_and(|t| now < t + self.interval) {
+            return false;
+        }
+        self.pending = false;
+        self.last = Some(now);
+        true
+    }
+
+    /// How long poll may sleep before a deferred run is due.
+    fn wait(&self) -> Option<Duration> {
+        match (self.pending, self.last) {
+            (true, Some(t)) => Some((t + self.interval).saturating_duration_since(Instant::now())),
+            (true, None) => Some(Duration::ZERO),
+            _ => None,
+        }
+    }
+}
+
+/// The earlier of two poll timeouts (`None`: forever).
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// While the balloon moves, look again every second until it reached its target or is stuck.
+fn arm_balloon_recheck(t: &TimerFd) {
+    if let Err(e) = t.arm(Duration::from_secs(1), Duration::ZERO) {
+        log::warn!("cannot arm the balloon timer: {e}");
+    }
+}
+
+/// procfs sysctl files raise `POLLPRI` (with `POLLERR`) when their value changes; they are
+/// always readable, so `POLLIN` is not asked for.
+fn pollpri(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLPRI,
+        revents: 0,
+    }
+}
+
+fn pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
