@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::desired::{AddressIndexes, DesiredKeys};
-use crate::layout::{is_under, NicDir, UpperDir, NIC_SUBTREES};
+use crate::layout::{is_under, nic_key, NicDir, UpperDir, NIC_SUBTREES};
 use crate::model::ToolstackHints;
 use crate::net::{Addr, Link, NetState};
 use crate::sources::sysfs_net::NicClass;
@@ -185,9 +185,9 @@ impl NicRenderer {
     ) {
         let base = &dir.to_string();
         let key = |rel: &str| format!("{base}/{rel}");
-        d.set(&key("name"), &link.name);
+        d.set(&key(nic_key::NAME), &link.name);
         let carrier = link.carrier.unwrap_or(link.lower_up);
-        d.set(&key("carrier"), if carrier { "1" } else { "0" });
+        d.set(&key(nic_key::CARRIER), if carrier { "1" } else { "0" });
         if let Some(mac) = &link.mac {
             d.set(&key(dir.mac_key()), &mac.to_string());
         }
@@ -203,8 +203,8 @@ impl NicRenderer {
                 break;
             };
             match m.kind.as_deref() {
-                Some("bridge") => d.set(&key("bridge"), &m.name),
-                Some("bond") => d.set(&key("bond"), &m.name),
+                Some("bridge") => d.set(&key(nic_key::BRIDGE), &m.name),
+                Some("bond") => d.set(&key(nic_key::BOND), &m.name),
                 _ => break,
             };
             sources.push(m.index);
@@ -227,9 +227,9 @@ impl NicRenderer {
                 _ => continue,
             };
             let sub = format!("{base}/{upper_dir}");
-            d.set(&format!("{sub}/name"), &upper.name);
+            d.set(&format!("{sub}/{}", nic_key::NAME), &upper.name);
             if let UpperDir::Macvlan(mac) = upper_dir {
-                d.set(&format!("{sub}/mac"), &mac.to_string());
+                d.set(&format!("{sub}/{}", nic_key::MAC), &mac.to_string());
             }
             self.render_addrs(net, &[upper.index], &sub, &upper.name, opts, d, used_dirs);
         }
@@ -246,7 +246,7 @@ impl NicRenderer {
         d: &mut DesiredKeys,
         used_dirs: &mut BTreeSet<String>,
     ) {
-        for (family, v4) in [("ipv4", true), ("ipv6", false)] {
+        for (family, v4) in [(nic_key::IPV4, true), (nic_key::IPV6, false)] {
             // address -> (preference rank, arrival order, prefix length)
             let mut wanted: BTreeMap<IpAddr, (u8, u64, u8)> = BTreeMap::new();
             for &src in sources {
@@ -306,7 +306,7 @@ impl NicRenderer {
             for (ip, n) in slots.iter() {
                 let prefix = wanted.get(ip).map_or(0, |w| w.2);
                 d.set(&format!("{dir}/{n}"), &ip.to_string());
-                d.set_u64(&format!("{dir}/{n}/prefix"), u64::from(prefix));
+                d.set_u64(&format!("{dir}/{n}/{}", nic_key::PREFIX), u64::from(prefix));
             }
         }
     }
@@ -360,38 +360,38 @@ fn describe_device(link: &Link, hints: &ToolstackHints, base: &str, d: &mut Desi
     };
     match link.class.as_ref() {
         Some(NicClass::Pci(p)) => {
-            set("bus", Some("pci"));
-            set("location", Some(&p.bdf));
+            set(nic_key::BUS, Some("pci"));
+            set(nic_key::LOCATION, Some(&p.bdf));
             set(
-                "host-location",
+                nic_key::HOST_LOCATION,
                 hints.pci_host.get(&p.bdf).map(String::as_str),
             );
-            set("vendor", p.vendor.as_deref());
-            set("product", p.device.as_deref());
-            set("driver", p.driver.as_deref());
-            set("topology", Some(&p.topology));
+            set(nic_key::VENDOR, p.vendor.as_deref());
+            set(nic_key::PRODUCT, p.device.as_deref());
+            set(nic_key::DRIVER, p.driver.as_deref());
+            set(nic_key::TOPOLOGY, Some(&p.topology));
         }
         Some(NicClass::Usb(u)) => {
-            set("bus", Some("usb"));
-            set("location", Some(&u.bus_path));
-            set("vendor", u.vendor.as_deref());
-            set("product", u.product.as_deref());
-            set("driver", u.driver.as_deref());
-            set("topology", Some(&u.topology));
+            set(nic_key::BUS, Some("usb"));
+            set(nic_key::LOCATION, Some(&u.bus_path));
+            set(nic_key::VENDOR, u.vendor.as_deref());
+            set(nic_key::PRODUCT, u.product.as_deref());
+            set(nic_key::DRIVER, u.driver.as_deref());
+            set(nic_key::TOPOLOGY, Some(&u.topology));
         }
         Some(NicClass::Platform(p)) => {
-            set("bus", Some("platform"));
-            set("location", p.node.as_deref().or(Some(&p.name)));
-            set("compatible", Some(&p.compatible.join(" ")));
-            set("driver", p.driver.as_deref());
-            set("topology", Some(&p.topology));
+            set(nic_key::BUS, Some("platform"));
+            set(nic_key::LOCATION, p.node.as_deref().or(Some(&p.name)));
+            set(nic_key::COMPATIBLE, Some(&p.compatible.join(" ")));
+            set(nic_key::DRIVER, p.driver.as_deref());
+            set(nic_key::TOPOLOGY, Some(&p.topology));
         }
-        Some(NicClass::Other { bus }) => set("bus", Some(bus)),
-        Some(NicClass::Virtual) => set("bus", Some("virtual")),
+        Some(NicClass::Other { bus }) => set(nic_key::BUS, Some(bus)),
+        Some(NicClass::Virtual) => set(nic_key::BUS, Some("virtual")),
         Some(NicClass::Vif { .. }) | None => {}
     }
     if let Some(kind) = &link.kind {
-        set("kind", Some(kind));
+        set(nic_key::KIND, Some(kind));
     }
 }
 
