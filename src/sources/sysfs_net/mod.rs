@@ -38,7 +38,7 @@ use crate::sources::canonicalize;
 /// What a network interface is, by topology.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NicClass {
-    /// Xen PV network frontend: device/devtype = "vif" and device/nodename = "device/vif/<devid>".
+    /// Xen PV network frontend: `device/devtype` = `vif` and `device/nodename` = `device/vif/<devid>`.
     Vif { devid: u32 },
     /// The device is a PCI function, or a virtio device whose parent is one (virtio-net-pci).
     Pci(PciNic),
