@@ -39,6 +39,26 @@ pub struct AgentConfig {
     pub balloon_stuck_after: Duration,
 }
 
+/// `<dir>/<id>/mac` for every numeric `<id>` below `dir` (at most 64): what the toolstack
+/// says each of its NICs is. Missing or unreadable nodes are normal.
+fn read_macs(conn: &mut XenbusConn, dir: &str) -> Result<Vec<(u32, Mac)>, Error> {
+    let ids: Vec<String> = match conn.directory(dir) {
+        Ok(e) => e.map(str::to_owned).collect(),
+        Err(e) if e.is_connection_lost() => return Err(e),
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut macs = Vec::new();
+    for id in ids.iter().take(64) {
+        let Ok(n) = id.parse::<u32>() else { continue };
+        match conn.read_string(&format!("{dir}/{id}/mac")) {
+            Ok(m) => macs.extend(Mac::parse(&m).map(|m| (n, m))),
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(macs)
+}
+
 /// The watches the agent registers, as (path, token): `memory/target` (the balloon's new
 /// target) and `unique-domain-id` (XAPI writes a fresh one for every domain, so a change means
 /// resume in a new domain).
@@ -256,34 +276,12 @@ impl Agent {
     /// Reads what the toolstack tells about NICs: SR-IOV VF MACs (XAPI) and the host address
     /// of PCI devices passed through with pcifront. Missing or unreadable nodes are normal.
     pub fn read_hints(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
-        let mut hints = ToolstackHints::default();
-        let vfs: Vec<String> = match conn.directory("xenserver/device/net-sriov-vf") {
-            Ok(e) => e.map(str::to_owned).collect(),
-            Err(e) if e.is_connection_lost() => return Err(e),
-            Err(_) => Vec::new(),
+        let mut hints = ToolstackHints {
+            sriov_vfs: read_macs(conn, "xenserver/device/net-sriov-vf")?,
+            // The MACs the toolstack gave the vifs, for a NIC that is a vif under another face.
+            vif_macs: read_macs(conn, "device/vif")?,
+            ..ToolstackHints::default()
         };
-        for vf in vfs {
-            let Ok(id) = vf.parse::<u32>() else { continue };
-            match conn.read_string(&format!("xenserver/device/net-sriov-vf/{vf}/mac")) {
-                Ok(m) => hints.sriov_vfs.extend(Mac::parse(&m).map(|m| (id, m))),
-                Err(e) if e.is_connection_lost() => return Err(e),
-                Err(_) => {}
-            }
-        }
-        // The MACs the toolstack gave the vifs, for a NIC that is a vif under another face.
-        let vifs: Vec<String> = match conn.directory("device/vif") {
-            Ok(e) => e.map(str::to_owned).collect(),
-            Err(e) if e.is_connection_lost() => return Err(e),
-            Err(_) => Vec::new(),
-        };
-        for vif in vifs.iter().take(64) {
-            let Ok(id) = vif.parse::<u32>() else { continue };
-            match conn.read_string(&format!("device/vif/{vif}/mac")) {
-                Ok(m) => hints.vif_macs.extend(Mac::parse(&m).map(|m| (id, m))),
-                Err(e) if e.is_connection_lost() => return Err(e),
-                Err(_) => {}
-            }
-        }
         match conn.read_string("device/pci/0/backend") {
             Ok(backend) => {
                 let n = conn
@@ -305,7 +303,12 @@ impl Agent {
             Err(_) => {}
         }
         if hints != self.model.hints {
-            log::debug!("toolstack hints: {hints:?}");
+            log::debug!(
+                "toolstack hints: {} SR-IOV VF MACs, {} vif MACs, {} PCI host addresses",
+                hints.sriov_vfs.len(),
+                hints.vif_macs.len(),
+                hints.pci_host.len()
+            );
             self.model.hints = hints;
             self.nics.render(
                 &self.model.net,
@@ -327,7 +330,7 @@ impl Agent {
                 self.cfg.memory_threshold_kb,
                 &mut self.desired,
             );
-            self.nics.seed(&read_back.address_indexes);
+            self.nics.seed(read_back.address_indexes);
             self.nics.render(
                 &self.model.net,
                 &self.model.hints,

@@ -197,13 +197,19 @@ impl Mac {
 /// `aa:bb:cc:dd:ee:ff`.
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+        let mut text = [b':'; 17];
+        for (i, b) in self.0.iter().enumerate() {
+            text[i * 3..i * 3 + 2].copy_from_slice(&hex_pair(*b));
+        }
+        // Only hex digits and colons were written.
+        f.write_str(std::str::from_utf8(&text).unwrap_or_default())
     }
+}
+
+/// Two lowercase hex digits, without the formatting machinery's width handling.
+fn hex_pair(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]
 }
 
 /// A MAC written as a path component, `aabbccddeeff`.
@@ -212,7 +218,11 @@ pub struct MacKey(Mac);
 
 impl fmt::Display for MacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0 .0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        let mut text = [0u8; 12];
+        for (i, b) in self.0 .0.iter().enumerate() {
+            text[i * 2..i * 2 + 2].copy_from_slice(&hex_pair(*b));
+        }
+        f.write_str(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 

@@ -133,9 +133,8 @@ impl NicRenderer {
 
     /// Takes over the indexes of addresses already in XenStore: for every directory found
     /// there, the store's numbering replaces the one in memory, so that a restart keeps it.
-    pub fn seed(&mut self, published: &AddressIndexes) {
-        self.slots
-            .extend(published.iter().map(|(d, s)| (d.clone(), s.clone())));
+    pub fn seed(&mut self, published: AddressIndexes) {
+        self.slots.extend(published);
     }
 
     /// Replaces every NIC key in `d` with what `net` says now.
@@ -156,15 +155,20 @@ impl NicRenderer {
                 _ => None,
             })
             .collect();
-        let mut twins = BTreeSet::new();
+        // the vifs a twin took (a handful at most)
+        let mut twins: Vec<NicDir> = Vec::new();
         for link in net.links.values() {
             let Some((mut dir, mut twin)) = base_path(link, hints, opts, &netfront_devids) else {
                 continue;
             };
             // Two devices with one vif's MAC: the first (lowest ifindex) is the twin.
-            if twin && !twins.insert(dir) {
-                let Some(mac) = link.mac else { continue };
-                (dir, twin) = (NicDir::Net(mac), false);
+            if twin {
+                if twins.contains(&dir) {
+                    let Some(mac) = link.mac else { continue };
+                    (dir, twin) = (NicDir::Net(mac), false);
+                } else {
+                    twins.push(dir);
+                }
             }
             self.render_nic(net, link, dir, twin, hints, opts, d, &mut used_dirs);
         }
@@ -439,9 +443,7 @@ mod tests {
             .entry("attr/vif/0/ipv4".into())
             .or_default()
             .insert("10.0.0.2".parse().unwrap(), 0);
-        r.seed(
-            &crate::desired::ReadBack::from_published(published.iter().copied()).address_indexes,
-        );
+        r.seed(crate::desired::ReadBack::from_published(published.iter().copied()).address_indexes);
         let slots = &r.slots["attr/vif/0/ipv4"];
         assert_eq!(slots.len(), 1);
         assert_eq!(slots[&"10.0.0.2".parse::<IpAddr>().unwrap()], 1);

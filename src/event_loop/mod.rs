@@ -197,6 +197,15 @@ impl Fd {
     ];
 }
 
+// `Fd::ALL` lists the fds in declaration order, so `fd as usize` indexes the poll set.
+const _: () = {
+    let mut i = 0;
+    while i < Fd::ALL.len() {
+        assert!(Fd::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 /// Whether the loop goes on.
 enum Flow {
     Continue,
@@ -307,31 +316,28 @@ impl<'a> EventLoop<'a> {
         Ok(())
     }
 
+    /// The poll set, in [`Fd`] order (`Fd as usize` indexes it).
     fn poll_set(&self) -> [libc::pollfd; Fd::ALL.len()] {
         let [host, domain] = self
             .hostname
             .as_ref()
             .map_or([-1, -1], HostnameWatch::raw_fds);
-        let mut fds = [pollfd(-1); Fd::ALL.len()];
-        for fd in Fd::ALL {
-            fds[fd as usize] = match fd {
-                Fd::Stop => pollfd(self.stop.as_raw_fd()),
-                Fd::Control => pollfd(self.control.as_raw_fd()),
-                Fd::MemoryTick => pollfd(self.memory_tick.as_raw_fd()),
-                Fd::Xenstore => pollfd(self.link.conn.as_ref().map_or(-1, |c| c.as_raw_fd())),
-                Fd::Rtnetlink => pollfd(
-                    self.netlink
-                        .source
-                        .as_ref()
-                        .map_or(-1, NetlinkSource::as_raw_fd),
-                ),
-                Fd::ClockJump => pollfd(self.clock.as_raw_fd()),
-                Fd::BalloonRecheck => pollfd(self.balloon_recheck.as_raw_fd()),
-                Fd::HostName => pollpri(host),
-                Fd::DomainName => pollpri(domain),
-            };
-        }
-        fds
+        [
+            pollfd(self.stop.as_raw_fd()),
+            pollfd(self.control.as_raw_fd()),
+            pollfd(self.memory_tick.as_raw_fd()),
+            pollfd(self.link.conn.as_ref().map_or(-1, |c| c.as_raw_fd())),
+            pollfd(
+                self.netlink
+                    .source
+                    .as_ref()
+                    .map_or(-1, NetlinkSource::as_raw_fd),
+            ),
+            pollfd(self.clock.as_raw_fd()),
+            pollfd(self.balloon_recheck.as_raw_fd()),
+            pollpri(host),
+            pollpri(domain),
+        ]
     }
 
     /// How long poll may sleep: not at all with events already buffered, until the next
