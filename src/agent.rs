@@ -130,11 +130,15 @@ impl Agent {
             identity: DomainIdentity::default(),
         };
         desired::render_pv_addons(&mut agent.desired);
-        let stage = agent
+        agent.model.stage = agent
             .cfg
             .stage
             .unwrap_or_else(|| stage::detect(&agent.cfg.root));
-        desired::render_identity(stage.as_str(), agent.cfg.booted, &mut agent.desired);
+        desired::render_identity(
+            agent.model.stage.as_str(),
+            agent.cfg.booted,
+            &mut agent.desired,
+        );
         agent.refresh_all();
         agent
     }

@@ -8,6 +8,7 @@ use crate::sources::balloon::BalloonInfo;
 use crate::sources::hostname::HostIdentity;
 use crate::sources::meminfo::MemInfo;
 use crate::sources::os_release::OsRelease;
+use crate::sources::stage::BootStage;
 
 /// Operating system identity as XAPI understands it (`data/os_*`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -126,6 +127,8 @@ pub struct GuestModel {
     pub hints: ToolstackHints,
     /// `None`: no balloon driver.
     pub balloon: Option<Balloon>,
+    /// Where the agent runs: the initramfs or the root filesystem.
+    pub stage: BootStage,
 }
 
 #[cfg(test)]

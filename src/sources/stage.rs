@@ -9,9 +9,11 @@ use std::path::Path;
 
 use super::{read_capped, rooted};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BootStage {
     Initramfs,
+    /// Also what is assumed when /proc/self/mountinfo cannot tell.
+    #[default]
     Rootfs,
 }
 
