@@ -277,8 +277,9 @@ impl Agent {
         );
     }
 
-    /// Reads what the toolstack tells about NICs: SR-IOV VF MACs (XAPI) and the host address
-    /// of PCI devices passed through with pcifront. Missing or unreadable nodes are normal.
+    /// Reads what the toolstack tells about NICs: SR-IOV VF MACs (XAPI), the MAC of each vif
+    /// (for a NIC that is a vif under another face) and the host address of PCI devices
+    /// passed through with pcifront. Missing or unreadable nodes are normal.
     pub fn read_hints(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
         let mut hints = ToolstackHints {
             sriov_vfs: read_macs(conn, "xenserver/device/net-sriov-vf")?,
