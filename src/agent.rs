@@ -15,10 +15,11 @@ use crate::net::NetState;
 use crate::nics::{normalize_bdf, NicOptions, NicRenderer};
 use crate::publisher::{unix_now, Op, Publisher, Refusal, RoundOutcome};
 use crate::sources::balloon::BalloonReader;
+use crate::sources::hostname::HostIdentity;
 use crate::sources::meminfo::MeminfoReader;
 use crate::sources::stage::{self, BootStage};
 use crate::sources::sysfs_net::{self, NicClass};
-use crate::sources::{hostname, kernel, os_release};
+use crate::sources::{kernel, os_release};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
 
@@ -145,8 +146,11 @@ impl Agent {
 
     /// Re-reads every source (start, SIGHUP).
     pub fn refresh_all(&mut self) {
-        self.refresh_os();
-        self.refresh_host();
+        // One uname(2) for the kernel release and the names: in a PV guest every system
+        // call is a trip through Xen.
+        let uts = kernel::uts(&self.cfg.root);
+        self.refresh_os(&uts.release);
+        self.set_host(&uts);
         self.refresh_memory();
         self.refresh_balloon(Instant::now());
     }
@@ -176,7 +180,11 @@ impl Agent {
 
     /// Re-reads the host and domain name; true if a key changed.
     pub fn refresh_host(&mut self) -> bool {
-        let host = hostname::read(&self.cfg.root);
+        self.set_host(&kernel::uts(&self.cfg.root))
+    }
+
+    fn set_host(&mut self, uts: &kernel::Uts) -> bool {
+        let host = HostIdentity::from_names(&uts.nodename, &uts.domainname);
         if host == self.model.host {
             return false;
         }
@@ -186,8 +194,7 @@ impl Agent {
         true
     }
 
-    fn refresh_os(&mut self) {
-        let release = kernel::release(&self.cfg.root);
+    fn refresh_os(&mut self, release: &str) {
         let os = match os_release::load(&self.cfg.root) {
             Ok(Some((path, os))) => {
                 log::debug!("os-release from {}", path.display());
@@ -202,7 +209,7 @@ impl Agent {
                 None
             }
         };
-        self.model.os = OsInfo::new(os.as_ref(), &release);
+        self.model.os = OsInfo::new(os.as_ref(), release);
         desired::render_os(&self.model.os, &mut self.desired);
     }
 
@@ -365,8 +372,13 @@ impl Agent {
     /// while a balloon driver is present and memory has not settled, `data/updated` is not
     /// created (as `control/feature-balloon` is not).
     fn hold_updated(&mut self) {
-        let moving = self.model.balloon.is_some() && !self.balloon.settled();
+        let moving = self.balloon_unsettled();
         self.publisher.hold_updated(moving);
+    }
+
+    /// A balloon driver is there and memory has not settled yet.
+    fn balloon_unsettled(&self) -> bool {
+        self.model.balloon.is_some() && !self.balloon.settled()
     }
 
     /// What a watch event means for the agent. `first`: the event every WATCH fires once
@@ -490,7 +502,7 @@ impl Agent {
     /// What a first publication on an empty store would send, in order (for --dry-run).
     pub fn full_plan(&self) -> Vec<Op> {
         let mut p = Publisher::new();
-        p.hold_updated(self.model.balloon.is_some() && !self.balloon.settled());
+        p.hold_updated(self.balloon_unsettled());
         p.plan(&self.desired, unix_now())
     }
 }

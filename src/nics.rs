@@ -147,18 +147,10 @@ impl NicRenderer {
     ) {
         d.retain(|k| !NIC_SUBTREES.iter().any(|t| is_under(k, t)));
         let mut used_dirs = BTreeSet::new();
-        let netfront_devids: BTreeSet<u32> = net
-            .links
-            .values()
-            .filter_map(|l| match l.class {
-                Some(NicClass::Vif { devid }) => Some(devid),
-                _ => None,
-            })
-            .collect();
         // the vifs a twin took (a handful at most)
         let mut twins: Vec<NicDir> = Vec::new();
         for link in net.links.values() {
-            let Some((mut dir, mut twin)) = base_path(link, hints, opts, &netfront_devids) else {
+            let Some((mut dir, mut twin)) = base_path(net, link, hints, opts) else {
                 continue;
             };
             // Two devices with one vif's MAC: the first (lowest ifindex) is the twin.
@@ -318,13 +310,12 @@ impl NicRenderer {
 
 /// Where a link's keys go, or `None` if it is not reported; true when the link is a vif's
 /// twin: another device carrying the MAC the toolstack gave that vif (the device model's
-/// emulated NIC in an HVM guest without netfront). `netfront_devids`: the vif devids a
-/// netfront link holds; such a vif has no twin.
+/// emulated NIC in an HVM guest without netfront). A vif a netfront link holds has no twin.
 fn base_path(
+    net: &NetState,
     link: &Link,
     hints: &ToolstackHints,
     opts: &NicOptions,
-    netfront_devids: &BTreeSet<u32>,
 ) -> Option<(NicDir, bool)> {
     if opts.exclude.iter().any(|g| glob_match(g, &link.name)) {
         return None;
@@ -345,7 +336,7 @@ fn base_path(
                 let twin = hints
                     .vif_macs
                     .iter()
-                    .find(|(id, m)| *m == mac && !netfront_devids.contains(id));
+                    .find(|(id, m)| *m == mac && !has_netfront(net, *id));
                 if let Some((devid, _)) = twin {
                     return Some((NicDir::Vif(*devid), true));
                 }
@@ -353,6 +344,14 @@ fn base_path(
             Some((NicDir::Net(mac), false))
         }
     }
+}
+
+/// A netfront link holds vif `devid`. Asked only when a device carries a vif's MAC, so the
+/// render of every netlink event allocates nothing for it.
+fn has_netfront(net: &NetState, devid: u32) -> bool {
+    net.links
+        .values()
+        .any(|l| matches!(l.class, Some(NicClass::Vif { devid: d }) if d == devid))
 }
 
 /// `bus`, `location`, ids, driver and topology of a non-vif NIC.

@@ -1,6 +1,7 @@
 //! The guest's host and domain name, as the kernel holds them (`sethostname(2)`,
 //! `setdomainname(2)`): no resolver, no DNS lookup, only what the guest knows locally.
 //!
+//! The names come from [`super::kernel::uts`], with the kernel release (one `uname(2)`).
 //! xapi reads `data/host_name_dns` and `data/domain` into the VM's `netbios_name`
 //! (docs/consumers.md). A host name given as a FQDN (`web1.example.com`) is split at its
 //! first dot; otherwise the domain is the kernel's domain name, unless unset (`(none)`).
@@ -12,7 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use super::{read_attr, rooted};
+use super::rooted;
 
 const HOSTNAME: &str = "/proc/sys/kernel/hostname";
 const DOMAINNAME: &str = "/proc/sys/kernel/domainname";
@@ -46,43 +47,6 @@ impl HostIdentity {
             },
         }
     }
-}
-
-/// Reads both names: `uname(2)` for the real root (one system call), the procfs files
-/// under another root (a test's fake tree).
-pub fn read(root: &Path) -> HostIdentity {
-    if root == Path::new("/") {
-        if let Some((host, domain)) = uname_names() {
-            return HostIdentity::from_names(&host, &domain);
-        }
-    }
-    let mut buf = Vec::new();
-    let mut name = |abs: &str| {
-        read_attr(&rooted(root, abs), &mut buf, 256)
-            .map(|()| String::from_utf8_lossy(&buf).into_owned())
-            .unwrap_or_default()
-    };
-    let host = name(HOSTNAME);
-    let domain = name(DOMAINNAME);
-    HostIdentity::from_names(&host, &domain)
-}
-
-fn uname_names() -> Option<(String, String)> {
-    // SAFETY: utsname is an array of C chars, for which all zeroes is a valid value.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid, writable utsname that uname fills or leaves alone.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return None;
-    }
-    let text = |field: &[libc::c_char]| {
-        let bytes: Vec<u8> = field
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    Some((text(&u.nodename), text(&u.domainname)))
 }
 
 /// The two procfs files, held open so that `poll(2)` reports `POLLPRI` when a name changes.
@@ -144,18 +108,5 @@ mod tests {
         assert_eq!(HostIdentity::from_names("", ""), id(None, None));
         assert_eq!(HostIdentity::from_names(".odd", ""), id(Some(".odd"), None));
         assert_eq!(HostIdentity::from_names("a.", ""), id(Some("a"), None));
-    }
-
-    #[test]
-    fn real_names_match_procfs() {
-        let mut buf = Vec::new();
-        read_attr(Path::new(HOSTNAME), &mut buf, 256).unwrap();
-        let host = String::from_utf8_lossy(&buf).into_owned();
-        read_attr(Path::new(DOMAINNAME), &mut buf, 256).unwrap();
-        let domain = String::from_utf8_lossy(&buf).into_owned();
-        assert_eq!(
-            read(Path::new("/")),
-            HostIdentity::from_names(&host, &domain)
-        );
     }
 }
