@@ -33,11 +33,8 @@ ROOTFS=$CACHE/rootfs-$SUITE-packaging
 DOMID=5
 T0=$SECONDS
 
-log() { printf '==> %s\n' "$*"; }
-die() {
-	printf 'FATAL: %s\n' "$*" >&2
-	exit 1
-}
+# shellcheck source=tests/support/nspawn.sh
+. "$REPO/tests/support/nspawn.sh"
 [ "$(id -u)" -eq 0 ] || die "must run as root (systemd-nspawn)"
 
 need=()
@@ -109,16 +106,7 @@ cp "$WORK"/rpmtop/RPMS/noarch/*.rpm "$PKGS/"
 # ---------------------------------------------------------------------------------------------
 # Cached rootfs
 # ---------------------------------------------------------------------------------------------
-stamp="$SUITE $PACKAGES $MIRROR"
-if [ ! -x "$ROOTFS/usr/lib/systemd/systemd" ] || [ "$(cat "$ROOTFS.stamp" 2>/dev/null)" != "$stamp" ]; then
-	log "mmdebstrap $SUITE ($PACKAGES) -> $ROOTFS"
-	mkdir -p "$CACHE"
-	rm -rf "$ROOTFS.new" "$ROOTFS"
-	nice mmdebstrap --quiet --mode=root --variant=minbase --include="$PACKAGES" \
-		"$SUITE" "$ROOTFS.new" "$MIRROR"
-	mv "$ROOTFS.new" "$ROOTFS"
-	printf '%s\n' "$stamp" >"$ROOTFS.stamp"
-fi
+ensure_rootfs
 
 # ---------------------------------------------------------------------------------------------
 # Scratch state, cleanup, assertions
@@ -126,8 +114,6 @@ fi
 MACHINE=xenbeacon-pkg-$$
 XS_PID=
 NSPAWN_PID=
-FAILS=0
-PASSES=0
 cleanup() {
 	local rc=$?
 	set +e
@@ -151,31 +137,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok() {
-	PASSES=$((PASSES + 1))
-	printf '  ok   %s\n' "$*"
-}
-bad() {
-	FAILS=$((FAILS + 1))
-	printf '  FAIL %s\n' "$*"
-}
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-eq() { # eq DESCRIPTION ACTUAL EXPECTED
-	if [ "$2" = "$3" ]; then ok "$1 = $2"; else bad "$1: got '$2', expected '$3'"; fi
-}
-# until SECONDS COMMAND...: true as soon as COMMAND succeeds, false after SECONDS
-until_true() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.2
-	done
-}
 
 # ---------------------------------------------------------------------------------------------
 # What the packages hold
@@ -246,19 +207,7 @@ systemd-nspawn --quiet -D "$ROOTFS" -M "$MACHINE" --volatile=overlay --register=
 	--bind-ro="$WORK/dropin:/etc/systemd/system/xenbeacon-booted.service.d" \
 	--boot >"$WORK/console.log" 2>&1 </dev/null &
 NSPAWN_PID=$!
-# The container's PID 1 is nspawn's child once that child runs systemd (before, it is
-# nspawn's own helper, whose namespaces are not the container's yet).
-LEADER=
-leader() {
-	kill -0 "$NSPAWN_PID" 2>/dev/null || die "systemd-nspawn exited: $(cat "$WORK/console.log")"
-	LEADER=$(cat /proc/"$NSPAWN_PID"/task/*/children 2>/dev/null | awk '{print $1; exit}')
-	[ -n "$LEADER" ] && [ "$(cat "/proc/$LEADER/comm" 2>/dev/null)" = systemd ]
-}
-until_true 30 leader || die "no container PID 1"
-c() {
-	nsenter -t "$LEADER" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-		DEBIAN_FRONTEND=noninteractive SYSTEMD_COLORS=0 SYSTEMD_PAGER= "$@"
-}
+wait_leader
 running() { case $(c systemctl is-system-running 2>/dev/null) in running | degraded) return 0 ;; esac; return 1; }
 until_true 60 running || die "container systemd not up: $(tail -20 "$WORK/console.log")"
 

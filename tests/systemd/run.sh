@@ -35,11 +35,8 @@ now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 T0=$(now)
 
-log() { printf '==> %s\n' "$*"; }
-die() {
-    printf 'FATAL: %s\n' "$*" >&2
-    exit 1
-}
+# shellcheck source=tests/support/nspawn.sh
+. "$REPO/tests/support/nspawn.sh"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (systemd-nspawn, cgroups, strace)"
 
@@ -79,19 +76,7 @@ T_BUILD=$(since "$T0")
 # Cached rootfs (rebuilt when the suite or package list changes)
 # ---------------------------------------------------------------------------------------------
 T1=$(now)
-stamp="$SUITE $PACKAGES $MIRROR"
-if [ ! -x "$ROOTFS/usr/lib/systemd/systemd" ] || [ "$(cat "$ROOTFS.stamp" 2>/dev/null)" != "$stamp" ]; then
-    log "mmdebstrap $SUITE ($PACKAGES) -> $ROOTFS"
-    mkdir -p "$CACHE"
-    rm -rf "$ROOTFS.new" "$ROOTFS"
-    nice mmdebstrap --quiet --mode=root --variant=minbase --include="$PACKAGES" \
-        "$SUITE" "$ROOTFS.new" "$MIRROR"
-    mv "$ROOTFS.new" "$ROOTFS"
-    printf '%s\n' "$stamp" >"$ROOTFS.stamp"
-    ROOTFS_STATE=cold
-else
-    ROOTFS_STATE=cached
-fi
+ensure_rootfs
 T_ROOTFS=$(since "$T1")
 
 # ---------------------------------------------------------------------------------------------
@@ -104,8 +89,6 @@ NSPAWN_PID=
 STRACE_PID=
 CGDIR=
 CGNAME=
-FAILS=0
-PASSES=0
 
 cleanup() {
     local rc=$?
@@ -153,22 +136,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok() {
-    PASSES=$((PASSES + 1))
-    printf '  ok   %s\n' "$*"
-}
-bad() {
-    FAILS=$((FAILS + 1))
-    printf '  FAIL %s\n' "$*"
-}
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else bad "$what"; fi
-}
-eq() { # eq DESCRIPTION ACTUAL EXPECTED
-    if [ "$2" = "$3" ]; then ok "$1 = $2"; else bad "$1: got '$2', expected '$3'"; fi
-}
 
 # ---------------------------------------------------------------------------------------------
 # Fake xenstored on the host: dom0.sock (privileged) and dom5.sock (the guest)
@@ -242,23 +209,7 @@ log "boot systemd in container $MACHINE (rootfs $ROOTFS_STATE, cgroup: $cgmode)"
 ) >"$WORK/console.log" 2>&1 </dev/null &
 NSPAWN_PID=$!
 
-# The container's PID 1 is nspawn's child once that child runs systemd (before, it is nspawn's
-# own helper, whose namespaces are not the container's yet: nsenter there saw no systemd).
-LEADER=
-for _ in $(seq 1 300); do
-    LEADER=$(cat /proc/"$NSPAWN_PID"/task/*/children 2>/dev/null | awk '{print $1; exit}')
-    [ -n "$LEADER" ] && [ "$(cat "/proc/$LEADER/comm" 2>/dev/null)" = systemd ] && break
-    LEADER=
-    kill -0 "$NSPAWN_PID" 2>/dev/null || die "systemd-nspawn exited: $(cat "$WORK/console.log")"
-    sleep 0.1
-done
-[ -n "$LEADER" ] || die "no container PID 1"
-
-# Run a command inside the container (all its namespaces, a clean environment).
-c() {
-    nsenter -t "$LEADER" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-        SYSTEMD_COLORS=0 SYSTEMD_PAGER= SYSTEMD_LOG_COLOR=0 "$@"
-}
+wait_leader
 state=
 for _ in $(seq 1 120); do
     state=$(c systemctl is-system-running 2>/dev/null) || true
