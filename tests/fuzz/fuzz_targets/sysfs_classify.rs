@@ -8,7 +8,8 @@
 //!
 //! Properties, besides "no panic" and "no hang" (a FIFO must never be opened):
 //! * nothing outside `root/sys` is ever read: the secret directory's files all say `LEAKED`
-//!   (and its vif nodename is devid 666), and no classification may contain that;
+//!   (and its vif nodename is devid 666), and no classification may contain that (raw contents
+//!   written inside `root/sys` have those markers broken, see `unforged`);
 //! * every string in a classification is printable ASCII, trimmed;
 //! * a topology is relative to /sys and under `devices/`, without `.` or `..` components;
 //! * an invalid interface name is `BadName`, whatever the tree.
@@ -163,6 +164,18 @@ fn place(sys: &Path, rel: &str) -> Option<PathBuf> {
         Ok(_) => fs::remove_file(&cur).ok().map(|()| cur),
         Err(_) => Some(cur),
     }
+}
+
+/// Raw input bytes with the secret's markers broken (`LEAKED` -> `LEAKEE`, `666` -> `667`), so a
+/// file written inside `root/sys` can never pass for one read from the secret directory.
+fn unforged(raw: &[u8]) -> Vec<u8> {
+    let mut c = raw.to_vec();
+    for marker in [SECRET, b"666".as_slice()] {
+        while let Some(i) = c.windows(marker.len()).position(|w| w == marker) {
+            c[i + marker.len() - 1] += 1;
+        }
+    }
+    c
 }
 
 fn mkdir(sys: &Path, rel: &str) {
@@ -345,7 +358,7 @@ fuzz_target!(|data: &[u8]| {
                 let n = n.min(input.0.len());
                 let (c, rest) = input.0.split_at(n);
                 input.0 = rest;
-                write(&sys, &path, c);
+                write(&sys, &path, &unforged(c));
             }
             3 => {
                 // relative link: up to 5 `..`, then a path
