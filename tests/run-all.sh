@@ -53,6 +53,7 @@ done
 [ "${NO_INSTALL:-0}" = 1 ] && [ ${#missing[@]} -gt 0 ] && exit 1
 
 cargo fmt --check
+(cd tests/fuzz && cargo fmt --check)  # the fuzz crate is outside the workspace
 cargo clippy --locked --all-targets -- -D warnings
 # the guest-image feature set (no dom0 commands) must build clean too
 cargo clippy --locked --all-targets --no-default-features -- -D warnings

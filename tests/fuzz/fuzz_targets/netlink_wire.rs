@@ -14,9 +14,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use xenbeacon::desired::{DesiredKeys, VALUE_MAX};
+use xenbeacon::model::ToolstackHints;
 use xenbeacon::net::NetState;
 use xenbeacon::netlink::wire::{AddrRepr, LinkRepr, NlMsgs, NLMSG_HDRLEN};
-use xenbeacon::model::ToolstackHints;
 use xenbeacon::nics::{NicOptions, NicRenderer};
 use xenbeacon::sources::sysfs_net::{NicClass, PciNic, PlatformNic, UsbNic};
 use xenbeacon::xenbus::wire::is_valid_path;
@@ -129,7 +129,10 @@ fn render(sel: u8, state: &mut NetState) {
     assert_eq!(before, owned(&keys));
     for (k, v) in keys.iter() {
         assert!(is_valid_path(k) && !k.starts_with('/'), "key {k:?}");
-        assert!(xenbeacon::layout::is_owned(k), "key {k:?} outside the owned subtrees");
+        assert!(
+            xenbeacon::layout::is_owned(k),
+            "key {k:?} outside the owned subtrees"
+        );
         assert!(v.len() <= VALUE_MAX, "{k}: {} bytes", v.len());
         assert!(!v.chars().any(char::is_control), "{k} = {v:?}");
         assert_eq!(v.trim_end(), v, "{k} = {v:?}");

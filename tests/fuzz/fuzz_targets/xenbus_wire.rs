@@ -16,8 +16,7 @@
 use libfuzzer_sys::fuzz_target;
 use xenbeacon::xenbus::server_wire::emit_raw;
 use xenbeacon::xenbus::wire::{
-    is_valid_path, message_len, MsgType, Packet, Reply, Request, WireError, HEADER_LEN,
-    PAYLOAD_MAX,
+    is_valid_path, message_len, MsgType, Packet, Reply, Request, WireError, HEADER_LEN, PAYLOAD_MAX,
 };
 
 /// Every wire value `xs_wire.h` defines, plus some it does not.
