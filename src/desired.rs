@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::decimal::format_u64;
 use crate::layout::{key, LAYOUT_VERSION};
 use crate::model::OsInfo;
 use crate::sources::hostname::HostIdentity;
@@ -34,21 +35,6 @@ pub fn sanitize_value(raw: &str, out: &mut String) {
     }
     let kept = out.trim_end().len();
     out.truncate(kept);
-}
-
-/// `value` in decimal, formatted on the stack.
-pub fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    core::str::from_utf8(&buf[at..]).unwrap_or("0")
 }
 
 /// Address indexes by address directory (`attr/vif/0/ipv4` -> address -> `<n>`).
@@ -137,7 +123,7 @@ impl DesiredKeys {
 
     /// Sets `key` to a decimal number.
     pub fn set_u64(&mut self, key: &str, value: u64) -> bool {
-        let mut buf = [0u8; 20];
+        let mut buf = [0u8; crate::decimal::U64_DIGITS];
         self.set(key, format_u64(value, &mut buf))
     }
 
@@ -269,14 +255,6 @@ mod tests {
         sanitize_value(&long, &mut out);
         assert!(out.len() <= VALUE_MAX && out.len() >= VALUE_MAX - 1);
         assert!(out.chars().all(|c| c == '\u{e9}'));
-    }
-
-    #[test]
-    fn formats_u64() {
-        let mut b = [0u8; 20];
-        assert_eq!(format_u64(0, &mut b), "0");
-        assert_eq!(format_u64(1234567, &mut b), "1234567");
-        assert_eq!(format_u64(u64::MAX, &mut b), "18446744073709551615");
     }
 
     #[test]

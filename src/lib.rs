@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod balloon;
 pub mod cli;
+pub mod decimal;
 pub mod desired;
 #[cfg(feature = "dom0")]
 pub mod dom0;

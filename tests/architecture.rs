@@ -91,8 +91,11 @@ fn deps_of(g: &BTreeMap<String, BTreeSet<String>>, module: &str) -> BTreeSet<Str
 }
 
 #[test]
-fn the_layout_imports_nothing() {
-    assert_eq!(deps_of(&graph(), "layout"), BTreeSet::new());
+fn the_layout_and_decimal_import_nothing() {
+    let g = graph();
+    for leaf in ["layout", "decimal"] {
+        assert_eq!(deps_of(&g, leaf), BTreeSet::new(), "{leaf}");
+    }
 }
 
 #[test]

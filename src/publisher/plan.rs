@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use super::Publisher;
-use crate::desired::{self, DesiredKeys};
+use crate::decimal::{self, U64_DIGITS};
+use crate::desired::DesiredKeys;
 use crate::layout::{self, key, KEEP_KEYS};
 
 /// One request of a round.
@@ -82,10 +83,10 @@ impl Publisher {
         let changed = !ops.is_empty();
         let exists = self.written.contains_key(key::UPDATED);
         if (changed || !exists) && (exists || !self.hold_updated) {
-            let mut buf = [0u8; 20];
+            let mut buf = [0u8; U64_DIGITS];
             ops.push(Op::Write {
                 key: key::UPDATED.into(),
-                value: desired::format_u64(now, &mut buf).into(),
+                value: decimal::format_u64(now, &mut buf).into(),
             });
         }
         // xenopsd copies data/ one level deep (data/xenbeacon/* is ours alone).

@@ -10,6 +10,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
+use crate::sys;
+
 /// Which way a wait waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -82,8 +84,6 @@ impl Transport for FdTransport {
             Direction::Readable => libc::POLLIN,
             Direction::Writable => libc::POLLOUT,
         };
-        // Rounded up: a wait never ends before its deadline.
-        let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
         let mut pfd = [
             libc::pollfd {
                 fd: self.file.as_raw_fd(),
@@ -96,13 +96,10 @@ impl Transport for FdTransport {
                 revents: 0,
             },
         ];
-        let nfds = if self.interrupt.is_some() { 2 } else { 1 };
-        // SAFETY: `nfds` valid pollfds for the duration of the call.
-        let n = unsafe { libc::poll(pfd.as_mut_ptr(), nfds, ms.max(1)) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if n == 0 {
+        // fd -1 (no interrupt) is ignored by poll(2); the timeout is rounded up, so a wait never
+        // ends before its deadline. xenbeacon installs no signal handler (the agent reads its
+        // signals from a signalfd), so no EINTR ends a wait early.
+        if sys::poll(&mut pfd, Some(timeout))? == 0 {
             return Ok(Wake::TimedOut);
         }
         if pfd[1].revents != 0 {

@@ -14,6 +14,8 @@
 
 use core::fmt;
 
+use crate::decimal::{format_u64, U64_DIGITS};
+
 /// Bytes in the fixed header: type, req_id, tx_id, len, each a host-endian `u32`.
 pub const HEADER_LEN: usize = 16;
 /// Largest payload either side may send (`XENSTORE_PAYLOAD_MAX`).
@@ -464,7 +466,7 @@ impl<'a> Request<'a> {
             }
             Request::TransactionStart => 1,
             Request::TransactionEnd { .. } => 2,
-            Request::GetDomainPath(d) => decimal_len(*d) + 1,
+            Request::GetDomainPath(d) => format_u64(u64::from(*d), &mut [0; U64_DIGITS]).len() + 1,
         }
     }
 
@@ -492,9 +494,7 @@ impl<'a> Request<'a> {
             Request::TransactionStart => w.put(b"\0"),
             Request::TransactionEnd { commit } => w.put(if commit { b"T\0" } else { b"F\0" }),
             Request::GetDomainPath(d) => {
-                let mut digits = [0u8; 10];
-                let n = format_decimal(d, &mut digits);
-                w.cstr(&digits[..n]);
+                w.cstr(format_u64(u64::from(d), &mut [0; U64_DIGITS]).as_bytes());
             }
         }
     }
@@ -524,24 +524,6 @@ impl Cursor<'_> {
         self.put(bytes);
         self.put(b"\0");
     }
-}
-
-fn decimal_len(mut v: u32) -> usize {
-    let mut n = 1;
-    while v >= 10 {
-        v /= 10;
-        n += 1;
-    }
-    n
-}
-
-fn format_decimal(mut v: u32, out: &mut [u8; 10]) -> usize {
-    let n = decimal_len(v);
-    for i in (0..n).rev() {
-        out[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    n
 }
 
 /// A message from xenstored, validated for the request it answers.
