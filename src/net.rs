@@ -14,7 +14,10 @@ use crate::sources::sysfs_net::NicClass;
 pub struct Link {
     pub index: u32,
     pub name: String,
+    /// The current MAC.
     pub mac: Option<Mac>,
+    /// The MAC the hardware came with, when the kernel reports one (`IFLA_PERM_ADDRESS`).
+    pub perm_mac: Option<Mac>,
     /// The loopback device (`IFF_LOOPBACK`).
     pub loopback: bool,
     /// The link layer is up (`IFF_LOWER_UP`): the carrier when `carrier` is not reported.
@@ -31,6 +34,15 @@ pub struct Link {
     pub class: Option<NicClass>,
 }
 
+impl Link {
+    /// The MAC a device NIC is known by: the permanent one when there is one, else the
+    /// current one. A bond gives its members its own MAC, so two passthrough NICs in one bond
+    /// (or a VF bonded with a vif) would otherwise look like one NIC, or like another's.
+    pub fn hw_mac(&self) -> Option<Mac> {
+        self.perm_mac.or(self.mac)
+    }
+}
+
 /// What rtnetlink tells of a link, before it is merged into what the agent knows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkFacts<'a> {
@@ -38,6 +50,7 @@ pub struct LinkFacts<'a> {
     /// `None` when the message did not carry it (the known name is kept).
     pub name: Option<&'a str>,
     pub mac: Option<Mac>,
+    pub perm_mac: Option<Mac>,
     pub loopback: bool,
     pub lower_up: bool,
     pub carrier: Option<bool>,
@@ -97,6 +110,7 @@ impl NetState {
             index: l.index,
             name,
             mac: l.mac,
+            perm_mac: l.perm_mac,
             loopback: l.loopback,
             lower_up: l.lower_up,
             carrier: l.carrier,

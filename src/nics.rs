@@ -156,7 +156,7 @@ impl NicRenderer {
             // Two devices with one vif's MAC: the first (lowest ifindex) is the twin.
             if twin {
                 if twins.contains(&dir) {
-                    let Some(mac) = link.mac else { continue };
+                    let Some(mac) = link.hw_mac() else { continue };
                     (dir, twin) = (NicDir::Net(mac), false);
                 } else {
                     twins.push(dir);
@@ -326,7 +326,8 @@ fn base_path(
         NicClass::Vif { devid } => Some((NicDir::Vif(*devid), false)),
         NicClass::Virtual if !included => None,
         _ => {
-            let mac = link.mac?;
+            // Matched and named by the hardware's own MAC: a bond changes the current one.
+            let mac = link.hw_mac()?;
             if let Some((vf, _)) = hints.sriov_vfs.iter().find(|(_, m)| *m == mac) {
                 return Some((NicDir::SriovVf(*vf), false));
             }
@@ -401,6 +402,7 @@ fn describe_device(link: &Link, hints: &ToolstackHints, base: &str, d: &mut Desi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::Mac;
 
     #[test]
     fn globs() {
@@ -426,6 +428,75 @@ mod tests {
         assert_eq!(normalize_bdf("0000:00:20.0"), None);
         assert_eq!(normalize_bdf("0000:00:00"), None);
         assert_eq!(normalize_bdf("x"), None);
+    }
+
+    /// Two PCI NICs and a bond over them that gave both its own MAC (as active-backup does).
+    fn bonded_pci_pair() -> NetState {
+        use crate::net::LinkFacts;
+        use crate::sources::sysfs_net::PciNic;
+        let bond_mac = Mac([2, 0, 0, 0, 0, 0xb0]);
+        let mut net = NetState::default();
+        net.update_link(&LinkFacts {
+            index: 9,
+            name: Some("bond0"),
+            mac: Some(bond_mac),
+            kind: Some("bond"),
+            ..LinkFacts::default()
+        });
+        net.links.get_mut(&9).unwrap().class = Some(NicClass::Virtual);
+        net.update_addr(9, "10.0.7.2".parse().unwrap(), 24, 0, Default::default());
+        for (index, name, last) in [(2, "enp0s5", 5), (3, "enp0s6", 6)] {
+            net.update_link(&LinkFacts {
+                index,
+                name: Some(name),
+                mac: Some(bond_mac),
+                perm_mac: Some(Mac([0x52, 0x54, 0, 0x12, 0x34, last])),
+                master: Some(9),
+                ..LinkFacts::default()
+            });
+            net.links.get_mut(&index).unwrap().class = Some(NicClass::Pci(PciNic {
+                bdf: format!("0000:00:0{last}.0"),
+                topology: format!("devices/pci0000:00/0000:00:0{last}.0"),
+                vendor: None,
+                device: None,
+                driver: None,
+            }));
+        }
+        net
+    }
+
+    #[test]
+    fn bonded_nics_keep_their_own_directories() {
+        let mut d = DesiredKeys::new();
+        let hints = ToolstackHints::default();
+        NicRenderer::new().render(&bonded_pci_pair(), &hints, &NicOptions::default(), &mut d);
+        for (mac, name) in [("525400123405", "enp0s5"), ("525400123406", "enp0s6")] {
+            assert_eq!(d.get(&format!("attr/net/{mac}/name")), Some(name));
+            // the MAC on the wire is still what `mac` says
+            assert_eq!(
+                d.get(&format!("attr/net/{mac}/mac")),
+                Some("02:00:00:00:00:b0")
+            );
+            assert_eq!(d.get(&format!("attr/net/{mac}/bond")), Some("bond0"));
+            assert_eq!(d.get(&format!("attr/net/{mac}/ipv4/0")), Some("10.0.7.2"));
+        }
+        assert!(!d
+            .iter()
+            .any(|(k, _)| k.starts_with("attr/net/0200000000b0")));
+    }
+
+    #[test]
+    fn a_bonded_vf_is_found_by_its_own_mac() {
+        let mut hints = ToolstackHints::default();
+        hints
+            .sriov_vfs
+            .push((4, Mac([0x52, 0x54, 0, 0x12, 0x34, 6])));
+        let mut d = DesiredKeys::new();
+        NicRenderer::new().render(&bonded_pci_pair(), &hints, &NicOptions::default(), &mut d);
+        let vf = NicDir::SriovVf(4).to_string();
+        assert_eq!(d.get(&format!("{vf}/name")), Some("enp0s6"));
+        assert_eq!(d.get("attr/net/525400123405/name"), Some("enp0s5"));
+        assert_eq!(d.get("attr/net/525400123406/name"), None);
     }
 
     #[test]

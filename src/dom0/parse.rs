@@ -525,6 +525,27 @@ mod tests {
     /// Layout 2 keeps the balloon under data/xenbeacon/balloon/ (a layout-1 leftover loses);
     /// the host name is xapi's netbios_name.
     #[test]
+    fn a_bonded_nic_is_found_by_its_own_mac_and_by_the_bonds() {
+        let r = GuestReport::parse(&tree(
+            5,
+            &[
+                ("data/xenbeacon/layout", "2"),
+                ("attr/vif/0/mac/0", "00:16:3e:00:00:00"),
+                ("attr/vif/0/ipv4/0", "10.0.7.2"),
+                ("attr/net/525400123405/name", "enp0s5"),
+                ("attr/net/525400123405/mac", "00:16:3e:00:00:00"),
+                ("attr/net/525400123405/ipv4/0", "10.0.7.2"),
+            ],
+        ));
+        let path = |m: &str| {
+            r.nic_by_mac(&Mac::parse(m).unwrap())
+                .map(|n| n.path.as_str())
+        };
+        assert_eq!(path("52:54:00:12:34:05"), Some("attr/net/525400123405"));
+        assert_eq!(path("00:16:3e:00:00:00"), Some("attr/vif/0"));
+    }
+
+    #[test]
     fn layout_2_balloon_and_host_name() {
         let r = GuestReport::parse(&tree(
             4,

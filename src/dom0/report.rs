@@ -247,11 +247,15 @@ impl Nic {
 
     /// The NIC's MAC as bytes: from `mac`, else from its directory (`attr/net/<mac>`).
     pub fn mac_bytes(&self) -> Option<Mac> {
-        let from_dir = match NicDir::parse(&self.path) {
+        self.mac.as_deref().and_then(Mac::parse).or(self.dir_mac())
+    }
+
+    /// The MAC that names the directory (`attr/net/<mac>`): the device's permanent one.
+    fn dir_mac(&self) -> Option<Mac> {
+        match NicDir::parse(&self.path) {
             Some((NicDir::Net(mac), "")) => Some(mac),
             _ => None,
-        };
-        self.mac.as_deref().and_then(Mac::parse).or(from_dir)
+        }
     }
 
     /// `bridge br0`, `bond bond0`, both, or nothing.
@@ -307,10 +311,13 @@ impl GuestReport {
         self.booted_by.is_some()
     }
 
-    /// The reported NIC with this MAC.
+    /// The reported NIC with this MAC: the one whose directory it names (the device's
+    /// permanent MAC) first, else the first whose current `mac` it is (a bond gives every
+    /// member its own MAC).
     pub fn nic_by_mac(&self, mac: &Mac) -> Option<&Nic> {
-        self.nics
-            .iter()
-            .find(|n| n.reported && n.mac_bytes().as_ref() == Some(mac))
+        let reported = || self.nics.iter().filter(|n| n.reported);
+        reported()
+            .find(|n| n.dir_mac().as_ref() == Some(mac))
+            .or_else(|| reported().find(|n| n.mac_bytes().as_ref() == Some(mac)))
     }
 }

@@ -315,6 +315,7 @@ pub fn apply(state: &mut NetState, msg: &NlMsg<'_>) -> Result<bool, NlError> {
                 index: l.index,
                 name: l.name,
                 mac: l.mac.map(Mac),
+                perm_mac: l.perm_mac.map(Mac),
                 loopback: l.flags & IFF_LOOPBACK != 0,
                 lower_up: l.flags & IFF_LOWER_UP != 0,
                 carrier: l.carrier,

@@ -35,6 +35,7 @@ const IFLA_LINK: u16 = 5;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_CARRIER: u16 = 33;
+const IFLA_PERM_ADDRESS: u16 = 54;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const IFLA_VLAN_ID: u16 = 1;
@@ -207,6 +208,9 @@ pub struct LinkRepr<'a> {
     pub name: Option<&'a str>,
     /// `IFLA_ADDRESS`, when it is an Ethernet-size MAC.
     pub mac: Option<[u8; 6]>,
+    /// `IFLA_PERM_ADDRESS` (Linux 5.6+), when it is an Ethernet-size MAC other than zero: the
+    /// address the hardware came with. The kernel sends none for a random or software address.
+    pub perm_mac: Option<[u8; 6]>,
     /// `IFLA_MASTER`: the bridge or bond this link is enslaved to.
     pub master: Option<u32>,
     /// `IFLA_LINK`: the lower device of a VLAN or macvlan.
@@ -227,6 +231,7 @@ impl<'a> LinkRepr<'a> {
             flags: u32_at(payload, 8),
             name: None,
             mac: None,
+            perm_mac: None,
             master: None,
             lower: None,
             carrier: None,
@@ -237,6 +242,9 @@ impl<'a> LinkRepr<'a> {
             match ty {
                 IFLA_IFNAME => link.name = attr_str(v),
                 IFLA_ADDRESS => link.mac = <[u8; 6]>::try_from(v).ok(),
+                IFLA_PERM_ADDRESS => {
+                    link.perm_mac = <[u8; 6]>::try_from(v).ok().filter(|m| *m != [0; 6]);
+                }
                 IFLA_MASTER => link.master = Some(attr_u32(v)?).filter(|&m| m != 0),
                 IFLA_LINK => link.lower = Some(attr_u32(v)?).filter(|&l| l != 0),
                 IFLA_CARRIER => link.carrier = v.first().map(|&c| c != 0),
@@ -381,6 +389,22 @@ mod tests {
         assert_eq!(l.carrier, Some(true));
         assert_eq!(l.kind, Some("vlan"));
         assert_eq!(l.vlan_id, Some(100));
+        assert_eq!(l.perm_mac, None);
+    }
+
+    #[test]
+    fn permanent_address_only_when_ethernet_sized_and_not_zero() {
+        let perm = |v: &[u8]| {
+            let mut p = link_payload();
+            attr(IFLA_PERM_ADDRESS, v, &mut p);
+            LinkRepr::parse(&p).unwrap().perm_mac
+        };
+        assert_eq!(
+            perm(&[0x52, 0x54, 0, 0x12, 0x34, 5]),
+            Some([0x52, 0x54, 0, 0x12, 0x34, 5])
+        );
+        assert_eq!(perm(&[0; 6]), None);
+        assert_eq!(perm(&[1; 20]), None); // InfiniBand-size
     }
 
     #[test]
