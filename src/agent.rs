@@ -151,8 +151,9 @@ impl Agent {
         let uts = kernel::uts(&self.cfg.root);
         self.refresh_os(&uts.release);
         self.set_host(&uts);
-        self.refresh_memory();
+        // The balloon first: whether it moves decides what the memory keys say.
         self.refresh_balloon(Instant::now());
+        self.refresh_memory();
     }
 
     /// Re-reads the balloon driver; returns its state (`None`: no balloon driver).
@@ -219,7 +220,11 @@ impl Agent {
             Ok(m) => {
                 self.meminfo_error = None;
                 self.model.memory = Some(m);
-                desired::render_memory(&m, self.cfg.memory_threshold_kb, &mut self.desired)
+                let moving = self
+                    .model
+                    .balloon
+                    .is_some_and(|b| b.state == BalloonState::Ballooning);
+                desired::render_memory(&m, self.cfg.memory_threshold_kb, moving, &mut self.desired)
             }
             Err(e) => {
                 let msg = e.to_string();
@@ -419,8 +424,8 @@ impl Agent {
     /// without changes (a pure diff when nothing changed, and it retries keys refused for
     /// transient reasons). A watch xenstored refused is made up for here.
     pub fn on_memory_tick(&mut self, now: Instant, unwatched: &[&str]) -> Reaction {
-        self.refresh_memory();
         self.refresh_balloon(now);
+        self.refresh_memory();
         Reaction {
             publish: true,
             recheck_balloon: false,
@@ -430,9 +435,10 @@ impl Agent {
 
     /// The balloon recheck timer: look again while the balloon moves.
     pub fn on_balloon_recheck(&mut self, now: Instant) -> Reaction {
+        let state = self.refresh_balloon(now);
         self.refresh_memory();
         Reaction {
-            recheck_balloon: self.refresh_balloon(now) == Some(BalloonState::Ballooning),
+            recheck_balloon: state == Some(BalloonState::Ballooning),
             publish: true,
             check_domain: false,
         }

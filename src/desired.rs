@@ -221,9 +221,19 @@ pub fn render_host(host: &HostIdentity, d: &mut DesiredKeys) {
 
 /// `data/meminfo_*` in KiB. The free figure moves all the time; it is only updated when it
 /// differs from the desired one by at least `threshold_kb` (0: on every change). The total
-/// follows every change (ballooning).
-pub fn render_memory(m: &MemInfo, threshold_kb: u64, d: &mut DesiredKeys) -> bool {
-    let mut changed = d.set_u64(key::MEMINFO_TOTAL, m.total_kb);
+/// follows the balloon, but not each step of it: while `balloon_moving` it keeps the value it
+/// has, since xapi pays a `VM.update_allowed_operations` for every change of it
+/// (docs/consumers.md, X3), and the balloon re-reads memory every second while it moves.
+pub fn render_memory(
+    m: &MemInfo,
+    threshold_kb: u64,
+    balloon_moving: bool,
+    d: &mut DesiredKeys,
+) -> bool {
+    let mut changed = false;
+    if !balloon_moving || d.get(key::MEMINFO_TOTAL).is_none() {
+        changed |= d.set_u64(key::MEMINFO_TOTAL, m.total_kb);
+    }
     let free = m.free_for_toolstack();
     let current: Option<u64> = d.get(key::MEMINFO_FREE).and_then(|v| v.parse().ok());
     let due = match current {
@@ -317,14 +327,33 @@ mod tests {
             available_kb: Some(avail),
             free_kb: None,
         };
-        assert!(render_memory(&m(1000, 500), 100, &mut d));
-        assert!(!render_memory(&m(1000, 550), 100, &mut d));
+        assert!(render_memory(&m(1000, 500), 100, false, &mut d));
+        assert!(!render_memory(&m(1000, 550), 100, false, &mut d));
         assert_eq!(d.get(key::MEMINFO_FREE), Some("500"));
-        assert!(render_memory(&m(1000, 600), 100, &mut d));
+        assert!(render_memory(&m(1000, 600), 100, false, &mut d));
         assert_eq!(d.get(key::MEMINFO_FREE), Some("600"));
-        assert!(render_memory(&m(900, 600), 100, &mut d));
+        assert!(render_memory(&m(900, 600), 100, false, &mut d));
         assert_eq!(d.get(key::MEMINFO_TOTAL), Some("900"));
-        assert!(render_memory(&m(900, 601), 0, &mut d));
-        assert!(!render_memory(&m(900, 601), 0, &mut d));
+        assert!(render_memory(&m(900, 601), 0, false, &mut d));
+        assert!(!render_memory(&m(900, 601), 0, false, &mut d));
+    }
+
+    #[test]
+    fn the_total_waits_for_the_balloon() {
+        let mut d = DesiredKeys::new();
+        let m = |total| MemInfo {
+            total_kb: total,
+            available_kb: Some(500),
+            free_kb: None,
+        };
+        // the first total goes out even while the balloon moves
+        assert!(render_memory(&m(1000), 100, true, &mut d));
+        assert_eq!(d.get(key::MEMINFO_TOTAL), Some("1000"));
+        for step in [950, 900, 850] {
+            assert!(!render_memory(&m(step), 100, true, &mut d));
+            assert_eq!(d.get(key::MEMINFO_TOTAL), Some("1000"));
+        }
+        assert!(render_memory(&m(800), 100, false, &mut d));
+        assert_eq!(d.get(key::MEMINFO_TOTAL), Some("800"));
     }
 }

@@ -7,7 +7,8 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::guest::{wait_until, Guest, DOMID, HOME};
+use support::guest::{meminfo, wait_until, Guest, DOMID, HOME};
+use xenbeacon::xenbus::wire::MsgType;
 
 const BALLOON: &str = "sys/devices/system/xen_memory/xen_memory0";
 
@@ -62,6 +63,44 @@ fn balloon_keys_follow_the_driver_and_a_new_target() {
     });
     assert_eq!(g.get("control/feature-balloon").as_deref(), Some("1"));
     d.stop();
+}
+
+#[test]
+fn meminfo_total_is_written_once_the_balloon_stops() {
+    let g = Guest::new("total");
+    balloon(&g, 131072, 131072);
+    g.file("proc/meminfo", &meminfo(120_000, 60_000));
+    let d = g.daemon(&[]);
+    g.wait_for("data/xenbeacon/balloon/state", "reached");
+    g.wait_for("data/meminfo_total", "120000");
+    g.xs.reset_stats();
+    // A new target; once the balloon moves, the driver gives memory back in steps, MemTotal
+    // following each one (written before the balloon's numbers: an agent that read memory
+    // before the balloon would publish each step's total).
+    balloon(&g, 98304, 131072);
+    g.xs.write(&format!("{HOME}/memory/target"), "98304");
+    g.wait_for("data/xenbeacon/balloon/state", "ballooning");
+    for (current, total) in [(120_000, 112_000), (110_000, 102_000), (100_000, 92_000)] {
+        g.file("proc/meminfo", &meminfo(total, 60_000));
+        balloon(&g, 98304, current);
+        g.wait_for("data/xenbeacon/balloon/current_kb", &current.to_string());
+        assert_eq!(
+            g.get("data/meminfo_total").as_deref(),
+            Some("120000"),
+            "the total changed while the balloon moved"
+        );
+    }
+    g.file("proc/meminfo", &meminfo(90_000, 60_000));
+    balloon(&g, 98304, 98304);
+    g.wait_for("data/xenbeacon/balloon/state", "reached");
+    g.wait_for("data/meminfo_total", "90000");
+    d.stop();
+    let total = format!("{HOME}/data/meminfo_total");
+    let writes = g.xs.requests(DOMID);
+    let writes = writes
+        .iter()
+        .filter(|(t, p)| *t == MsgType::Write && *p == total);
+    assert_eq!(writes.count(), 1);
 }
 
 #[test]

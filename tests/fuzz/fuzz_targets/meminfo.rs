@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(parsed.is_ok(), has_total, "{parsed:?}");
     if let Ok(m) = parsed {
         let mut d = DesiredKeys::new();
-        desired::render_memory(&m, 1024, &mut d);
+        desired::render_memory(&m, 1024, false, &mut d);
         for k in [key::MEMINFO_TOTAL, key::MEMINFO_FREE] {
             let v = d.get(k).expect("rendered");
             assert!(
