@@ -257,7 +257,8 @@ pub fn report(out: &mut String, r: &GuestReport) {
         .num("total_kb", r.memory.total_kb)
         .num("free_kb", r.memory.free_kb)
         .num("target_kb", r.memory.target_kb)
-        .num("static_max_kb", r.memory.static_max_kb);
+        .num("static_max_kb", r.memory.static_max_kb)
+        .bool("feature_balloon", Some(r.memory.feature_balloon));
     match &r.balloon {
         Some(b) => {
             o.obj("balloon")

@@ -279,6 +279,7 @@ impl GuestReport {
             free_kb: p.get_u64(key::MEMINFO_FREE),
             target_kb: p.get_u64(toolstack_key::MEMORY_TARGET),
             static_max_kb: p.get_u64(toolstack_key::MEMORY_STATIC_MAX),
+            feature_balloon: p.exists(key::FEATURE_BALLOON),
         };
         // Layout 2 keeps the balloon keys under data/xenbeacon/balloon/, layout 1 had them as
         // data/balloon_*: whichever set is there (the new one wins).
@@ -473,6 +474,7 @@ mod tests {
                 ("data/xenbeacon/version", "0.1.0"),
                 ("data/xenbeacon/stage", "rootfs"),
                 ("data/xenbeacon/booted", "1"),
+                ("control/feature-balloon", "1"),
                 ("data/balloon_target_kb", "131072"),
                 ("data/balloon_current_kb", "131072"),
                 ("data/balloon_state", "reached"),
@@ -561,12 +563,14 @@ mod tests {
         let b = r.balloon.as_ref().unwrap();
         assert_eq!(b.state.as_deref(), Some("ballooning"));
         assert_eq!((b.target_kb, b.current_kb), (Some(98304), Some(110000)));
+        assert!(!r.memory.feature_balloon);
         assert_eq!(r.os.host_name.as_deref(), Some("db2"));
     }
 
     #[test]
     fn xenbeacon_layout() {
         let r = GuestReport::parse(&xenbeacon_guest());
+        assert!(r.memory.feature_balloon);
         assert_eq!(r.domid, 3);
         assert_eq!(r.name.as_deref(), Some("web1"));
         assert_eq!(

@@ -68,6 +68,9 @@ pub struct Memory {
     pub target_kb: Option<u64>,
     /// `memory/static-max`.
     pub static_max_kb: Option<u64>,
+    /// `control/feature-balloon` exists: squeezed may set balloon targets (its value is
+    /// never read).
+    pub feature_balloon: bool,
 }
 
 /// The guest's balloon driver, as xenbeacon reports it (`data/balloon_*`).

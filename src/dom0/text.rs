@@ -465,6 +465,14 @@ pub fn show(r: &GuestReport) -> String {
         "static-max",
         &kib(toolstack_key::MEMORY_STATIC_MAX, m.static_max_kb),
     );
+    let may_balloon = if m.feature_balloon {
+        "yes (control/feature-balloon)"
+    } else if r.no_access(key::FEATURE_BALLOON) {
+        NO_ACCESS
+    } else {
+        "no (no control/feature-balloon)"
+    };
+    line(&mut out, "may balloon", may_balloon);
     if let Some(b) = &r.balloon {
         let mut s = b.state.as_deref().map_or_else(|| "-".into(), clean);
         if let (Some(t), Some(c)) = (b.target_kb, b.current_kb) {
@@ -700,6 +708,7 @@ DOMID  NAME       NIC        IFACE     MAC                VIA         ADDRESSES
             "  booted       yes (data/xenbeacon/booted = 1)\n",
             "  total        77.1 MiB (78912 KiB)\n",
             "  target       -\n",
+            "  may balloon  no (no control/feature-balloon)\n",
             "  balloon      ballooning\n",
             "  vif 0  eth0  00:16:3e:00:00:00  (bridge br0)\n",
             "      ipv4/0      10.0.0.2/24\n",

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use crate::layout::is_under;
+use crate::layout::{is_under, key};
 
 /// The directory of every domain's home.
 pub const DOMAINS_DIR: &str = "/local/domain";
@@ -38,11 +38,12 @@ pub const SUBTREES: [&str; 4] = [
     toolstack_key::VIFS,
 ];
 /// Single keys of a home read besides the subtrees.
-pub const SINGLE_KEYS: [&str; 4] = [
+pub const SINGLE_KEYS: [&str; 5] = [
     toolstack_key::NAME,
     toolstack_key::VM,
     toolstack_key::MEMORY_TARGET,
     toolstack_key::MEMORY_STATIC_MAX,
+    key::FEATURE_BALLOON,
 ];
 
 /// Everything read below one domain's home.

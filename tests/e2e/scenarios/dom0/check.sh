@@ -72,7 +72,16 @@ done
 ok "show --json: identity, stage, vif 0 with 10.0.0.2/24"
 
 echo "dom0: \$ xenbeacon show $DOMID"
-$XB show "$DOMID" | show_out
+out=$($XB show "$DOMID"); echo "$out" | show_out
+# under xl the guest's control/feature-balloon is refused: squeezed could not balloon it
+echo "$out" | grep -q -x "  may balloon  no (no control/feature-balloon)" || fail "show: 'may balloon' is not 'no'"
+case "$json" in *'"feature_balloon":false}'*) ;; *) fail "show --json: feature_balloon is not false" ;; esac
+# as under XAPI, where control/ is guest-writable and the agent wrote it
+xenstore-write "$H/control/feature-balloon" 1
+$XB show "$DOMID" | grep -q -x "  may balloon  yes (control/feature-balloon)" || fail "show: 'may balloon' is not 'yes'"
+$XB show "$DOMID" --json | grep -q '"feature_balloon":true}' || fail "show --json: feature_balloon is not true"
+xenstore-rm "$H/control/feature-balloon"
+ok "show: may balloon = no under xl, yes once control/feature-balloon exists"
 
 # --- 4. wait --booted returns on `xenbeacon booted` in the guest
 rm -f /tmp/wb.*
