@@ -135,6 +135,8 @@ pub mod nic_key {
     pub const VLAN: &str = "vlan";
     /// [`super::UpperDir::Macvlan`]: `macvlan/<mac>`.
     pub const MACVLAN: &str = "macvlan";
+    /// [`super::UpperDir::Ipvlan`]: `ipvlan/<ifindex>`.
+    pub const IPVLAN: &str = "ipvlan";
 }
 
 /// True if `path` is `dir` or below it (component-wise: `attr/vif0` is not below `attr/vif`).
@@ -288,8 +290,11 @@ impl fmt::Display for NicDir {
 pub enum UpperDir {
     /// `vlan/<vid>`.
     Vlan(u16),
-    /// `macvlan/<mac>` (also macvtap and ipvlan).
+    /// `macvlan/<mac>` (also macvtap).
     Macvlan(Mac),
+    /// `ipvlan/<ifindex>`: an ipvlan has its lower device's MAC, so only its interface index
+    /// tells two apart.
+    Ipvlan(u32),
 }
 
 impl fmt::Display for UpperDir {
@@ -297,6 +302,7 @@ impl fmt::Display for UpperDir {
         match self {
             UpperDir::Vlan(vid) => write!(f, "vlan/{vid}"),
             UpperDir::Macvlan(mac) => write!(f, "macvlan/{}", mac.key()),
+            UpperDir::Ipvlan(index) => write!(f, "ipvlan/{index}"),
         }
     }
 }
@@ -370,5 +376,7 @@ mod tests {
         // Display spells the names itself (a format argument costs the guest binary 80 bytes).
         assert_eq!(nic_key::VLAN, "vlan");
         assert_eq!(nic_key::MACVLAN, "macvlan");
+        assert_eq!(UpperDir::Ipvlan(7).to_string(), "ipvlan/7");
+        assert_eq!(nic_key::IPVLAN, "ipvlan");
     }
 }

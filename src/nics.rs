@@ -219,12 +219,14 @@ impl NicRenderer {
             }
             let upper_dir = match (upper.kind.as_deref(), upper.vlan_id, upper.mac) {
                 (Some("vlan"), Some(vid), _) => UpperDir::Vlan(vid),
-                (Some("macvlan" | "macvtap" | "ipvlan"), _, Some(mac)) => UpperDir::Macvlan(mac),
+                (Some("macvlan" | "macvtap"), _, Some(mac)) => UpperDir::Macvlan(mac),
+                (Some("ipvlan"), _, _) => UpperDir::Ipvlan(upper.index),
                 _ => continue,
             };
             let sub = format!("{base}/{upper_dir}");
             d.set(&format!("{sub}/{}", nic_key::NAME), &upper.name);
-            if let UpperDir::Macvlan(mac) = upper_dir {
+            if let (UpperDir::Macvlan(_) | UpperDir::Ipvlan(_), Some(mac)) = (upper_dir, upper.mac)
+            {
                 d.set(&format!("{sub}/{}", nic_key::MAC), &mac.to_string());
             }
             self.render_addrs(net, &[upper.index], &sub, &upper.name, opts, d, used_dirs);
@@ -497,6 +499,43 @@ mod tests {
         assert_eq!(d.get(&format!("{vf}/name")), Some("enp0s6"));
         assert_eq!(d.get("attr/net/525400123405/name"), Some("enp0s5"));
         assert_eq!(d.get("attr/net/525400123406/name"), None);
+    }
+
+    #[test]
+    fn two_ipvlans_on_one_nic_keep_their_own_directories() {
+        use crate::net::LinkFacts;
+        let mac = Mac([0, 0x16, 0x3e, 0, 0, 0]);
+        let mut net = NetState::default();
+        net.update_link(&LinkFacts {
+            index: 2,
+            name: Some("eth0"),
+            mac: Some(mac),
+            ..LinkFacts::default()
+        });
+        net.links.get_mut(&2).unwrap().class = Some(NicClass::Vif { devid: 0 });
+        // an ipvlan has its lower device's MAC
+        for (index, name, ip) in [(5, "ipvl0", "10.0.8.1"), (6, "ipvl1", "10.0.8.2")] {
+            net.update_link(&LinkFacts {
+                index,
+                name: Some(name),
+                mac: Some(mac),
+                lower: Some(2),
+                kind: Some("ipvlan"),
+                ..LinkFacts::default()
+            });
+            net.links.get_mut(&index).unwrap().class = Some(NicClass::Virtual);
+            net.update_addr(index, ip.parse().unwrap(), 24, 0, Default::default());
+        }
+        let mut d = DesiredKeys::new();
+        let hints = ToolstackHints::default();
+        NicRenderer::new().render(&net, &hints, &NicOptions::default(), &mut d);
+        for (index, name, ip) in [(5, "ipvl0", "10.0.8.1"), (6, "ipvl1", "10.0.8.2")] {
+            let dir = format!("attr/vif/0/ipvlan/{index}");
+            assert_eq!(d.get(&format!("{dir}/name")), Some(name));
+            assert_eq!(d.get(&format!("{dir}/mac")), Some("00:16:3e:00:00:00"));
+            assert_eq!(d.get(&format!("{dir}/ipv4/0")), Some(ip));
+        }
+        assert!(!d.iter().any(|(k, _)| k.contains("/macvlan/")));
     }
 
     #[test]

@@ -158,6 +158,7 @@ fn upper(o: &mut Obj<'_>, u: &Upper) {
         Some(match u.kind {
             UpperKind::Vlan => "vlan",
             UpperKind::Macvlan => "macvlan",
+            UpperKind::Ipvlan => "ipvlan",
         }),
     )
     .str("id", Some(&u.id))

@@ -121,6 +121,13 @@ impl<'t> Parser<'t> {
         for id in self.tree.children(&macvlans) {
             out.push(self.upper(UpperKind::Macvlan, id, &format!("{macvlans}/{id}")));
         }
+        let ipvlans = format!("{base}/{}", nic_key::IPVLAN);
+        for id in self.tree.children(&ipvlans) {
+            if parse_uint(id).is_none() {
+                continue;
+            }
+            out.push(self.upper(UpperKind::Ipvlan, id, &format!("{ipvlans}/{id}")));
+        }
         out
     }
 
@@ -545,6 +552,34 @@ mod tests {
         };
         assert_eq!(path("52:54:00:12:34:05"), Some("attr/net/525400123405"));
         assert_eq!(path("00:16:3e:00:00:00"), Some("attr/vif/0"));
+    }
+
+    #[test]
+    fn ipvlans_are_uppers_by_interface_index() {
+        let r = GuestReport::parse(&tree(
+            6,
+            &[
+                ("data/xenbeacon/layout", "2"),
+                ("attr/vif/0/name", "eth0"),
+                ("attr/vif/0/ipvlan/5/name", "ipvl0"),
+                ("attr/vif/0/ipvlan/5/ipv4/0", "10.0.8.1"),
+                ("attr/vif/0/ipvlan/6/name", "ipvl1"),
+                ("attr/vif/0/ipvlan/x/name", "not an index"),
+            ],
+        ));
+        let uppers = &r.nics[0].uppers;
+        let seen: Vec<(&str, Option<&str>, String)> = uppers
+            .iter()
+            .map(|u| (u.id.as_str(), u.name.as_deref(), u.label()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("5", Some("ipvl0"), "ipvlan".to_owned()),
+                ("6", Some("ipvl1"), "ipvlan".to_owned())
+            ]
+        );
+        assert_eq!(uppers[0].ipv4[0].cidr(), "10.0.8.1");
     }
 
     #[test]

@@ -158,13 +158,14 @@ impl Address {
 pub enum UpperKind {
     Vlan,
     Macvlan,
+    Ipvlan,
 }
 
-/// A VLAN (`vlan/<vid>/`) or macvlan (`macvlan/<mac>/`) on a NIC.
+/// A VLAN (`vlan/<vid>/`), macvlan (`macvlan/<mac>/`) or ipvlan (`ipvlan/<ifindex>/`) on a NIC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upper {
     pub kind: UpperKind,
-    /// The VLAN id or the macvlan's MAC key.
+    /// The VLAN id, the macvlan's MAC key or the ipvlan's interface index.
     pub id: String,
     pub name: Option<String>,
     pub mac: Option<String>,
@@ -178,6 +179,7 @@ impl Upper {
         match self.kind {
             UpperKind::Vlan => format!("VLAN {}", self.id),
             UpperKind::Macvlan => "macvlan".into(),
+            UpperKind::Ipvlan => "ipvlan".into(),
         }
     }
 }

@@ -134,6 +134,10 @@ fi
 if [ -e "$STAGE/.done-v2" ] && ! grep -q '^bonding ' "$STAGE"/lib/modules/*/modules.idx; then
   log "work dir lacks bonding.ko/dummy.ko: refetching"; rm -f "$STAGE/.done-v2"
 fi
+# ... and before the ipvlan item lack ipvlan.ko
+if [ -e "$STAGE/.done-v2" ] && ! grep -q '^ipvlan ' "$STAGE"/lib/modules/*/modules.idx; then
+  log "work dir lacks ipvlan.ko: refetching"; rm -f "$STAGE/.done-v2"
+fi
 if [ ! -e "$STAGE/.done-v2" ]; then
   if [ $ARCH = arm64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
     log "dpkg --add-architecture arm64"; dpkg --add-architecture arm64
@@ -175,7 +179,8 @@ if [ ! -e "$STAGE/.done-v2" ]; then
     if [ -z "$path" ]; then continue; fi   # not built for this arch (pcifront, uhci on arm64)
     echo "$path" >> "$keep"; if [ -n "$deps" ]; then closure ${deps//,/ }; fi; done; }
   closure xen_netback xen_netfront xen_pcifront bridge 8021q e1000 e1000e 8139cp 8139too virtio_net \
-          virtio_pci virtio_mmio xhci_pci ehci_pci uhci_hcd usbnet cdc_ether rndis_host bonding dummy tun
+          virtio_pci virtio_mmio xhci_pci ehci_pci uhci_hcd usbnet cdc_ether rndis_host bonding dummy tun \
+          ipvlan
   find "$MD/kernel" -name '*.ko' | sed "s|^$MD/||" | grep -vxF -f "$keep" | sed "s|^|$MD/|" | xargs rm -f
   grep -F -f "$keep" "$MD/modules.idx" > "$MD/modules.idx.new" || true; mv "$MD/modules.idx.new" "$MD/modules.idx"
   find "$MD/kernel" -type d -empty -delete; rm -f "$keep" "$keep.n"
@@ -285,6 +290,7 @@ if [ -n "$NET" ]; then
   # for scenarios that build bonds and dummies: copied, not loaded at boot (loading them
   # creates bond0/dummy0, which the NIC count below would take for real NICs)
   add_mods "$U" dummy bonding && sed -i '/^dummy$/d; /^bonding$/d' "$U/etc/modules.load"
+  add_mods "$U" ipvlan     # creates no link of its own: loaded at boot
   [ $NBR = 1 ] && add_mods "$U" bridge
   [ $NVLAN = 1 ] && add_mods "$U" 8021q
   if [ -n "$NPCI" ]; then

@@ -43,6 +43,19 @@ expect_absent attr/vif/1/vlan
 expect_absent attr/net                   # dummy0 is virtual: not reported
 expect attr/vif/0/ipv4/0 10.0.0.2
 
+go go-ipvlan; await ipvl1
+i0=$(value e2e/ipvl0); i1=$(value e2e/ipvl1)
+wait_for "attr/vif/0/ipvlan/$i1/ipv4/0" 10.0.8.2 10 || fail "ipvl1's address never reached vif 0"
+wait_for "attr/vif/0/ipvlan/$i0/ipv4/0" 10.0.8.1 10 || fail "ipvl0's address never reached vif 0"
+expect "attr/vif/0/ipvlan/$i0/name" ipvl0
+expect "attr/vif/0/ipvlan/$i1/name" ipvl1
+expect "attr/vif/0/ipvlan/$i1/mac" 00:16:3e:00:00:00
+expect_absent attr/vif/0/macvlan
+go go-ipvlan-del; await ipvlan-deleted
+wait_until_absent "attr/vif/0/ipvlan/$i0" 10 || fail "deleted ipvl0 still published"
+expect "attr/vif/0/ipvlan/$i1/ipv4/0" 10.0.8.2
+ok "two ipvlans with one MAC each under ipvlan/<ifindex>; a deleted one goes"
+
 go go-lat
 await latency-ms 120
 echo "dom0: latency ip addr add -> XenStore, measured in the domU (ms, 10 ms resolution):$(value e2e/latency-ms)"

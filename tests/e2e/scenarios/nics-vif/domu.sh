@@ -28,6 +28,17 @@ ip addr add 10.0.7.2/24 dev bond0
 ip -br link; ip -br addr
 report bonded 1
 
+# two ipvlans on the bridge: both carry br0's (= eth0's) MAC
+await go-ipvlan
+ip link add ipvl0 link br0 type ipvlan mode l2 && ip link add ipvl1 link br0 type ipvlan mode l2
+ip addr add 10.0.8.1/24 dev ipvl0 && ip addr add 10.0.8.2/24 dev ipvl1
+ip link set ipvl0 up && ip link set ipvl1 up
+report ipvl0 "$(cat /sys/class/net/ipvl0/ifindex)"
+report ipvl1 "$(cat /sys/class/net/ipvl1/ifindex)"
+await go-ipvlan-del
+ip link del ipvl0
+report ipvlan-deleted 1
+
 # latency, measured in the domU: ip addr add -> the key readable from XenStore
 await go-lat
 lat=""
