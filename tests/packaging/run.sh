@@ -117,16 +117,7 @@ NSPAWN_PID=
 cleanup() {
 	local rc=$?
 	set +e
-	if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
-		kill -TERM "$NSPAWN_PID"
-		for _ in $(seq 1 60); do
-			kill -0 "$NSPAWN_PID" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -0 "$NSPAWN_PID" 2>/dev/null && kill -KILL "$NSPAWN_PID"
-		wait "$NSPAWN_PID" 2>/dev/null
-	fi
-	[ -n "$XS_PID" ] && kill "$XS_PID" 2>/dev/null && wait "$XS_PID" 2>/dev/null
+	stop_container_and_xenstored
 	if [ "$rc" -eq 0 ] && [ "${KEEP_WORK:-0}" != 1 ]; then
 		rm -rf "$WORK"
 	else

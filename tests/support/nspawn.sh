@@ -2,7 +2,8 @@
 # Shared by tests/systemd/run.sh and tests/packaging/run.sh, which both boot Debian 12 under
 # systemd-nspawn: a cached rootfs, the container's PID 1 and a way to run commands in it, and
 # the pass/fail bookkeeping of their assertions. The caller sets CACHE, MIRROR, SUITE,
-# PACKAGES and ROOTFS (for ensure_rootfs), NSPAWN_PID and WORK (for wait_leader).
+# PACKAGES and ROOTFS (for ensure_rootfs), NSPAWN_PID and WORK (for wait_leader), and XS_PID
+# (for stop_container_and_xenstored).
 
 log() { printf '==> %s\n' "$*"; }
 die() {
@@ -66,6 +67,23 @@ leader() {
 	[ -n "$LEADER" ] && [ "$(cat "/proc/$LEADER/comm" 2>/dev/null)" = systemd ]
 }
 wait_leader() { until_true 30 leader || die "no container PID 1"; }
+
+# The first step of both scripts' cleanup: powers the container off (SIGTERM makes nspawn ask
+# the container's systemd for a clean poweroff; SIGKILL after 30 s), then stops the fake
+# xenstored.
+stop_container_and_xenstored() {
+	if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+		kill -TERM "$NSPAWN_PID"
+		for _ in $(seq 1 60); do
+			kill -0 "$NSPAWN_PID" 2>/dev/null || break
+			sleep 0.5
+		done
+		kill -0 "$NSPAWN_PID" 2>/dev/null && kill -KILL "$NSPAWN_PID"
+		wait "$NSPAWN_PID" 2>/dev/null
+	fi
+	if [ -n "$XS_PID" ]; then kill "$XS_PID" 2>/dev/null && wait "$XS_PID" 2>/dev/null; fi
+	return 0
+}
 
 # Runs a command inside the container (all its namespaces, a clean environment).
 c() {

@@ -94,17 +94,7 @@ cleanup() {
     local rc=$?
     set +e
     [ -n "$STRACE_PID" ] && kill "$STRACE_PID" 2>/dev/null && wait "$STRACE_PID" 2>/dev/null
-    if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
-        # SIGTERM makes nspawn ask the container's systemd for a clean poweroff.
-        kill -TERM "$NSPAWN_PID"
-        for _ in $(seq 1 60); do
-            kill -0 "$NSPAWN_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -0 "$NSPAWN_PID" 2>/dev/null && kill -KILL "$NSPAWN_PID"
-        wait "$NSPAWN_PID" 2>/dev/null
-    fi
-    [ -n "$XS_PID" ] && kill "$XS_PID" 2>/dev/null && wait "$XS_PID" 2>/dev/null
+    stop_container_and_xenstored
     # nspawn --keep-unit created payload/ and supervisor/ below our test cgroup (and mirrored it
     # in the named v1 "systemd" hierarchy on hybrid hosts); remove them bottom-up once empty.
     local cgs=()
