@@ -432,37 +432,44 @@ mod tests {
         assert_eq!(normalize_bdf("x"), None);
     }
 
+    /// A link as rtnetlink reports it, classified as sysfs would.
+    fn add_link(net: &mut NetState, facts: crate::net::LinkFacts<'_>, class: NicClass) {
+        net.update_link(&facts);
+        net.links.get_mut(&facts.index).unwrap().class = Some(class);
+    }
+
     /// Two PCI NICs and a bond over them that gave both its own MAC (as active-backup does).
     fn bonded_pci_pair() -> NetState {
         use crate::net::LinkFacts;
         use crate::sources::sysfs_net::PciNic;
         let bond_mac = Mac([2, 0, 0, 0, 0, 0xb0]);
         let mut net = NetState::default();
-        net.update_link(&LinkFacts {
+        let bond = LinkFacts {
             index: 9,
             name: Some("bond0"),
             mac: Some(bond_mac),
             kind: Some("bond"),
             ..LinkFacts::default()
-        });
-        net.links.get_mut(&9).unwrap().class = Some(NicClass::Virtual);
+        };
+        add_link(&mut net, bond, NicClass::Virtual);
         net.update_addr(9, "10.0.7.2".parse().unwrap(), 24, 0, Default::default());
         for (index, name, last) in [(2, "enp0s5", 5), (3, "enp0s6", 6)] {
-            net.update_link(&LinkFacts {
+            let member = LinkFacts {
                 index,
                 name: Some(name),
                 mac: Some(bond_mac),
                 perm_mac: Some(Mac([0x52, 0x54, 0, 0x12, 0x34, last])),
                 master: Some(9),
                 ..LinkFacts::default()
-            });
-            net.links.get_mut(&index).unwrap().class = Some(NicClass::Pci(PciNic {
+            };
+            let pci = PciNic {
                 bdf: format!("0000:00:0{last}.0"),
                 topology: format!("devices/pci0000:00/0000:00:0{last}.0"),
                 vendor: None,
                 device: None,
                 driver: None,
-            }));
+            };
+            add_link(&mut net, member, NicClass::Pci(pci));
         }
         net
     }
@@ -506,24 +513,24 @@ mod tests {
         use crate::net::LinkFacts;
         let mac = Mac([0, 0x16, 0x3e, 0, 0, 0]);
         let mut net = NetState::default();
-        net.update_link(&LinkFacts {
+        let eth0 = LinkFacts {
             index: 2,
             name: Some("eth0"),
             mac: Some(mac),
             ..LinkFacts::default()
-        });
-        net.links.get_mut(&2).unwrap().class = Some(NicClass::Vif { devid: 0 });
+        };
+        add_link(&mut net, eth0, NicClass::Vif { devid: 0 });
         // an ipvlan has its lower device's MAC
         for (index, name, ip) in [(5, "ipvl0", "10.0.8.1"), (6, "ipvl1", "10.0.8.2")] {
-            net.update_link(&LinkFacts {
+            let ipvlan = LinkFacts {
                 index,
                 name: Some(name),
                 mac: Some(mac),
                 lower: Some(2),
                 kind: Some("ipvlan"),
                 ..LinkFacts::default()
-            });
-            net.links.get_mut(&index).unwrap().class = Some(NicClass::Virtual);
+            };
+            add_link(&mut net, ipvlan, NicClass::Virtual);
             net.update_addr(index, ip.parse().unwrap(), 24, 0, Default::default());
         }
         let mut d = DesiredKeys::new();
