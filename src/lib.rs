@@ -19,6 +19,7 @@ pub mod event_loop;
 pub mod layout;
 pub mod model;
 pub mod net;
+pub mod netconfig;
 pub mod netlink;
 pub mod nics;
 pub mod publisher;
