@@ -89,6 +89,14 @@ pub struct Args {
     #[argh(option, default = "30", arg_name = "SECS")]
     pub balloon_stuck_after: u32,
 
+    /// apply the address requests of the toolstack to this guest's NICs (off by default: the
+    /// agent then changes the guest's network): XAPI's VIF.configure_ipv4/6 and `xenbeacon
+    /// set-ip` (xenserver/device/vif/<N>/static-ip-setting), and Ansible's xenserver_guest
+    /// (vm-data/networks/<N>). Announces control/feature-static-ip-setting. Only addresses and
+    /// default routes the agent added are ever removed.
+    #[argh(switch)]
+    pub apply_ip_settings: bool,
+
     /// log level: error, warn, info (default), debug or trace. Logs go to stderr.
     #[argh(option, default = "String::from(\"info\")", arg_name = "LEVEL")]
     pub log_level: String,
@@ -116,6 +124,8 @@ pub enum Command {
     Show(crate::dom0::cli::ShowArgs),
     #[cfg(feature = "dom0")]
     Wait(crate::dom0::cli::WaitArgs),
+    #[cfg(feature = "dom0")]
+    SetIp(crate::dom0::cli::SetIpArgs),
 }
 
 /// tell the toolstack that this guest has finished booting: writes data/xenbeacon/booted = 1.

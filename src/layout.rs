@@ -139,6 +139,33 @@ pub mod nic_key {
     pub const IPVLAN: &str = "ipvlan";
 }
 
+/// The toolstack's address requests (`--apply-ip-settings`): keys the toolstack writes and the
+/// agent reads, and the two the agent answers with. Not part of the published key set: the
+/// publisher never reads them back or removes them.
+pub mod ip_setting {
+    /// Announced by the agent when it applies requests; XAPI refuses `VIF.configure_ipv4/6`
+    /// without it (xen-api `ocaml/xapi/xapi_vif.ml`:166-174 at e2ee48d6).
+    pub const FEATURE: &str = "control/feature-static-ip-setting";
+    /// xenopsd's requests: `xenserver/device/vif/<devid>/static-ip-setting/*`.
+    pub const XENOPSD_DIR: &str = "xenserver/device/vif";
+    pub const SUBDIR: &str = "static-ip-setting";
+    /// Ansible's `xenserver_guest`: `vm-data/networks/<device>/*`.
+    pub const VM_DATA_DIR: &str = "vm-data/networks";
+    pub const MAC: &str = "mac";
+    /// `0` unspecified, `1` static, `2` DHCP.
+    pub const ENABLED: &str = "enabled";
+    /// CIDR.
+    pub const ADDRESS: &str = "address";
+    pub const GATEWAY: &str = "gateway";
+    /// `0` unspecified, `1` static, `2` autoconf.
+    pub const ENABLED6: &str = "enabled6";
+    pub const ADDRESS6: &str = "address6";
+    pub const GATEWAY6: &str = "gateway6";
+    /// The guest's answer: `0` and an empty `error-msg` on success.
+    pub const ERROR_CODE: &str = "error-code";
+    pub const ERROR_MSG: &str = "error-msg";
+}
+
 /// True if `path` is `dir` or below it (component-wise: `attr/vif0` is not below `attr/vif`).
 pub fn is_under(path: &str, dir: &str) -> bool {
     path.strip_prefix(dir)

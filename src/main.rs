@@ -31,6 +31,8 @@ fn main() -> ExitCode {
             Command::Show(a) => xenbeacon::dom0::show(a),
             #[cfg(feature = "dom0")]
             Command::Wait(a) => xenbeacon::dom0::wait(a),
+            #[cfg(feature = "dom0")]
+            Command::SetIp(a) => xenbeacon::dom0::set_ip(a),
         };
     }
     let Ok(level) = args.log_level.parse::<log::LevelFilter>() else {

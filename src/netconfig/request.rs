@@ -10,7 +10,7 @@
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::layout::Mac;
+use crate::layout::{ip_setting, Mac};
 
 /// Longest value read: an IPv6 CIDR is at most 43 characters. Longer values (a 4 KiB one from a
 /// confused or hostile writer) are refused whole, never cut.
@@ -255,7 +255,11 @@ impl NicRequest {
         v4: Mode,
         v6: Mode,
     ) -> Result<NicRequest, RequestError> {
-        for (mode, want_v4, key) in [(v4, true, "address"), (v6, false, "address6")] {
+        let keys = [
+            (v4, true, ip_setting::ADDRESS),
+            (v6, false, ip_setting::ADDRESS6),
+        ];
+        for (mode, want_v4, key) in keys {
             if let Mode::Static(s) = mode {
                 if s.addr.is_ipv4() != want_v4 {
                     return Err(RequestError::WrongFamily {
@@ -380,7 +384,7 @@ fn netmask(key: &'static str, s: &str) -> Result<u8, RequestError> {
 /// autoconf). `error-code`/`error-msg` are the guest's answer and not read.
 /// (xen-api `ocaml/xenopsd/xc/xenops_server_xen.ml`:4869-4914 at e2ee48d6.)
 pub fn from_xenopsd<K: Keys + ?Sized>(devid: u32, keys: &K) -> Result<NicRequest, RequestError> {
-    let mac = match text(keys, "mac")? {
+    let mac = match text(keys, ip_setting::MAC)? {
         Some(m) => Some(Mac::parse(m).ok_or_else(|| RequestError::BadMac {
             value: m.to_owned(),
         })?),
@@ -406,8 +410,18 @@ pub fn from_xenopsd<K: Keys + ?Sized>(devid: u32, keys: &K) -> Result<NicRequest
             }),
         }
     };
-    let v4 = family("enabled", "address", "gateway", true)?;
-    let v6 = family("enabled6", "address6", "gateway6", false)?;
+    let v4 = family(
+        ip_setting::ENABLED,
+        ip_setting::ADDRESS,
+        ip_setting::GATEWAY,
+        true,
+    )?;
+    let v6 = family(
+        ip_setting::ENABLED6,
+        ip_setting::ADDRESS6,
+        ip_setting::GATEWAY6,
+        false,
+    )?;
     NicRequest::new(Origin::Xenopsd(devid), mac, v4, v6)
 }
 
@@ -494,7 +508,11 @@ pub fn from_vm_data<K: Keys + ?Sized>(device: u32, keys: &K) -> Result<NicReques
 /// Parses `CIDR` for the command line (`xenbeacon set-ip --ipv4`): the same rules as xenopsd's
 /// `address`.
 pub fn parse_cidr(s: &str, v4: bool) -> Result<(IpAddr, u8), RequestError> {
-    let key = if v4 { "address" } else { "address6" };
+    let key = if v4 {
+        ip_setting::ADDRESS
+    } else {
+        ip_setting::ADDRESS6
+    };
     cidr(key, s, v4)
 }
 
