@@ -215,7 +215,10 @@ fn plans_converge_on_the_real_kernel_and_leave_the_os_alone() {
                 addrs: &k.addrs,
                 routes: &k.routes,
             };
-            let ops = plan(&targets, &a, &view);
+            let ops: Vec<NetOp> = plan(&targets, &a, &view)
+                .into_iter()
+                .map(|(_, op)| op)
+                .collect();
             w.execute(&ops).unwrap()
         });
         for (op, r) in &results {

@@ -8,8 +8,10 @@
 //!
 //! * [`request`]: the keys, parsed into a validated [`request::NicRequest`] (pure);
 //! * [`plan`]: request + what the agent added + the kernel's state → netlink operations (pure);
-//! * [`record`]: what the agent added, kept in `/run/xenbeacon/netconfig` across restarts.
+//! * [`record`]: what the agent added, kept in `/run/xenbeacon/netconfig` across restarts;
+//! * [`settings`]: the state machine the agent carries: requests in, operations and answers out.
 
 pub mod plan;
 pub mod record;
 pub mod request;
+pub mod settings;

@@ -234,52 +234,80 @@ pub struct Target {
     pub v6: Mode,
 }
 
-/// The operations for `targets`. Requests not among the targets (invalid ones, whose NIC was
-/// not found, or that vanished) keep what they have: an error changes nothing.
-pub fn plan(targets: &[Target], applied: &Applied, kernel: &KernelView<'_>) -> Vec<NetOp> {
+/// The operations for `targets`, each with the request it serves. Requests not among the
+/// targets (invalid ones, whose NIC was not found, unchanged or vanished) keep what they
+/// have: an error changes nothing. An address one request gives up and another wants (XAPI
+/// taking over from Ansible's boot-time data) is removed and added again, so that it ends up
+/// recorded for the request that keeps it.
+pub fn plan(
+    targets: &[Target],
+    applied: &Applied,
+    kernel: &KernelView<'_>,
+) -> Vec<(Origin, NetOp)> {
     let mut del_routes = Vec::new();
     let mut del_addrs = Vec::new();
+    let wanted = |t: &Target, v6: bool| match if v6 { t.v6 } else { t.v4 } {
+        Mode::Static(s) => Some(s),
+        Mode::Unspecified | Mode::Dynamic => None,
+    };
+    for t in targets {
+        for v6 in [false, true] {
+            let want = wanted(t, v6);
+            let want_addr = want.map(|s| (t.index, s.addr(), s.prefix()));
+            let want_gw = want.and_then(|s| s.gateway().map(|g| (t.index, g)));
+            let Some(prev) = applied.find(t.origin, v6) else {
+                continue;
+            };
+            if let Some(g) = prev.gateway {
+                if want_gw != Some((prev.index, g)) && kernel.has_our_route(prev.index, g) {
+                    let op = NetOp::DelRoute {
+                        index: prev.index,
+                        gateway: g,
+                    };
+                    del_routes.push((t.origin, op));
+                }
+            }
+            if let Some((a, p)) = prev.addr {
+                if want_addr != Some((prev.index, a, p)) && kernel.has_addr(prev.index, a, p) {
+                    let op = NetOp::DelAddr {
+                        index: prev.index,
+                        addr: a,
+                        prefix: p,
+                    };
+                    del_addrs.push((t.origin, op));
+                }
+            }
+        }
+    }
+    let deleted = |op: NetOp| {
+        del_routes
+            .iter()
+            .chain(del_addrs.iter())
+            .any(|(_, d)| *d == op)
+    };
     let mut add_addrs = Vec::new();
     let mut add_routes = Vec::new();
     for t in targets {
-        for (mode, v6) in [(t.v4, false), (t.v6, true)] {
-            let want = match mode {
-                Mode::Static(s) => Some(s),
-                Mode::Unspecified | Mode::Dynamic => None,
-            };
-            let want_addr = want.map(|s| (t.index, s.addr(), s.prefix()));
-            let want_gw = want.and_then(|s| s.gateway().map(|g| (t.index, g)));
-            if let Some(prev) = applied.find(t.origin, v6) {
-                if let Some(g) = prev.gateway {
-                    if want_gw != Some((prev.index, g)) && kernel.has_our_route(prev.index, g) {
-                        del_routes.push(NetOp::DelRoute {
-                            index: prev.index,
-                            gateway: g,
-                        });
-                    }
-                }
-                if let Some((a, p)) = prev.addr {
-                    if want_addr != Some((prev.index, a, p)) && kernel.has_addr(prev.index, a, p) {
-                        del_addrs.push(NetOp::DelAddr {
-                            index: prev.index,
-                            addr: a,
-                            prefix: p,
-                        });
-                    }
-                }
+        for v6 in [false, true] {
+            let Some(s) = wanted(t, v6) else { continue };
+            let (index, addr, prefix) = (t.index, s.addr(), s.prefix());
+            let gone = deleted(NetOp::DelAddr {
+                index,
+                addr,
+                prefix,
+            });
+            if !kernel.has_addr(index, addr, prefix) || gone {
+                let op = NetOp::AddAddr {
+                    index,
+                    addr,
+                    prefix,
+                };
+                add_addrs.push((t.origin, op));
             }
-            if let Some((index, addr, prefix)) = want_addr {
-                if !kernel.has_addr(index, addr, prefix) {
-                    add_addrs.push(NetOp::AddAddr {
-                        index,
-                        addr,
-                        prefix,
-                    });
-                }
-            }
-            if let Some((index, gateway)) = want_gw {
-                if !kernel.has_route(index, gateway) {
-                    add_routes.push(NetOp::AddRoute { index, gateway });
+            if let Some(gateway) = s.gateway() {
+                let gone = deleted(NetOp::DelRoute { index, gateway });
+                if !kernel.has_route(index, gateway) || gone {
+                    add_routes.push((t.origin, NetOp::AddRoute { index, gateway }));
                 }
             }
         }
@@ -288,7 +316,13 @@ pub fn plan(targets: &[Target], applied: &Applied, kernel: &KernelView<'_>) -> V
     ops.extend(del_addrs);
     ops.extend(add_addrs);
     ops.extend(add_routes);
-    ops.dedup();
+    // Two requests asking the same of one NIC: the first one's operation serves both.
+    let mut seen: Vec<NetOp> = Vec::with_capacity(ops.len());
+    ops.retain(|(_, op)| {
+        let new = !seen.contains(op);
+        seen.push(*op);
+        new
+    });
     ops
 }
 
@@ -305,6 +339,10 @@ mod tests {
 
     fn st(a: &str, p: u8, gw: Option<&str>) -> Mode {
         Mode::Static(StaticAddr::new(ip(a), p, gw.map(ip)).unwrap())
+    }
+
+    fn bare(tagged: &[(Origin, NetOp)]) -> Vec<NetOp> {
+        tagged.iter().map(|(_, op)| *op).collect()
     }
 
     fn target(index: u32, v4: Mode, v6: Mode) -> Target {
@@ -330,8 +368,8 @@ mod tests {
                 routes: &self.routes,
             }
         }
-        fn run(&mut self, origin: Origin, ops: &[NetOp], applied: &mut Applied) {
-            for op in ops {
+        fn run(&mut self, ops: &[(Origin, NetOp)], applied: &mut Applied) {
+            for (origin, op) in ops {
                 match *op {
                     NetOp::AddAddr {
                         index,
@@ -352,7 +390,7 @@ mod tests {
                         .routes
                         .retain(|r| (r.index, r.gateway) != (index, gateway)),
                 }
-                applied.record(origin, op, true);
+                applied.record(*origin, op, true);
             }
         }
     }
@@ -369,7 +407,7 @@ mod tests {
         )];
         let ops = plan(&t, &applied, &k.view());
         assert_eq!(
-            ops,
+            bare(&ops),
             [
                 NetOp::AddAddr {
                     index: 2,
@@ -382,14 +420,14 @@ mod tests {
                 }
             ]
         );
-        k.run(X0, &ops, &mut applied);
+        k.run(&ops, &mut applied);
         // idempotent
-        assert_eq!(plan(&t, &applied, &k.view()), []);
+        assert!(plan(&t, &applied, &k.view()).is_empty());
         // DHCP: route first, then the address; the OS's address stays
         let t = [target(2, Mode::Dynamic, Mode::Unspecified)];
         let ops = plan(&t, &applied, &k.view());
         assert_eq!(
-            ops,
+            bare(&ops),
             [
                 NetOp::DelRoute {
                     index: 2,
@@ -402,10 +440,10 @@ mod tests {
                 }
             ]
         );
-        k.run(X0, &ops, &mut applied);
+        k.run(&ops, &mut applied);
         assert_eq!(k.addrs, [(2, ip("10.9.9.9"), 8)]);
         assert_eq!(applied, Applied::default());
-        assert_eq!(plan(&t, &applied, &k.view()), []);
+        assert!(plan(&t, &applied, &k.view()).is_empty());
     }
 
     #[test]
@@ -424,10 +462,10 @@ mod tests {
             Mode::Unspecified,
         )];
         let ops = plan(&t, &applied, &k.view());
-        assert_eq!(ops, []);
-        k.run(X0, &ops, &mut applied);
+        assert_eq!(bare(&ops), []);
+        k.run(&ops, &mut applied);
         let t = [target(2, Mode::Unspecified, Mode::Unspecified)];
-        assert_eq!(plan(&t, &applied, &k.view()), []);
+        assert!(plan(&t, &applied, &k.view()).is_empty());
         // even a record that claims it cannot remove a route of another protocol
         let forged = Applied {
             entries: vec![AppliedEntry {
@@ -438,7 +476,7 @@ mod tests {
                 gateway: Some(ip("192.168.7.1")),
             }],
         };
-        assert_eq!(plan(&t, &forged, &k.view()), []);
+        assert!(plan(&t, &forged, &k.view()).is_empty());
     }
 
     #[test]
@@ -452,7 +490,7 @@ mod tests {
         )];
         let ops = plan(&t, &applied, &k.view());
         assert_eq!(ops.len(), 3);
-        k.run(X0, &ops, &mut applied);
+        k.run(&ops, &mut applied);
         let t = [target(
             3,
             st("10.0.1.2", 24, Some("10.0.1.1")),
@@ -460,7 +498,7 @@ mod tests {
         )];
         let ops = plan(&t, &applied, &k.view());
         assert_eq!(
-            ops,
+            bare(&ops),
             [
                 NetOp::DelRoute {
                     index: 3,
@@ -486,8 +524,8 @@ mod tests {
                 },
             ]
         );
-        k.run(X0, &ops, &mut applied);
-        assert_eq!(plan(&t, &applied, &k.view()), []);
+        k.run(&ops, &mut applied);
+        assert!(plan(&t, &applied, &k.view()).is_empty());
         assert_eq!(applied.entries.len(), 2);
     }
 
@@ -504,7 +542,7 @@ mod tests {
         assert_eq!(applied, Applied::default());
         applied.record(X0, &op, true);
         // a request absent from the targets (invalid, or its NIC not found) keeps its address
-        assert_eq!(plan(&[], &applied, &k.view()), []);
+        assert!(plan(&[], &applied, &k.view()).is_empty());
     }
 
     #[test]
@@ -517,7 +555,7 @@ mod tests {
             Mode::Unspecified,
         )];
         let ops = plan(&t, &applied, &k.view());
-        k.run(X0, &ops, &mut applied);
+        k.run(&ops, &mut applied);
         k.addrs.clear();
         k.routes.clear();
         let gone = applied.forget_missing(&k.view());
@@ -526,7 +564,7 @@ mod tests {
         // the same value configured later by someone else is theirs
         k.addrs.push((2, ip("10.0.0.2"), 24));
         let t = [target(2, Mode::Dynamic, Mode::Unspecified)];
-        assert_eq!(plan(&t, &applied, &k.view()), []);
+        assert!(plan(&t, &applied, &k.view()).is_empty());
     }
 
     #[test]
@@ -535,12 +573,12 @@ mod tests {
         let mut applied = Applied::default();
         let t = [target(2, st("10.0.0.2", 24, None), Mode::Unspecified)];
         let ops = plan(&t, &applied, &k.view());
-        k.run(X0, &ops, &mut applied);
+        k.run(&ops, &mut applied);
         // the MAC now belongs to link 5 (a bridge took the address's place)
         let t = [target(5, st("10.0.0.2", 24, None), Mode::Unspecified)];
         let ops = plan(&t, &applied, &k.view());
         assert_eq!(
-            ops,
+            bare(&ops),
             [
                 NetOp::DelAddr {
                     index: 2,
@@ -554,7 +592,36 @@ mod tests {
                 }
             ]
         );
-        k.run(X0, &ops, &mut applied);
-        assert_eq!(plan(&t, &applied, &k.view()), []);
+        k.run(&ops, &mut applied);
+        assert!(plan(&t, &applied, &k.view()).is_empty());
+    }
+
+    #[test]
+    fn xapi_takes_an_address_over_from_ansible() {
+        let mut k = Kernel::default();
+        let mut applied = Applied::default();
+        let vm = Origin::VmData(0);
+        let ansible = Target {
+            origin: vm,
+            index: 2,
+            v4: st("10.0.0.2", 24, Some("10.0.0.1")),
+            v6: Mode::Unspecified,
+        };
+        let ops = plan(&[ansible], &applied, &k.view());
+        k.run(&ops, &mut applied);
+        // XAPI asks for the same address with another gateway; Ansible's part is dropped
+        let xapi = target(2, st("10.0.0.2", 24, Some("10.0.0.254")), Mode::Unspecified);
+        let dropped = Target {
+            v4: Mode::Unspecified,
+            ..ansible
+        };
+        let ops = plan(&[dropped, xapi], &applied, &k.view());
+        k.run(&ops, &mut applied);
+        assert_eq!(k.addrs, [(2, ip("10.0.0.2"), 24)]);
+        assert_eq!(k.routes.len(), 1);
+        assert_eq!(k.routes[0].gateway, ip("10.0.0.254"));
+        assert_eq!(applied.entries.len(), 1);
+        assert_eq!(applied.entries[0].origin, X0);
+        assert!(plan(&[dropped, xapi], &applied, &k.view()).is_empty());
     }
 }
