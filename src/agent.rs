@@ -10,15 +10,15 @@ use crate::balloon::{self, BalloonTracker};
 use crate::desired::{self, DesiredKeys};
 use crate::layout::key;
 use crate::layout::Mac;
-use crate::model::{Balloon, BalloonState, GuestModel, OsInfo, ToolstackHints};
-use crate::net::NetState;
+use crate::model::{Balloon, BalloonState, BootStage, GuestModel, OsInfo, ToolstackHints};
+use crate::net::{NetState, NicClass};
 use crate::nics::{normalize_bdf, NicOptions, NicRenderer};
 use crate::publisher::{unix_now, Op, Publisher, Refusal, RoundOutcome};
 use crate::sources::balloon::BalloonReader;
-use crate::sources::hostname::HostIdentity;
+use crate::sources::hostname;
 use crate::sources::meminfo::MeminfoReader;
-use crate::sources::stage::{self, BootStage};
-use crate::sources::sysfs_net::{self, NicClass};
+use crate::sources::stage;
+use crate::sources::sysfs_net;
 use crate::sources::{kernel, os_release};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
@@ -185,7 +185,7 @@ impl Agent {
     }
 
     fn set_host(&mut self, uts: &kernel::Uts) -> bool {
-        let host = HostIdentity::from_names(&uts.nodename, &uts.domainname);
+        let host = hostname::identity(&uts.nodename, &uts.domainname);
         if host == self.model.host {
             return false;
         }

@@ -5,10 +5,10 @@ use xenbeacon::agent::{Agent, AgentConfig};
 use xenbeacon::cli::{Args, BootedArgs, Command};
 use xenbeacon::event_loop::{self, EndpointChoice};
 use xenbeacon::layout::key;
+use xenbeacon::model::BootStage;
 use xenbeacon::nics::NicOptions;
 use xenbeacon::publisher::Op;
 use xenbeacon::sources::hypervisor;
-use xenbeacon::sources::stage::BootStage;
 use xenbeacon::xenbus::conn::{Endpoint, XenbusConn};
 
 fn main() -> ExitCode {
