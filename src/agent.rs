@@ -1,27 +1,26 @@
 //! The agent's state machine: sources -> model -> desired keys -> publisher.
 //!
-//! No fds here; the event loop ([`crate::event_loop`]) calls in when a timer fires, a signal
-//! arrives or the connection changes, so all of this is testable without a poll loop.
+//! Every decision is made here: each `on_*` method says what an event means and returns a
+//! [`Reaction`], the steps the event loop ([`crate::event_loop`]) then carries out by calling
+//! back in (`publish`, `read_hints`, `dump_links`, ...) with the connection or the rtnetlink
+//! source it owns. No fds here, so all of this is testable without a poll loop.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::balloon::{self, BalloonTracker};
 use crate::desired::{self, DesiredKeys};
-use crate::layout::key;
-use crate::layout::Mac;
-use crate::model::{Balloon, BalloonState, GuestModel, OsInfo, ToolstackHints};
-use crate::net::NetState;
+use crate::fault::{FaultLog, Seen};
+use crate::layout::{key, Mac};
+use crate::model::{Balloon, BalloonState, BootStage, GuestModel, OsInfo, ToolstackHints};
+use crate::net::NicClass;
+use crate::netlink::source::{NetlinkError, NetlinkSource, RouteSocket};
 use crate::nics::{normalize_bdf, NicOptions, NicRenderer};
-use crate::publisher::{unix_now, Op, Publisher, Refusal, RoundOutcome};
+use crate::publisher::{Op, Publisher, RoundOutcome, RoundTime};
 use crate::sources::balloon::BalloonReader;
-use crate::sources::hostname::HostIdentity;
 use crate::sources::meminfo::MeminfoReader;
-use crate::sources::stage::{self, BootStage};
-use crate::sources::sysfs_net::{self, NicClass};
-use crate::sources::{kernel, os_release};
-use crate::xenbus::conn::{Error, XenbusConn};
-use crate::xenbus::wire::XsError;
+use crate::sources::{hostname, kernel, os_release, stage, sysfs_net};
+use crate::xenbus::conn::{Error, XenbusConn, EVENT_QUEUE_MAX};
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -70,23 +69,70 @@ pub const WATCHES: [(&str, &str); 2] = [
 pub const TOKEN_TARGET: &str = "xenbeacon:memory-target";
 pub const TOKEN_UDID: &str = "xenbeacon:unique-domain-id";
 
-/// What the event loop should do after the agent handled an event.
+/// What the event loop must do after the agent handled an event. The loop carries the steps
+/// out in the order of the fields, and an earlier step may add later ones (a dump that changed
+/// the NICs adds a round).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[must_use]
 pub struct Reaction {
-    /// Run a publication round.
-    pub publish: bool,
-    /// Look at the balloon again in a second.
+    /// On a fresh store, a round with what is known before the NICs ([`Agent::publish_early`]).
+    pub publish_early: bool,
+    /// What rtnetlink must do: open, or dump again ([`Agent::dump_links`]).
+    pub netlink: NetlinkStep,
+    /// Read what the toolstack tells about the NICs ([`Agent::read_hints`]).
+    pub read_hints: bool,
+    /// Look at the balloon again in a second ([`Agent::on_balloon_recheck`]).
     pub recheck_balloon: bool,
-    /// Check that the domain under the agent is still the one it published to.
+    /// Check that the domain is still the one published to ([`Agent::check_domain`]); the
+    /// loop runs at most one a second.
     pub check_domain: bool,
+    /// A publication round ([`Agent::publish`]).
+    pub publish: bool,
+    /// After the round on a new connection: who the domain is, and the watches
+    /// ([`Agent::settle_connection`]).
+    pub settle_connection: bool,
+}
+
+/// What rtnetlink must do, in increasing strength: a later request includes an earlier one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NetlinkStep {
+    #[default]
+    Nothing,
+    /// Open the socket and dump, unless it was opened before (a socket that failed since is
+    /// reopened on the loop's backoff schedule, not here).
+    Open,
+    /// Dump again on the open socket, or reopen one that failed.
+    Redump,
 }
 
 impl std::ops::BitOrAssign for Reaction {
     fn bitor_assign(&mut self, o: Reaction) {
-        self.publish |= o.publish;
+        self.publish_early |= o.publish_early;
+        self.netlink = self.netlink.max(o.netlink);
+        self.read_hints |= o.read_hints;
         self.recheck_balloon |= o.recheck_balloon;
         self.check_domain |= o.check_domain;
+        self.publish |= o.publish;
+        self.settle_connection |= o.settle_connection;
+    }
+}
+
+impl Reaction {
+    const PUBLISH: Reaction = Reaction {
+        publish_early: false,
+        netlink: NetlinkStep::Nothing,
+        read_hints: false,
+        recheck_balloon: false,
+        check_domain: false,
+        publish: true,
+        settle_connection: false,
+    };
+
+    fn publish_if(changed: bool) -> Reaction {
+        Reaction {
+            publish: changed,
+            ..Reaction::default()
+        }
     }
 }
 
@@ -98,20 +144,37 @@ pub struct DomainIdentity {
     pub unique_id: Option<String>,
 }
 
+/// The agent's watches on the current connection.
+#[derive(Debug, Default)]
+struct WatchState {
+    /// Tokens whose registration event has not arrived yet.
+    unseen: Vec<&'static str>,
+    /// Tokens xenstored refused: what they cover is re-checked on every memory tick.
+    unwatched: Vec<&'static str>,
+    /// Why each refused watch was refused, logged once until a WATCH for it succeeds.
+    refusals: Vec<(&'static str, FaultLog)>,
+    /// A watch-event overflow was logged on this connection.
+    overflow_logged: bool,
+}
+
 pub struct Agent {
     cfg: AgentConfig,
     model: GuestModel,
     desired: DesiredKeys,
     publisher: Publisher,
     meminfo: MeminfoReader,
-    /// The last memory read failure, logged once until it changes.
-    meminfo_error: Option<String>,
+    meminfo_fault: FaultLog,
     nics: NicRenderer,
     balloon_reader: BalloonReader,
     balloon: BalloonTracker,
-    /// `control/feature-balloon` was refused with EACCES (xl): never tried again.
-    feature_balloon_denied: bool,
     identity: DomainIdentity,
+    watches: WatchState,
+    /// A round succeeded on some connection (the first one is logged at info level).
+    published_once: bool,
+    /// The domain was identified on some connection (the first is logged at info level).
+    identified_once: bool,
+    /// What the early round of this connection sent, logged with the round that follows.
+    early: RoundOutcome,
 }
 
 impl Agent {
@@ -125,10 +188,13 @@ impl Agent {
             model: GuestModel::default(),
             desired: DesiredKeys::new(),
             publisher: Publisher::new(),
-            meminfo_error: None,
+            meminfo_fault: FaultLog::new(),
             nics: NicRenderer::new(),
-            feature_balloon_denied: false,
             identity: DomainIdentity::default(),
+            watches: WatchState::default(),
+            published_once: false,
+            identified_once: false,
+            early: RoundOutcome::default(),
         };
         desired::render_pv_addons(&mut agent.desired);
         agent.model.stage = agent
@@ -174,18 +240,17 @@ impl Agent {
             }
             self.model.balloon = reading.map(|(info, state)| Balloon { info, state });
         }
-        let feature = self.cfg.feature_balloon && !self.feature_balloon_denied;
-        balloon::render(reading, feature, self.balloon.settled(), &mut self.desired);
+        balloon::render(
+            reading,
+            self.cfg.feature_balloon,
+            self.balloon.settled(),
+            &mut self.desired,
+        );
         state
     }
 
-    /// Re-reads the host and domain name; true if a key changed.
-    pub fn refresh_host(&mut self) -> bool {
-        self.set_host(&kernel::uts(&self.cfg.root))
-    }
-
     fn set_host(&mut self, uts: &kernel::Uts) -> bool {
-        let host = HostIdentity::from_names(&uts.nodename, &uts.domainname);
+        let host = hostname::identity(&uts.nodename, &uts.domainname);
         if host == self.model.host {
             return false;
         }
@@ -218,7 +283,7 @@ impl Agent {
     pub fn refresh_memory(&mut self) -> bool {
         match self.meminfo.read() {
             Ok(m) => {
-                self.meminfo_error = None;
+                self.meminfo_fault.clear();
                 self.model.memory = Some(m);
                 let moving = self
                     .model
@@ -228,9 +293,8 @@ impl Agent {
             }
             Err(e) => {
                 let msg = e.to_string();
-                if self.meminfo_error.as_deref() != Some(msg.as_str()) {
+                if self.meminfo_fault.record(msg.clone()) == Seen::New {
                     log::warn!("{msg}; memory keys keep their last value");
-                    self.meminfo_error = Some(msg);
                 }
                 false
             }
@@ -250,13 +314,8 @@ impl Agent {
         &self.publisher
     }
 
-    /// The network state, for the netlink source to update.
-    pub fn net_mut(&mut self) -> &mut NetState {
-        &mut self.model.net
-    }
-
     /// Classifies links that are new or renamed, and renders the NIC keys again.
-    pub fn refresh_nics(&mut self) {
+    fn refresh_nics(&mut self) {
         // /sys is opened once for all the links this round, not once per link.
         let mut sysfs = None;
         for link in self.model.net.links.values_mut() {
@@ -337,8 +396,59 @@ impl Agent {
         Ok(())
     }
 
-    /// One publication round.
-    pub fn publish(&mut self, conn: &mut XenbusConn) -> Result<RoundOutcome, Error> {
+    /// rtnetlink is readable: its events go into the model; a change of a link or an address
+    /// renders the NICs again and asks for a round.
+    pub fn on_rtnetlink<S: RouteSocket>(
+        &mut self,
+        source: &mut NetlinkSource<S>,
+    ) -> Result<Reaction, NetlinkError> {
+        let changed = source.receive(&mut self.model.net)?;
+        if changed {
+            self.refresh_nics();
+        }
+        Ok(Reaction::publish_if(changed))
+    }
+
+    /// A full dump of links and addresses replaces what the model knew (a socket just opened,
+    /// SIGHUP). A failed dump changes nothing.
+    pub fn dump_links<S: RouteSocket>(
+        &mut self,
+        source: &mut NetlinkSource<S>,
+    ) -> Result<Reaction, NetlinkError> {
+        source.dump(&mut self.model.net)?;
+        self.refresh_nics();
+        Ok(Reaction::PUBLISH)
+    }
+
+    /// A connection to xenstore is up: it may hold anything, so the next round reads it back.
+    /// On the first connection, what is known early goes out before rtnetlink is opened (the
+    /// NICs take the longest to learn); then the hints, the round, who the domain is and the
+    /// watches.
+    pub fn on_connected(&mut self) -> Reaction {
+        self.forget_published();
+        let first = !self.published_once;
+        Reaction {
+            publish_early: first,
+            netlink: if first {
+                NetlinkStep::Open
+            } else {
+                NetlinkStep::Nothing
+            },
+            read_hints: true,
+            publish: true,
+            settle_connection: true,
+            ..Reaction::default()
+        }
+    }
+
+    /// The connection is gone: what was published is forgotten, to be read back on the next.
+    pub fn on_disconnected(&mut self) {
+        self.forget_published();
+    }
+
+    /// One publication round: the read-back (once per connection, or again after an
+    /// incomplete one), the NICs rendered with what it found, then the round.
+    pub fn publish(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
         self.hold_updated();
         if let Some(read_back) = self.publisher.ensure_loaded(conn)? {
             desired::adopt_published_free_memory(
@@ -355,21 +465,46 @@ impl Agent {
                 &mut self.desired,
             );
         }
-        let round = self.publisher.publish(conn, &self.desired, unix_now());
-        if self.publisher.refusal(key::FEATURE_BALLOON) == Some(Refusal::Xs(XsError::Eacces)) {
-            self.feature_balloon_denied = true;
-            self.desired.remove(key::FEATURE_BALLOON);
+        let mut round = self
+            .publisher
+            .publish(conn, &self.desired, RoundTime::now())?;
+        round += std::mem::take(&mut self.early);
+        self.log_round(round);
+        Ok(())
+    }
+
+    fn log_round(&mut self, r: RoundOutcome) {
+        if !self.published_once {
+            self.published_once = true;
+            log::info!(
+                "published: {} keys desired, {} written, {} removed, {} refused",
+                self.desired.len(),
+                r.writes,
+                r.removes,
+                r.refused
+            );
+        } else if r.writes + r.removes + r.refused > 0 {
+            log::debug!(
+                "round: {} written, {} removed, {} refused",
+                r.writes,
+                r.removes,
+                r.refused
+            );
         }
-        round
     }
 
     /// On a store with nothing of ours (see [`Publisher::probe_fresh`]), publishes what the
     /// agent knows before it has looked at the NICs: the OS, memory and balloon keys go out
     /// while the NICs, which take the longest to learn, follow in the next round.
-    pub fn publish_early(&mut self, conn: &mut XenbusConn) -> Result<Option<RoundOutcome>, Error> {
+    pub fn publish_early(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
         self.hold_updated();
-        self.publisher
-            .publish_early(conn, &self.desired, unix_now())
+        if let Some(r) = self
+            .publisher
+            .publish_early(conn, &self.desired, RoundTime::now())?
+        {
+            self.early += r;
+        }
+        Ok(())
     }
 
     /// squeezed takes the mere existence of `data/updated` as "booted" and then calibrates the
@@ -386,9 +521,20 @@ impl Agent {
         self.model.balloon.is_some() && !self.balloon.settled()
     }
 
-    /// What a watch event means for the agent. `first`: the event every WATCH fires once
-    /// when it is registered.
-    pub fn on_watch_event(&mut self, token: &str, first: bool, now: Instant) -> Reaction {
+    /// What a watch event means for the agent.
+    pub fn on_watch_event(&mut self, path: &str, token: &str, now: Instant) -> Reaction {
+        // The event every WATCH fires once when it is registered.
+        let first = match self.watches.unseen.iter().position(|t| *t == token) {
+            Some(i) => {
+                self.watches.unseen.swap_remove(i);
+                true
+            }
+            None => false,
+        };
+        log::debug!(
+            "watch event {path} ({token}){}",
+            if first { ", registration" } else { "" }
+        );
         let mut r = Reaction::default();
         if token == TOKEN_TARGET {
             if let Some(state) = self.refresh_balloon(now) {
@@ -410,26 +556,35 @@ impl Agent {
         r
     }
 
-    /// Watch events were dropped (the queue overflowed): any watch may have fired, so one
-    /// re-check of everything they cover.
-    pub fn on_events_dropped(&mut self, now: Instant) -> Reaction {
+    /// `dropped` watch events were dropped (the queue overflowed): any watch may have fired,
+    /// so one re-check of everything they cover.
+    pub fn on_events_dropped(&mut self, dropped: u64, now: Instant) -> Reaction {
+        if !self.watches.overflow_logged {
+            log::warn!(
+                "{dropped} watch events dropped (more than {EVENT_QUEUE_MAX} distinct tokens \
+                 queued): re-checking the balloon target and the domain"
+            );
+            self.watches.overflow_logged = true;
+        } else {
+            log::debug!("{dropped} more watch events dropped");
+        }
         Reaction {
             publish: self.refresh_balloon(now).is_some(),
-            recheck_balloon: false,
             check_domain: true,
+            ..Reaction::default()
         }
     }
 
     /// The memory tick: memory and balloon are read again, and every tick runs a round even
     /// without changes (a pure diff when nothing changed, and it retries keys refused for
     /// transient reasons). A watch xenstored refused is made up for here.
-    pub fn on_memory_tick(&mut self, now: Instant, unwatched: &[&str]) -> Reaction {
+    pub fn on_memory_tick(&mut self, now: Instant) -> Reaction {
         self.refresh_balloon(now);
         self.refresh_memory();
         Reaction {
             publish: true,
-            recheck_balloon: false,
-            check_domain: unwatched.contains(&TOKEN_UDID),
+            check_domain: self.watches.unwatched.contains(&TOKEN_UDID),
+            ..Reaction::default()
         }
     }
 
@@ -440,16 +595,36 @@ impl Agent {
         Reaction {
             recheck_balloon: state == Some(BalloonState::Ballooning),
             publish: true,
-            check_domain: false,
+            ..Reaction::default()
         }
     }
 
-    /// SIGHUP: every source is read again and the store read back; the event loop adds a
-    /// fresh rtnetlink dump and the toolstack hints.
-    pub fn on_hangup(&mut self) {
+    /// The host or domain name may have changed (their procfs files raised `POLLPRI`).
+    pub fn on_host_name_changed(&mut self) -> Reaction {
+        Reaction::publish_if(self.set_host(&kernel::uts(&self.cfg.root)))
+    }
+
+    /// The wall clock jumped (resume, restore, migration, or someone set the time).
+    pub fn on_clock_jump(&mut self) -> Reaction {
+        log::debug!("the wall clock jumped: checking that the domain is still ours");
+        Reaction {
+            check_domain: true,
+            ..Reaction::default()
+        }
+    }
+
+    /// SIGHUP: every source is read again, rtnetlink dumped again, the toolstack hints and the
+    /// store read back, and everything republished.
+    pub fn on_hangup(&mut self) -> Reaction {
         log::info!("SIGHUP: re-reading everything and republishing");
         self.refresh_all();
         self.forget_published();
+        Reaction {
+            netlink: NetlinkStep::Redump,
+            read_hints: true,
+            publish: true,
+            ..Reaction::default()
+        }
     }
 
     /// Reads who the connection's domain is now.
@@ -467,15 +642,74 @@ impl Agent {
         Ok(DomainIdentity { domid, unique_id })
     }
 
-    /// Remembers the identity at connect time.
-    pub fn set_identity(&mut self, id: DomainIdentity) {
+    /// Reads and remembers who the domain is, and logs it (at info level on the first
+    /// connection). Done after the first round, which does not need it: only a later domain
+    /// check compares against it.
+    pub fn identify(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
+        let id = Agent::read_identity(conn)?;
+        let level = if self.identified_once {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
+        self.identified_once = true;
+        let endpoint = conn.endpoint();
+        match id.domid {
+            Some(domid) => log::log!(level, "connected to {endpoint}, domain {domid}"),
+            None => log::log!(level, "connected to {endpoint} (domid unknown)"),
+        }
         self.identity = id;
+        Ok(())
+    }
+
+    /// After the round on a new connection: who the domain is, then the watches.
+    pub fn settle_connection(&mut self, conn: &mut XenbusConn) -> Result<(), Error> {
+        self.identify(conn)?;
+        self.register_watches(conn)
+    }
+
+    /// Registers the watches. One that xenstored refuses (the connection stays) is logged once
+    /// and re-checked on every memory tick instead.
+    fn register_watches(&mut self, c: &mut XenbusConn) -> Result<(), Error> {
+        let w = &mut self.watches;
+        w.unseen.clear();
+        w.unwatched.clear();
+        w.overflow_logged = false;
+        for (path, token) in WATCHES {
+            match c.watch(path, token) {
+                Ok(()) => {
+                    w.unseen.push(token);
+                    if let Some(i) = w.refusals.iter().position(|r| r.0 == token) {
+                        w.refusals.swap_remove(i);
+                        log::info!("xenstored accepts the watch on {path} again");
+                    }
+                }
+                Err(e) if e.is_connection_lost() => return Err(e),
+                Err(e) => {
+                    w.unwatched.push(token);
+                    let i = match w.refusals.iter().position(|r| r.0 == token) {
+                        Some(i) => i,
+                        None => {
+                            w.refusals.push((token, FaultLog::new()));
+                            w.refusals.len() - 1
+                        }
+                    };
+                    let msg = e.to_string();
+                    if w.refusals[i].1.record(msg.clone()) == Seen::New {
+                        log::warn!(
+                            "cannot watch {path} ({msg}): re-checking it on every memory tick instead"
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// After a hint that the domain may have changed (watches firing again after resume, a
-    /// wall-clock jump, a new `unique-domain-id`): true if it did, or if keys the agent wrote
-    /// are gone; then everything is forgotten and the next round republishes it all.
-    pub fn check_domain(&mut self, conn: &mut XenbusConn) -> Result<bool, Error> {
+    /// wall-clock jump, a new `unique-domain-id`): if it did, or if keys the agent wrote are
+    /// gone, everything is forgotten and a round republishes it all.
+    pub fn check_domain(&mut self, conn: &mut XenbusConn) -> Result<Reaction, Error> {
         let now = Agent::read_identity(conn)?;
         let mut changed = now != self.identity;
         if changed {
@@ -497,11 +731,11 @@ impl Agent {
             self.identity = now;
             self.forget_published();
         }
-        Ok(changed)
+        Ok(Reaction::publish_if(changed))
     }
 
     /// Forgets what was published; the next round reads the store back and republishes.
-    pub fn forget_published(&mut self) {
+    fn forget_published(&mut self) {
         self.publisher.forget();
     }
 
@@ -509,6 +743,270 @@ impl Agent {
     pub fn full_plan(&self) -> Vec<Op> {
         let mut p = Publisher::new();
         p.hold_updated(self.balloon_unsettled());
-        p.plan(&self.desired, unix_now())
+        p.plan(&self.desired, RoundTime::now())
+    }
+}
+
+/// Each event's meaning, without an fd: an agent over a fake /proc and /sys tree.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A fake root, removed when dropped.
+    struct Root(PathBuf);
+
+    impl Root {
+        fn new(name: &str) -> Root {
+            let dir = std::env::temp_dir().join(format!(
+                "xb-agent-{name}-{}-{:?}",
+                std::process::id(),
+                Instant::now()
+            ));
+            let root = Root(dir);
+            root.file(
+                "proc/meminfo",
+                "MemTotal: 1000000 kB\nMemFree: 500000 kB\nMemAvailable: 600000 kB\n",
+            );
+            root.file("proc/sys/kernel/osrelease", "6.1.0-test\n");
+            root.file("proc/sys/kernel/hostname", "web1\n");
+            root.file("proc/sys/kernel/domainname", "(none)\n");
+            root
+        }
+
+        fn file(&self, rel: &str, text: &str) {
+            let p = self.0.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+
+        fn balloon(&self, target_kb: u64, current_kb: u64) {
+            let dir = "sys/devices/system/xen_memory/xen_memory0";
+            self.file(&format!("{dir}/target_kb"), &format!("{target_kb}\n"));
+            self.file(
+                &format!("{dir}/info/current_kb"),
+                &format!("{current_kb}\n"),
+            );
+        }
+
+        fn agent(&self) -> Agent {
+            Agent::new(AgentConfig {
+                root: self.0.clone(),
+                memory_threshold_kb: 1024,
+                nics: NicOptions::default(),
+                stage: Some(BootStage::Rootfs),
+                booted: false,
+                feature_balloon: true,
+                balloon_stuck_after: Duration::from_secs(30),
+            })
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn desired(agent: &Agent, k: &str) -> Option<String> {
+        agent.desired().get(k).map(str::to_owned)
+    }
+
+    const PUBLISH_ONLY: Reaction = Reaction::PUBLISH;
+
+    #[test]
+    fn the_first_connection_sends_what_is_known_before_opening_rtnetlink() {
+        let root = Root::new("connect");
+        let mut agent = root.agent();
+        let r = agent.on_connected();
+        assert_eq!(
+            r,
+            Reaction {
+                publish_early: true,
+                netlink: NetlinkStep::Open,
+                read_hints: true,
+                publish: true,
+                settle_connection: true,
+                ..Reaction::default()
+            }
+        );
+    }
+
+    #[test]
+    fn sighup_rereads_every_source_and_asks_for_a_dump_hints_and_a_round() {
+        let root = Root::new("hup");
+        let mut agent = root.agent();
+        assert_eq!(desired(&agent, key::HOST_NAME).as_deref(), Some("web1"));
+        root.file("proc/sys/kernel/hostname", "web2.example.com\n");
+        let r = agent.on_hangup();
+        assert_eq!(
+            r,
+            Reaction {
+                netlink: NetlinkStep::Redump,
+                read_hints: true,
+                publish: true,
+                ..Reaction::default()
+            }
+        );
+        assert_eq!(desired(&agent, key::HOST_NAME).as_deref(), Some("web2"));
+        assert_eq!(desired(&agent, key::DOMAIN).as_deref(), Some("example.com"));
+    }
+
+    #[test]
+    fn a_host_name_change_publishes_and_an_unchanged_name_does_not() {
+        let root = Root::new("host");
+        let mut agent = root.agent();
+        assert_eq!(agent.on_host_name_changed(), Reaction::default());
+        root.file("proc/sys/kernel/hostname", "db1\n");
+        assert_eq!(agent.on_host_name_changed(), PUBLISH_ONLY);
+        assert_eq!(desired(&agent, key::HOST_NAME).as_deref(), Some("db1"));
+    }
+
+    #[test]
+    fn a_new_balloon_target_publishes_and_rechecks_but_its_registration_event_does_not_recheck() {
+        let root = Root::new("target");
+        root.balloon(1000000, 1000000);
+        let mut agent = root.agent();
+        // The registration event of the agent's watch: nothing moved, no domain check.
+        agent.watches.unseen = vec![TOKEN_TARGET, TOKEN_UDID];
+        let r = agent.on_watch_event("memory/target", TOKEN_TARGET, Instant::now());
+        assert_eq!(r, PUBLISH_ONLY);
+        // A real event: the driver may not have started, so look again; and is the domain
+        // still ours?
+        root.balloon(800000, 1000000);
+        let r = agent.on_watch_event("memory/target", TOKEN_TARGET, Instant::now());
+        assert_eq!(
+            r,
+            Reaction {
+                recheck_balloon: true,
+                check_domain: true,
+                publish: true,
+                ..Reaction::default()
+            }
+        );
+        assert_eq!(
+            desired(&agent, key::BALLOON_STATE).as_deref(),
+            Some("ballooning")
+        );
+    }
+
+    #[test]
+    fn a_watch_event_with_a_foreign_token_means_nothing() {
+        let root = Root::new("foreign");
+        let mut agent = root.agent();
+        let r = agent.on_watch_event("memory/target", "someone-else", Instant::now());
+        assert_eq!(r, Reaction::default());
+        // unique-domain-id fired again (after its registration): check the domain.
+        let r = agent.on_watch_event("unique-domain-id", TOKEN_UDID, Instant::now());
+        assert_eq!(
+            r,
+            Reaction {
+                check_domain: true,
+                ..Reaction::default()
+            }
+        );
+    }
+
+    #[test]
+    fn the_balloon_recheck_goes_on_while_the_balloon_moves() {
+        let root = Root::new("recheck");
+        root.balloon(800000, 1000000);
+        let mut agent = root.agent();
+        let t0 = Instant::now();
+        root.balloon(800000, 900000);
+        let r = agent.on_balloon_recheck(t0 + Duration::from_secs(1));
+        assert!(r.recheck_balloon && r.publish, "{r:?}");
+        root.balloon(800000, 800000);
+        let r = agent.on_balloon_recheck(t0 + Duration::from_secs(2));
+        assert_eq!(r, PUBLISH_ONLY);
+        assert_eq!(
+            desired(&agent, key::BALLOON_STATE).as_deref(),
+            Some("reached")
+        );
+    }
+
+    #[test]
+    fn the_memory_tick_publishes_and_checks_the_domain_only_for_a_refused_watch() {
+        let root = Root::new("tick");
+        let mut agent = root.agent();
+        root.file(
+            "proc/meminfo",
+            "MemTotal: 1000000 kB\nMemAvailable: 300000 kB\n",
+        );
+        assert_eq!(agent.on_memory_tick(Instant::now()), PUBLISH_ONLY);
+        assert_eq!(
+            desired(&agent, key::MEMINFO_FREE).as_deref(),
+            Some("300000")
+        );
+        agent.watches.unwatched = vec![TOKEN_UDID];
+        let r = agent.on_memory_tick(Instant::now());
+        assert!(r.publish && r.check_domain, "{r:?}");
+    }
+
+    #[test]
+    fn an_unreadable_meminfo_keeps_the_memory_keys() {
+        let root = Root::new("nomem");
+        let mut agent = root.agent();
+        fs::remove_file(root.0.join("proc/meminfo")).unwrap();
+        assert!(!agent.refresh_memory());
+        assert!(agent.meminfo_fault.active());
+        assert_eq!(
+            desired(&agent, key::MEMINFO_TOTAL).as_deref(),
+            Some("1000000")
+        );
+    }
+
+    #[test]
+    fn dropped_watch_events_and_a_clock_jump_check_the_domain() {
+        let root = Root::new("dropped");
+        let mut agent = root.agent();
+        let r = agent.on_events_dropped(40, Instant::now());
+        assert_eq!(
+            r,
+            Reaction {
+                check_domain: true,
+                ..Reaction::default()
+            }
+        );
+        assert!(agent.watches.overflow_logged);
+        assert_eq!(agent.on_clock_jump(), r);
+        // With a balloon driver, its target is read again too and a round goes out.
+        root.balloon(1000000, 1000000);
+        let r = agent.on_events_dropped(1, Instant::now());
+        assert!(r.publish && r.check_domain, "{r:?}");
+    }
+
+    #[test]
+    fn reactions_combine_by_union_and_the_stronger_rtnetlink_step() {
+        let mut r = Reaction {
+            netlink: NetlinkStep::Redump,
+            ..Reaction::default()
+        };
+        r |= Reaction {
+            netlink: NetlinkStep::Open,
+            recheck_balloon: true,
+            ..Reaction::default()
+        };
+        r |= PUBLISH_ONLY;
+        assert_eq!(
+            r,
+            Reaction {
+                netlink: NetlinkStep::Redump,
+                recheck_balloon: true,
+                publish: true,
+                ..Reaction::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_dry_run_plans_everything_once_with_data_updated() {
+        let root = Root::new("dry");
+        let agent = root.agent();
+        let plan = agent.full_plan();
+        assert!(plan
+            .iter()
+            .any(|op| op.key() == key::OS_UNAME && op.value() == Some("6.1.0-test")));
+        assert!(plan.iter().any(|op| op.key() == key::UPDATED));
     }
 }

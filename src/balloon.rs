@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::desired::DesiredKeys;
 use crate::layout::key;
-use crate::sources::balloon::BalloonInfo;
-
-use crate::model::BalloonState;
+use crate::model::{BalloonInfo, BalloonState};
 
 /// How long `current_kb` must stand still to count as settled short of its target.
 const SETTLE_TIME: Duration = Duration::from_secs(1);

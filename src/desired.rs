@@ -8,9 +8,7 @@ use std::net::IpAddr;
 
 use crate::decimal::format_u64;
 use crate::layout::{key, LAYOUT_VERSION};
-use crate::model::OsInfo;
-use crate::sources::hostname::HostIdentity;
-use crate::sources::meminfo::MemInfo;
+use crate::model::{HostIdentity, MemInfo, OsInfo};
 
 /// Longest value written, in bytes. C xenstored's default node quota is 2048 bytes including
 /// the path and permissions; a cut here keeps every key writable. Cuts fall on a UTF-8

@@ -85,6 +85,12 @@ pub const OWNED_KEYS: [&str; 17] = [
 /// `control/feature-balloon` as "booted", which must not flap.
 pub const KEEP_KEYS: [&str; 2] = [key::BOOTED, key::FEATURE_BALLOON];
 
+/// Keys the toolstack may forbid the guest for good: under xl/libxl `control/` is read-only
+/// to the guest, and xenstored answers EACCES. The first EACCES ends the attempts for the life
+/// of the agent, logged once at info level (it is normal there: XAPI's squeezed, which reads
+/// `control/feature-balloon`, is not there either). Any other refusal follows the usual rules.
+pub const OPTIONAL_KEYS: [&str; 1] = [key::FEATURE_BALLOON];
+
 /// xenbeacon's own keys (`key::LAYOUT`, `key::STAGE`, ...).
 pub const XENBEACON_DIR: &str = "data/xenbeacon";
 /// The PV drivers' version keys (`key::PV_*`), which XAPI reads.

@@ -16,6 +16,7 @@ pub mod desired;
 #[cfg(feature = "dom0")]
 pub mod dom0;
 pub mod event_loop;
+pub mod fault;
 pub mod layout;
 pub mod model;
 pub mod net;

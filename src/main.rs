@@ -5,10 +5,9 @@ use xenbeacon::agent::{Agent, AgentConfig};
 use xenbeacon::cli::{Args, BootedArgs, Command};
 use xenbeacon::event_loop::{self, EndpointChoice};
 use xenbeacon::layout::key;
+use xenbeacon::model::BootStage;
 use xenbeacon::nics::NicOptions;
-use xenbeacon::publisher::Op;
 use xenbeacon::sources::hypervisor;
-use xenbeacon::sources::stage::BootStage;
 use xenbeacon::xenbus::conn::{Endpoint, XenbusConn};
 
 fn main() -> ExitCode {
@@ -75,8 +74,8 @@ fn main() -> ExitCode {
         let mut agent = Agent::new(config);
         let _netlink = event_loop::open_netlink(&mut agent);
         for op in agent.full_plan() {
-            if let Op::Write { key, value } = op {
-                println!("{key} = {value}");
+            if let Some(value) = op.value() {
+                println!("{} = {value}", op.key());
             }
         }
         return ExitCode::SUCCESS;

@@ -1,14 +1,73 @@
 //! The model of the guest: what the sources found, before it becomes XenStore keys.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::layout::Mac;
 use crate::net::NetState;
-use crate::sources::balloon::BalloonInfo;
-use crate::sources::hostname::HostIdentity;
-use crate::sources::meminfo::MemInfo;
-use crate::sources::os_release::OsRelease;
-use crate::sources::stage::BootStage;
+
+// Facts as the sources read them; the sources import these types, never the other way.
+
+/// The fields the agent publishes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OsRelease {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub pretty_name: Option<String>,
+    pub version_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemInfo {
+    pub total_kb: u64,
+    /// `MemAvailable` (Linux >= 3.14).
+    pub available_kb: Option<u64>,
+    pub free_kb: Option<u64>,
+}
+
+impl MemInfo {
+    /// What XAPI calls free memory: `MemAvailable`, or `MemFree` on kernels without it.
+    pub fn free_for_toolstack(&self) -> u64 {
+        self.available_kb.or(self.free_kb).unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BalloonInfo {
+    pub target_kb: u64,
+    pub current_kb: u64,
+}
+
+/// What the guest calls itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostIdentity {
+    /// The host name without its domain.
+    pub host: Option<String>,
+    pub domain: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BootStage {
+    Initramfs,
+    /// Also what is assumed when /proc/self/mountinfo cannot tell.
+    #[default]
+    Rootfs,
+}
+
+impl BootStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootStage::Initramfs => "initramfs",
+            BootStage::Rootfs => "rootfs",
+        }
+    }
+}
+
+impl fmt::Display for BootStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Operating system identity as XAPI understands it (`data/os_*`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -134,11 +193,25 @@ pub struct GuestModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::os_release::parse;
+
+    fn release(pretty_name: Option<&str>, name: Option<&str>, id: Option<&str>) -> OsRelease {
+        OsRelease {
+            id: id.map(str::to_owned),
+            name: name.map(str::to_owned),
+            pretty_name: pretty_name.map(str::to_owned),
+            version_id: None,
+        }
+    }
 
     #[test]
     fn versions_only_when_numeric() {
-        let os = |v: &str| OsInfo::new(Some(&parse(&format!("ID=x\nVERSION_ID={v}\n"))), "6.1.0");
+        let os = |v: &str| {
+            let r = OsRelease {
+                version_id: Some(v.to_owned()),
+                ..release(None, None, Some("x"))
+            };
+            OsInfo::new(Some(&r), "6.1.0")
+        };
         assert_eq!((os("12").major, os("12").minor), (Some("12".into()), None));
         assert_eq!(
             (os("22.04").major, os("22.04").minor),
@@ -164,13 +237,13 @@ mod tests {
 
     #[test]
     fn name_falls_back_to_name_then_kernel() {
-        let os = OsInfo::new(Some(&parse("NAME=Alpine\n")), "6.6");
+        let os = OsInfo::new(Some(&release(None, Some("Alpine"), None)), "6.6");
         assert_eq!(os.name, "Alpine");
         assert_eq!(os.distro, "linux");
-        let os = OsInfo::new(Some(&parse("PRETTY_NAME=\"  \"\n")), "6.6");
+        let os = OsInfo::new(Some(&release(Some("  "), None, None)), "6.6");
         assert_eq!(os.name, "Linux 6.6");
         let os = OsInfo::new(
-            Some(&parse("PRETTY_NAME=\"\u{1}\"\nNAME=Alpine\nID=\u{0}\n")),
+            Some(&release(Some("\u{1}"), Some("Alpine"), Some("\u{0}"))),
             "6.6",
         );
         assert_eq!(os.name, "Alpine");

@@ -8,7 +8,71 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::layout::Mac;
-use crate::sources::sysfs_net::NicClass;
+
+/// What a network interface is, by topology.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NicClass {
+    /// Xen PV network frontend: `device/devtype` = `vif` and `device/nodename` = `device/vif/<devid>`.
+    Vif { devid: u32 },
+    /// The device is a PCI function, or a virtio device whose parent is one (virtio-net-pci).
+    Pci(PciNic),
+    /// The device is a USB interface.
+    Usb(UsbNic),
+    /// The device is a platform (device-tree) device, or a virtio device whose parent is one
+    /// (virtio-mmio).
+    Platform(PlatformNic),
+    /// No `device` link: bridge, bond, VLAN, macvlan, veth, lo, dummy, tun, wireguard...
+    Virtual,
+    /// A device on another bus (e.g. a xen device that is not a vif); keep the subsystem name.
+    /// `"unknown"` when the bus can be neither read nor inferred.
+    Other { bus: String },
+}
+
+/// A NIC on PCI: passthrough, pcifront, SR-IOV VF or virtio-net-pci.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciNic {
+    /// The PCI function's directory name, e.g. `0000:00:05.0`.
+    pub bdf: String,
+    /// The netdev's resolved `device` path relative to /sys, e.g.
+    /// `devices/pci-0/pci0000:00/0000:00:00.0` (for virtio: `.../0000:00:00.0/virtio0`).
+    pub topology: String,
+    /// The PCI function's `vendor`, as in sysfs (`0x8086`).
+    pub vendor: Option<String>,
+    /// The PCI function's `device`, as in sysfs (`0x100e`).
+    pub device: Option<String>,
+    /// The driver bound to the netdev's device (`e1000`, `virtio_net`).
+    pub driver: Option<String>,
+}
+
+/// A NIC on USB.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsbNic {
+    /// The USB interface's directory name, e.g. `1-1:1.0`.
+    pub bus_path: String,
+    /// The netdev's resolved `device` path relative to /sys.
+    pub topology: String,
+    /// The USB device's `idVendor` (`0525`).
+    pub vendor: Option<String>,
+    /// The USB device's `idProduct` (`a4a2`).
+    pub product: Option<String>,
+    /// The driver bound to the interface (`cdc_ether`).
+    pub driver: Option<String>,
+}
+
+/// A platform (device-tree) NIC: an SoC's onboard Ethernet, or virtio-mmio.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformNic {
+    /// The device-tree node's full name, e.g. `/passthrough/virtio_mmio@a003e00`.
+    pub node: Option<String>,
+    /// The platform device's directory name, e.g. `a003e00.virtio_mmio`, `fd580000.ethernet`.
+    pub name: String,
+    /// The node's `compatible` strings, most specific first.
+    pub compatible: Vec<String>,
+    /// The netdev's resolved `device` path relative to /sys.
+    pub topology: String,
+    /// The driver bound to the netdev's device (`bcmgenet`, `virtio_net`).
+    pub driver: Option<String>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {

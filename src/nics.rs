@@ -28,8 +28,7 @@ use std::net::IpAddr;
 use crate::desired::{AddressIndexes, DesiredKeys};
 use crate::layout::{is_under, nic_key, NicDir, UpperDir, NIC_SUBTREES};
 use crate::model::ToolstackHints;
-use crate::net::{Addr, Link, NetState};
-use crate::sources::sysfs_net::NicClass;
+use crate::net::{Addr, Link, NetState, NicClass};
 
 /// What to report.
 #[derive(Clone, Debug)]
@@ -441,7 +440,7 @@ mod tests {
     /// Two PCI NICs and a bond over them that gave both its own MAC (as active-backup does).
     fn bonded_pci_pair() -> NetState {
         use crate::net::LinkFacts;
-        use crate::sources::sysfs_net::PciNic;
+        use crate::net::PciNic;
         let bond_mac = Mac([2, 0, 0, 0, 0, 0xb0]);
         let mut net = NetState::default();
         let bond = LinkFacts {

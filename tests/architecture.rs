@@ -34,12 +34,25 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
                 let mut rest = code;
                 while let Some(at) = rest.find("crate::") {
                     rest = &rest[at + "crate::".len()..];
-                    let name: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    if !name.is_empty() && name != top {
-                        deps.insert(name);
+                    // `crate::{a, b::c}` names a and b.
+                    let names: Vec<&str> = match rest.strip_prefix('{') {
+                        Some(group) => group
+                            .split('}')
+                            .next()
+                            .unwrap()
+                            .split(',')
+                            .map(str::trim)
+                            .collect(),
+                        None => vec![rest],
+                    };
+                    for n in names {
+                        let name: String = n
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        if !name.is_empty() && name != top {
+                            deps.insert(name);
+                        }
                     }
                 }
             }
@@ -114,6 +127,19 @@ fn the_model_does_no_io_and_parses_no_wire_format() {
             assert!(!deps.contains(io), "{model} uses {io}: {deps:?}");
         }
     }
+}
+
+/// Facts point one way: the sources read into the model's types, and the model and the
+/// renderers never name a source (which would make the model depend on modules that do I/O).
+#[test]
+fn the_model_and_the_renderers_import_no_source() {
+    let g = graph();
+    for m in ["model", "net", "desired", "nics", "balloon", "publisher"] {
+        let deps = deps_of(&g, m);
+        assert!(!deps.contains("sources"), "{m} uses sources: {deps:?}");
+    }
+    // ...and the sources do depend on the model for their fact types.
+    assert!(deps_of(&g, "sources").contains("model"));
 }
 
 #[test]

@@ -11,9 +11,8 @@ use std::path::Path;
 
 use support::fake_sysfs::FakeSysfs;
 use support::{tempdir, TempDir};
-use xenbeacon::sources::sysfs_net::{
-    classify, ClassifyError, NicClass, PciNic, PlatformNic, UsbNic,
-};
+use xenbeacon::net::{NicClass, PciNic, PlatformNic, UsbNic};
+use xenbeacon::sources::sysfs_net::{classify, ClassifyError};
 
 const MAC: &str = "00:16:3e:00:00:00";
 

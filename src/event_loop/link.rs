@@ -1,14 +1,13 @@
-//! The xenstore connection: connecting (interruptible by the stop signal), the round after a
-//! connect, the agent's watches, and the reconnect schedule with its fault logging.
+//! The xenstore connection: connecting (interruptible by the stop signal) and the reconnect
+//! schedule with its fault logging. What a connection means (the round after it, the
+//! watches) is the agent's ([`crate::agent::Agent::on_connected`]).
 
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use super::rtnetlink::Rtnetlink;
-use super::{log_round, EndpointChoice, BACKOFF_MAX, BACKOFF_MIN};
-use crate::agent::{Agent, DomainIdentity, WATCHES};
-use crate::publisher::RoundOutcome;
+use super::{EndpointChoice, BACKOFF_MAX, BACKOFF_MIN};
+use crate::fault::{Backoff, FaultLog, Seen};
 use crate::xenbus::conn::{Error, XenbusConn};
 
 /// How long the connection must stay up before the fault it recovered from counts as over.
@@ -31,125 +30,74 @@ pub(super) fn connect(
     Ok(conn)
 }
 
-/// Reads who the connection's domain is and logs it (at info level on the first connection;
-/// a reconnect is reported by [`Link::up`]). Done after the first round, which does not need
-/// it: only a later domain check compares against it.
-pub(super) fn identify(conn: &mut XenbusConn, first: bool) -> Result<DomainIdentity, Error> {
-    let id = Agent::read_identity(conn)?;
-    let endpoint = conn.endpoint();
-    let level = if first {
-        log::Level::Info
-    } else {
-        log::Level::Debug
-    };
-    match id.domid {
-        Some(domid) => log::log!(level, "connected to {endpoint}, domain {domid}"),
-        None => log::log!(level, "connected to {endpoint} (domid unknown)"),
-    }
-    Ok(id)
-}
-/// The round after a connect: the early round on a fresh store, toolstack hints, the round,
-/// then who the domain is. rtnetlink is opened on the first connection, after the early
-/// round: the NICs take the longest to learn, and everything else goes out without them.
-fn round_after_connect(
-    c: &mut XenbusConn,
-    agent: &mut Agent,
-    netlink: &mut Rtnetlink,
-    first_round: bool,
-) -> Result<RoundOutcome, Error> {
-    let mut out = RoundOutcome::default();
-    if first_round && !netlink.tried() {
-        if let Some(early) = agent.publish_early(c)? {
-            out = early;
-        }
-        netlink.open(agent);
-    }
-    // The hints only place NICs, which the early round leaves out.
-    agent.read_hints(c)?;
-    out += agent.publish(c)?;
-    agent.set_identity(identify(c, first_round)?);
-    Ok(out)
-}
 /// The connection and its reconnect schedule.
 pub(super) struct Link {
-    pub(super) conn: Option<XenbusConn>,
-    /// `None`: now (no clock read for the first attempt).
-    pub(super) next_attempt: Option<Instant>,
-    pub(super) backoff: Duration,
+    conn: Option<XenbusConn>,
+    /// Nothing scheduled: the next attempt is now (no clock read for the first one).
+    backoff: Backoff,
     /// The connection fault being lived with, logged once until it clears (the connection
-    /// stays up for [`FAULT_CLEARS_AFTER`]), how often it happened, whether the reconnect
-    /// after it was logged, and since when the connection is up.
-    pub(super) last_error: Option<String>,
-    pub(super) fault_count: u32,
-    pub(super) reconnect_logged: bool,
-    pub(super) up_since: Option<Instant>,
-    /// No round has succeeded yet on any connection.
-    pub(super) first_round: bool,
-    /// Watch tokens whose registration event has not arrived yet on this connection.
-    pub(super) unseen: Vec<&'static str>,
+    /// stays up for [`FAULT_CLEARS_AFTER`]).
+    fault: FaultLog,
+    /// The reconnect after the current fault was logged at info level.
+    reconnect_logged: bool,
+    /// Since when the connection is established (its first round went through).
+    up_since: Option<Instant>,
     /// The stop signalfd, which ends every wait for xenstore.
-    pub(super) interrupt: RawFd,
-    /// A watch-event overflow was logged on this connection.
-    pub(super) overflow_logged: bool,
-    /// Watch tokens xenstored refused on this connection: re-checked on every memory tick.
-    pub(super) unwatched: Vec<&'static str>,
-    /// Refused watches and why, logged once until a WATCH for them succeeds.
-    pub(super) watch_refusals: Vec<(&'static str, String)>,
+    interrupt: RawFd,
 }
 
 impl Link {
     pub(super) fn new(interrupt: RawFd) -> Link {
         Link {
             interrupt,
-            overflow_logged: false,
-            unwatched: Vec::new(),
-            watch_refusals: Vec::new(),
             conn: None,
-            next_attempt: None,
-            backoff: BACKOFF_MIN,
-            last_error: None,
-            fault_count: 0,
+            backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
+            fault: FaultLog::new(),
             reconnect_logged: false,
             up_since: None,
-            first_round: true,
-            unseen: Vec::new(),
         }
     }
 
-    /// One connection attempt and, when it connects, the round after it and the watches.
-    /// rtnetlink is opened on the first success.
-    /// Fails only when the endpoint can never work (not xenstore at all).
-    pub(super) fn attempt(
-        &mut self,
-        choice: &EndpointChoice,
-        agent: &mut Agent,
-        netlink: &mut Rtnetlink,
-    ) -> Result<(), Error> {
+    pub(super) fn conn(&self) -> Option<&XenbusConn> {
+        self.conn.as_ref()
+    }
+
+    pub(super) fn conn_mut(&mut self) -> Option<&mut XenbusConn> {
+        self.conn.as_mut()
+    }
+
+    /// Disconnected, and the next attempt is due.
+    pub(super) fn attempt_due(&self) -> bool {
+        self.conn.is_none() && (!self.backoff.scheduled() || self.backoff.due(Instant::now()))
+    }
+
+    /// How long poll may sleep: `None` (forever) while connected, else until the next attempt.
+    pub(super) fn wait(&self) -> Option<Duration> {
+        match self.conn {
+            Some(_) => None,
+            None => Some(self.backoff.wait(Instant::now()).unwrap_or(Duration::ZERO)),
+        }
+    }
+
+    /// One connection attempt: true if connected. Fails only when the endpoint can never
+    /// work (not xenstore at all).
+    pub(super) fn attempt(&mut self, choice: &EndpointChoice) -> Result<bool, Error> {
         match connect(choice, Some(self.interrupt)) {
-            Ok(mut c) => {
-                agent.forget_published();
-                let round =
-                    round_after_connect(&mut c, agent, netlink, self.first_round).and_then(|r| {
-                        let (unseen, unwatched) = (&mut self.unseen, &mut self.unwatched);
-                        watch(&mut c, unseen, unwatched, &mut self.watch_refusals).map(|()| r)
-                    });
-                match round {
-                    Ok(r) => {
-                        log_round(agent, r, self.first_round);
-                        self.first_round = false;
-                        self.up(c);
-                    }
-                    Err(e) => self.down("publishing failed", &e, agent),
-                }
+            Ok(c) => {
+                self.conn = Some(c);
+                Ok(true)
             }
-            Err(e @ Error::NotXenstore(_)) => return Err(e),
-            Err(e) => self.down("cannot reach xenstore", &e, agent),
+            Err(e @ Error::NotXenstore(_)) => Err(e),
+            Err(e) => {
+                self.down("cannot reach xenstore", &e);
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
-    pub(super) fn up(&mut self, conn: XenbusConn) {
-        if self.last_error.is_some() {
+    /// The first round on the new connection went through.
+    pub(super) fn established(&mut self) {
+        if self.fault.active() {
             if !self.reconnect_logged {
                 log::info!("xenstore reachable again; everything republished");
                 self.reconnect_logged = true;
@@ -157,10 +105,8 @@ impl Link {
                 log::debug!("xenstore reachable again; everything republished");
             }
         }
-        self.backoff = BACKOFF_MIN;
-        self.overflow_logged = false;
+        self.backoff.succeeded();
         self.up_since = Some(Instant::now());
-        self.conn = Some(conn);
     }
 
     /// Once the connection stayed up for [`FAULT_CLEARS_AFTER`], the fault it recovered from
@@ -170,70 +116,29 @@ impl Link {
             .up_since
             .is_some_and(|t| self.conn.is_some() && now >= t + FAULT_CLEARS_AFTER);
         if steady {
-            if let Some(msg) = self.last_error.take() {
-                log::info!(
-                    "xenstore connection steady again; \"{msg}\" happened {} time(s)",
-                    self.fault_count
-                );
-                self.fault_count = 0;
+            if let Some((msg, n)) = self.fault.clear() {
+                log::info!("xenstore connection steady again; \"{msg}\" happened {n} time(s)");
                 self.reconnect_logged = false;
             }
         }
     }
 
-    /// Drops the connection, forgets what was published, schedules the next attempt.
-    pub(super) fn down(&mut self, what: &str, e: &Error, agent: &mut Agent) {
+    /// Drops the connection and schedules the next attempt.
+    pub(super) fn down(&mut self, what: &str, e: &Error) {
         let msg = format!("{what}: {e}");
         if matches!(e, Error::Interrupted) {
             log::debug!("{msg}"); // the loop exits next
-        } else if self.last_error.as_deref() == Some(msg.as_str()) {
-            self.fault_count += 1;
-            log::debug!("{msg} ({} times)", self.fault_count);
         } else {
-            log::warn!("{msg}; retrying with backoff, will republish everything");
-            self.last_error = Some(msg);
-            self.fault_count = 1;
-            self.reconnect_logged = false;
+            match self.fault.record(msg.clone()) {
+                Seen::New => {
+                    log::warn!("{msg}; retrying with backoff, will republish everything");
+                    self.reconnect_logged = false;
+                }
+                Seen::Again(n) => log::debug!("{msg} ({n} times)"),
+            }
         }
         self.up_since = None;
         self.conn = None;
-        agent.forget_published();
-        self.next_attempt = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.backoff.failed(Instant::now());
     }
-}
-/// Registers the watches. One that xenstored refuses (the connection stays) is logged once
-/// and left in `unwatched`: what it covers is re-checked on every memory tick instead.
-fn watch(
-    c: &mut XenbusConn,
-    unseen: &mut Vec<&'static str>,
-    unwatched: &mut Vec<&'static str>,
-    refusals: &mut Vec<(&'static str, String)>,
-) -> Result<(), Error> {
-    unseen.clear();
-    unwatched.clear();
-    for (path, token) in WATCHES {
-        match c.watch(path, token) {
-            Ok(()) => {
-                unseen.push(token);
-                if let Some(i) = refusals.iter().position(|r| r.0 == token) {
-                    refusals.swap_remove(i);
-                    log::info!("xenstored accepts the watch on {path} again");
-                }
-            }
-            Err(e) if e.is_connection_lost() => return Err(e),
-            Err(e) => {
-                unwatched.push(token);
-                let msg = e.to_string();
-                if !refusals.iter().any(|r| r.0 == token && r.1 == msg) {
-                    log::warn!(
-                        "cannot watch {path} ({msg}): re-checking it on every memory tick instead"
-                    );
-                    refusals.retain(|r| r.0 != token);
-                    refusals.push((token, msg));
-                }
-            }
-        }
-    }
-    Ok(())
 }

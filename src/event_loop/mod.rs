@@ -1,9 +1,10 @@
 //! fd readiness dispatch: one thread, one `poll(2)` over named fds (the stop and control
 //! signalfds, the memory tick, the xenstore connection, rtnetlink, the wall-clock jump
 //! detector, the balloon recheck timer and the host name files), one `on_*` method per fd.
-//! What an event means is the agent's business ([`Agent`]); this module only waits, reads
-//! the fd and hands over. The xenstore connection and its reconnect schedule are in
-//! `link.rs`, the rtnetlink socket and its reopen schedule in `rtnetlink.rs`.
+//! What an event means is the agent's business ([`Agent`]): each `on_*` hands the event to
+//! it and collects the [`Reaction`]; at the end of the iteration [`Executor::carry_out`] does
+//! what the reactions asked, in their order. The xenstore connection and its reconnect
+//! schedule are in `link.rs`, the rtnetlink socket and its reopen schedule in `rtnetlink.rs`.
 
 mod link;
 mod rtnetlink;
@@ -13,11 +14,10 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use self::link::{connect, identify, Link};
+use self::link::{connect, Link};
 use self::rtnetlink::Rtnetlink;
-use crate::agent::{Agent, Reaction};
+use crate::agent::{Agent, NetlinkStep, Reaction};
 use crate::netlink::source::NetlinkSource;
-use crate::publisher::RoundOutcome;
 use crate::sources::hostname::HostnameWatch;
 use crate::sys::{self, SignalFd, TimerFd};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
@@ -80,14 +80,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 fn log_stats(agent: &Agent, link: &Link, netlink: &Rtnetlink) {
     let p = agent.publisher().metrics;
     let x = link
-        .conn
-        .as_ref()
+        .conn()
         .map_or((0, 0), |c| (c.requests_sent, c.stray_replies));
-    let n = netlink
-        .source
-        .as_ref()
-        .map(|s| s.metrics)
-        .unwrap_or_default();
+    let n = netlink.metrics();
     log::info!(
         "stats: {} rounds, {} written, {} removed, {} refused, {} read back; xenstore \
          connection (since it opened): {} requests, {} stray replies; rtnetlink: {} dumps, {} datagrams, {} \
@@ -107,56 +102,28 @@ fn log_stats(agent: &Agent, link: &Link, netlink: &Rtnetlink) {
     );
 }
 
-fn log_round(agent: &Agent, r: RoundOutcome, first: bool) {
-    if first {
-        log::info!(
-            "published: {} keys desired, {} written, {} removed, {} refused",
-            agent.desired().len(),
-            r.writes,
-            r.removes,
-            r.refused
-        );
-    } else if r.writes + r.removes + r.refused > 0 {
-        log::debug!(
-            "round: {} written, {} removed, {} refused",
-            r.writes,
-            r.removes,
-            r.refused
-        );
-    }
+/// Opens rtnetlink and dumps links and addresses into the agent, for `--dry-run`. Without
+/// it the agent still publishes everything but NICs.
+pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
+    let opened = NetlinkSource::open().and_then(|mut source| {
+        let _ = agent.dump_links(&mut source)?;
+        Ok(source)
+    });
+    opened
+        .map_err(|e| log::warn!("{e}; NICs are not reported"))
+        .ok()
 }
 
-/// Opens rtnetlink and dumps links and addresses into the agent. Without it the agent still
-/// publishes everything but NICs.
-pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
-    let mut source = match NetlinkSource::open() {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("{e}; NICs are not reported");
-            return None;
-        }
-    };
-    match source.dump(agent.net_mut()) {
-        Ok(()) => {
-            agent.refresh_nics();
-            Some(source)
-        }
-        Err(e) => {
-            log::warn!("{e}; NICs are not reported");
-            None
-        }
-    }
-}
 /// `--once`: connect, publish one round, return.
 pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
     let _netlink = open_netlink(agent);
     let mut conn = connect(choice, None).map_err(RunError::Connect)?;
+    let _ = agent.on_connected();
     agent.read_hints(&mut conn).map_err(RunError::Connect)?;
-    let r = agent.publish(&mut conn).map_err(RunError::Connect)?;
-    identify(&mut conn, true).map_err(RunError::Connect)?;
-    log_round(agent, r, true);
-    Ok(())
+    agent.publish(&mut conn).map_err(RunError::Connect)?;
+    agent.identify(&mut conn).map_err(RunError::Connect)
 }
+
 /// Runs until SIGTERM or SIGINT.
 pub fn run(
     agent: &mut Agent,
@@ -212,18 +179,93 @@ enum Flow {
     Exit,
 }
 
-struct EventLoop<'a> {
+/// Carries out what the agent decided: it owns the xenstore connection and the rtnetlink
+/// socket, and lends them to the agent step by step. It decides nothing but how often a
+/// domain check may run and when a connection or socket is tried again.
+struct Executor<'a> {
     agent: &'a mut Agent,
     choice: &'a EndpointChoice,
+    link: Link,
+    netlink: Rtnetlink,
+    domain_checks: Throttle,
+}
+
+impl Executor<'_> {
+    /// A connection attempt and an rtnetlink reopen, when due; what the agent makes of them.
+    fn reconnect_when_due(&mut self) -> Result<Reaction, RunError> {
+        let mut r = Reaction::default();
+        if self.link.attempt_due() {
+            if self.link.attempt(self.choice).map_err(RunError::Connect)? {
+                r |= self.agent.on_connected();
+            } else {
+                self.agent.on_disconnected();
+            }
+        }
+        if self.netlink.due(Instant::now()) {
+            r |= self.netlink.open(self.agent);
+        }
+        Ok(r)
+    }
+
+    /// Does what `r` asks, in the order of its fields; a step may add later ones. Returns
+    /// the reaction as carried out (the loop arms the balloon recheck from it).
+    fn carry_out(&mut self, mut r: Reaction) -> Reaction {
+        if r.publish_early {
+            self.with_conn("publishing failed", Agent::publish_early);
+        }
+        r |= match r.netlink {
+            NetlinkStep::Nothing => Reaction::default(),
+            NetlinkStep::Open => self.netlink.open_once(self.agent),
+            NetlinkStep::Redump => self.netlink.redump(self.agent),
+        };
+        if r.read_hints {
+            self.with_conn("reading toolstack hints failed", Agent::read_hints);
+        }
+        if self.domain_checks.ready(r.check_domain) {
+            if let Some(more) = self.with_conn("xenstore connection lost", Agent::check_domain) {
+                r |= more;
+            }
+        }
+        if r.publish {
+            self.with_conn("publishing failed", Agent::publish);
+        }
+        if r.settle_connection
+            && self
+                .with_conn("publishing failed", Agent::settle_connection)
+                .is_some()
+        {
+            self.link.established();
+        }
+        r
+    }
+
+    /// Runs one step on the connection, if there is one. A failure drops the connection (the
+    /// agent forgets what it published) and the later steps find none.
+    fn with_conn<T>(
+        &mut self,
+        what: &str,
+        step: impl FnOnce(&mut Agent, &mut XenbusConn) -> Result<T, Error>,
+    ) -> Option<T> {
+        let c = self.link.conn_mut()?;
+        match step(self.agent, c) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.link.down(what, &e);
+                self.agent.on_disconnected();
+                None
+            }
+        }
+    }
+}
+
+struct EventLoop<'a> {
+    exec: Executor<'a>,
     stop: SignalFd,
     control: SignalFd,
     memory_tick: TimerFd,
     clock: TimerFd,
     balloon_recheck: TimerFd,
     hostname: Option<HostnameWatch>,
-    link: Link,
-    netlink: Rtnetlink,
-    domain_checks: Throttle,
     /// What this iteration's events asked for.
     reaction: Reaction,
 }
@@ -236,21 +278,24 @@ impl<'a> EventLoop<'a> {
     ) -> Result<EventLoop<'a>, RunError> {
         let stop = SignalFd::new(&[libc::SIGTERM, libc::SIGINT]).map_err(RunError::Setup)?;
         let control = SignalFd::new(&[libc::SIGHUP, libc::SIGUSR1]).map_err(RunError::Setup)?;
-        // rtnetlink is opened after the first connection: on a fresh store a round goes out
-        // first.
-        let mut netlink = Rtnetlink::new(stop.as_raw_fd());
-        let mut link = Link::new(stop.as_raw_fd());
+        let mut exec = Executor {
+            agent,
+            choice,
+            link: Link::new(stop.as_raw_fd()),
+            netlink: Rtnetlink::new(stop.as_raw_fd()),
+            domain_checks: Throttle::new(DOMAIN_CHECK_MIN_INTERVAL),
+        };
         // The first attempt comes before the timers exist: in a PV guest their six system
         // calls would delay the first key by as many trips through Xen.
-        link.attempt(choice, agent, &mut netlink)
-            .map_err(RunError::Connect)?;
+        let first = exec.reconnect_when_due()?;
+        let _ = exec.carry_out(first);
         let memory_tick = TimerFd::new().map_err(RunError::Setup)?;
         memory_tick
             .arm(memory_interval, memory_interval)
             .map_err(RunError::Setup)?;
         let clock = TimerFd::clock_jump_detector().map_err(RunError::Setup)?;
         let balloon_recheck = TimerFd::new().map_err(RunError::Setup)?;
-        let hostname = match HostnameWatch::open(agent.root()) {
+        let hostname = match HostnameWatch::open(exec.agent.root()) {
             Ok(w) => Some(w),
             Err(e) => {
                 log::info!("host name changes are not followed until SIGHUP: {e}");
@@ -258,24 +303,21 @@ impl<'a> EventLoop<'a> {
             }
         };
         Ok(EventLoop {
-            agent,
-            choice,
+            exec,
             stop,
             control,
             memory_tick,
             clock,
             balloon_recheck,
             hostname,
-            link,
-            netlink,
-            domain_checks: Throttle::new(DOMAIN_CHECK_MIN_INTERVAL),
             reaction: Reaction::default(),
         })
     }
 
     fn run(mut self) -> Result<(), RunError> {
         loop {
-            self.reconnect_when_due()?;
+            let due = self.exec.reconnect_when_due()?;
+            self.finish(due);
             let mut fds = self.poll_set();
             sys::poll(&mut fds, self.timeout()).map_err(RunError::Poll)?;
             self.reaction = Reaction::default();
@@ -299,21 +341,17 @@ impl<'a> EventLoop<'a> {
             }
             // Events a request read into the buffer come without the fd being readable.
             self.on_watch_events();
-            self.finish();
+            let r = std::mem::take(&mut self.reaction);
+            self.finish(r);
         }
     }
 
-    /// A connection attempt when one is due, and the NICs once rtnetlink can be reopened.
-    fn reconnect_when_due(&mut self) -> Result<(), RunError> {
-        let link = &mut self.link;
-        if link.conn.is_none() && link.next_attempt.map_or(true, |t| Instant::now() >= t) {
-            link.attempt(self.choice, self.agent, &mut self.netlink)
-                .map_err(RunError::Connect)?;
+    /// Carries out a reaction (an empty one still runs a deferred domain check that is due),
+    /// then arms the balloon recheck if it asked for one.
+    fn finish(&mut self, r: Reaction) {
+        if self.exec.carry_out(r).recheck_balloon {
+            arm_balloon_recheck(&self.balloon_recheck);
         }
-        if self.netlink.due() && self.netlink.open(self.agent) {
-            self.publish();
-        }
-        Ok(())
     }
 
     /// The poll set, in [`Fd`] order (`Fd as usize` indexes it).
@@ -326,13 +364,8 @@ impl<'a> EventLoop<'a> {
             pollfd(self.stop.as_raw_fd()),
             pollfd(self.control.as_raw_fd()),
             pollfd(self.memory_tick.as_raw_fd()),
-            pollfd(self.link.conn.as_ref().map_or(-1, |c| c.as_raw_fd())),
-            pollfd(
-                self.netlink
-                    .source
-                    .as_ref()
-                    .map_or(-1, NetlinkSource::as_raw_fd),
-            ),
+            pollfd(self.exec.link.conn().map_or(-1, |c| c.as_raw_fd())),
+            pollfd(self.exec.netlink.raw_fd()),
             pollfd(self.clock.as_raw_fd()),
             pollfd(self.balloon_recheck.as_raw_fd()),
             pollpri(host),
@@ -344,17 +377,18 @@ impl<'a> EventLoop<'a> {
     /// connection attempt while disconnected, and no longer than a rtnetlink reopen or a
     /// deferred domain check.
     fn timeout(&mut self) -> Option<Duration> {
-        let link = &mut self.link;
-        let timeout = match link.conn.as_mut().map(XenbusConn::has_pending_event) {
-            Some(true) => Some(Duration::ZERO),
-            Some(false) => None,
-            None => Some(link.next_attempt.map_or(Duration::ZERO, |t| {
-                t.saturating_duration_since(Instant::now())
-            })),
-        };
+        let buffered = self
+            .exec
+            .link
+            .conn_mut()
+            .is_some_and(XenbusConn::has_pending_event);
+        if buffered {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
         earliest(
-            earliest(timeout, self.netlink.wait()),
-            self.domain_checks.wait(),
+            earliest(self.exec.link.wait(), self.exec.netlink.wait(now)),
+            self.exec.domain_checks.wait(),
         )
     }
 
@@ -371,19 +405,10 @@ impl<'a> EventLoop<'a> {
     fn on_control(&mut self) -> Result<Flow, RunError> {
         while let Some(sig) = self.control.read().map_err(RunError::Poll)? {
             if sig == libc::SIGUSR1 {
-                log_stats(self.agent, &self.link, &self.netlink);
-                continue;
+                log_stats(self.exec.agent, &self.exec.link, &self.exec.netlink);
+            } else {
+                self.reaction |= self.exec.agent.on_hangup();
             }
-            self.agent.on_hangup();
-            // A failed dump leaves the NICs as they were; rtnetlink is reopened.
-            self.netlink.redump(self.agent);
-            if let Some(c) = self.link.conn.as_mut() {
-                if let Err(e) = self.agent.read_hints(c) {
-                    self.link
-                        .down("reading toolstack hints failed", &e, self.agent);
-                }
-            }
-            self.reaction.publish = true;
         }
         Ok(Flow::Continue)
     }
@@ -391,37 +416,24 @@ impl<'a> EventLoop<'a> {
     fn on_memory_tick(&mut self) -> Result<Flow, RunError> {
         if self.memory_tick.read().map_err(RunError::Poll)? > 0 {
             let now = Instant::now();
-            let unwatched = if self.link.conn.is_some() {
-                &self.link.unwatched[..]
-            } else {
-                &[]
-            };
-            self.reaction |= self.agent.on_memory_tick(now, unwatched);
-            self.link.fault_cleared(now);
+            self.reaction |= self.exec.agent.on_memory_tick(now);
+            self.exec.link.fault_cleared(now);
         }
         Ok(Flow::Continue)
     }
 
     fn on_xenstore(&mut self) -> Flow {
-        if let Some(c) = self.link.conn.as_mut() {
+        if let Some(c) = self.exec.link.conn_mut() {
             if let Err(e) = c.receive() {
-                self.link.down("xenstore connection lost", &e, self.agent);
+                self.exec.link.down("xenstore connection lost", &e);
+                self.exec.agent.on_disconnected();
             }
         }
         Flow::Continue
     }
 
     fn on_rtnetlink(&mut self) -> Flow {
-        if let Some(n) = self.netlink.source.as_mut() {
-            match n.receive(self.agent.net_mut()) {
-                Ok(false) => {}
-                Ok(true) => {
-                    self.agent.refresh_nics();
-                    self.reaction.publish = true;
-                }
-                Err(e) => self.netlink.fail(&e),
-            }
-        }
+        self.reaction |= self.exec.netlink.receive(self.exec.agent);
         Flow::Continue
     }
 
@@ -431,87 +443,40 @@ impl<'a> EventLoop<'a> {
                 return Err(RunError::Poll(e));
             }
             self.clock.arm_clock_jump().map_err(RunError::Poll)?;
-            log::debug!("the wall clock jumped: checking that the domain is still ours");
-            self.reaction.check_domain = true;
+            self.reaction |= self.exec.agent.on_clock_jump();
         }
         Ok(Flow::Continue)
     }
 
     fn on_balloon_recheck(&mut self) -> Result<Flow, RunError> {
         if self.balloon_recheck.read().map_err(RunError::Poll)? > 0 {
-            self.reaction |= self.agent.on_balloon_recheck(Instant::now());
+            self.reaction |= self.exec.agent.on_balloon_recheck(Instant::now());
         }
         Ok(Flow::Continue)
     }
 
     fn on_host_name(&mut self) -> Flow {
-        self.reaction.publish |= self.agent.refresh_host();
+        self.reaction |= self.exec.agent.on_host_name_changed();
         Flow::Continue
     }
 
     /// Watch events, read with the fd or with a reply, and dropped ones.
     fn on_watch_events(&mut self) {
-        let Some(c) = self.link.conn.as_mut() else {
+        let Some(c) = self.exec.link.conn_mut() else {
             return;
         };
+        let mut r = Reaction::default();
         while let Some(ev) = c.pending_event() {
-            let first = match self.link.unseen.iter().position(|t| *t == ev.token) {
-                Some(i) => {
-                    self.link.unseen.swap_remove(i);
-                    true
-                }
-                None => false,
-            };
-            log::debug!(
-                "watch event {} ({}){}",
-                ev.path,
-                ev.token,
-                if first { ", registration" } else { "" }
-            );
-            self.reaction |= self.agent.on_watch_event(&ev.token, first, Instant::now());
+            r |= self
+                .exec
+                .agent
+                .on_watch_event(&ev.path, &ev.token, Instant::now());
         }
         let dropped = c.take_overflow();
         if dropped > 0 {
-            if !self.link.overflow_logged {
-                log::warn!(
-                    "{dropped} watch events dropped (more than {} distinct tokens queued): \
-                     re-checking the balloon target and the domain",
-                    crate::xenbus::conn::EVENT_QUEUE_MAX
-                );
-                self.link.overflow_logged = true;
-            } else {
-                log::debug!("{dropped} more watch events dropped");
-            }
-            self.reaction |= self.agent.on_events_dropped(Instant::now());
+            r |= self.exec.agent.on_events_dropped(dropped, Instant::now());
         }
-    }
-
-    /// Does what the iteration's events asked for: the balloon recheck, a domain check (at
-    /// most once a second), a round.
-    fn finish(&mut self) {
-        if self.reaction.recheck_balloon {
-            arm_balloon_recheck(&self.balloon_recheck);
-        }
-        if self.domain_checks.ready(self.reaction.check_domain) {
-            if let Some(c) = self.link.conn.as_mut() {
-                match self.agent.check_domain(c) {
-                    Ok(changed) => self.reaction.publish |= changed,
-                    Err(e) => self.link.down("xenstore connection lost", &e, self.agent),
-                }
-            }
-        }
-        if self.reaction.publish {
-            self.publish();
-        }
-    }
-
-    fn publish(&mut self) {
-        if let Some(c) = self.link.conn.as_mut() {
-            match self.agent.publish(c) {
-                Ok(r) => log_round(self.agent, r, false),
-                Err(e) => self.link.down("publishing failed", &e, self.agent),
-            }
-        }
+        self.reaction |= r;
     }
 }
 

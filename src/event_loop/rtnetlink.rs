@@ -1,120 +1,123 @@
 //! The rtnetlink socket and its reopen schedule.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::{BACKOFF_MAX, BACKOFF_MIN};
-use crate::agent::Agent;
-use crate::netlink::source::{NetlinkError, NetlinkSource};
+use crate::agent::{Agent, Reaction};
+use crate::fault::{Backoff, FaultLog, Seen};
+use crate::netlink::source::{NetlinkError, NetlinkMetrics, NetlinkSource};
 
 /// The rtnetlink socket and its reopen schedule. A failure (a dump that keeps overrunning or
 /// times out, a socket error) drops the socket and reopens it with backoff; until a dump
 /// succeeds the NIC keys stay as they were, never replaced by what a failed dump saw.
 pub(super) struct Rtnetlink {
-    pub(super) source: Option<NetlinkSource>,
-    /// `None`: not tried yet, or open.
-    pub(super) next_attempt: Option<Instant>,
-    pub(super) tried: bool,
-    pub(super) backoff: Duration,
-    /// The failure being retried, logged once, and how many times it happened.
-    pub(super) last_error: Option<String>,
-    pub(super) failures: u32,
+    source: Option<NetlinkSource>,
+    tried: bool,
+    backoff: Backoff,
+    fault: FaultLog,
     /// The stop signalfd, which ends a dump's wait.
-    pub(super) interrupt: Option<RawFd>,
+    interrupt: RawFd,
 }
 
 impl Rtnetlink {
     pub(super) fn new(interrupt: RawFd) -> Rtnetlink {
         Rtnetlink {
-            interrupt: Some(interrupt),
+            interrupt,
             source: None,
-            next_attempt: None,
             tried: false,
-            backoff: BACKOFF_MIN,
-            last_error: None,
-            failures: 0,
+            backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
+            fault: FaultLog::new(),
         }
     }
 
-    pub(super) fn tried(&self) -> bool {
-        self.tried
+    pub(super) fn raw_fd(&self) -> RawFd {
+        self.source.as_ref().map_or(-1, NetlinkSource::as_raw_fd)
     }
 
-    /// True when a reopen is scheduled and its time has come (the clock is read only then).
-    pub(super) fn due(&self) -> bool {
-        self.source.is_none() && self.next_attempt.is_some_and(|t| Instant::now() >= t)
+    pub(super) fn metrics(&self) -> NetlinkMetrics {
+        self.source.as_ref().map(|s| s.metrics).unwrap_or_default()
+    }
+
+    /// True when a reopen is scheduled and its time has come.
+    pub(super) fn due(&self, now: Instant) -> bool {
+        self.source.is_none() && self.backoff.due(now)
     }
 
     /// How long poll may sleep before the next reopen.
-    pub(super) fn wait(&self) -> Option<Duration> {
-        match (&self.source, self.next_attempt) {
-            (None, Some(t)) => Some(t.saturating_duration_since(Instant::now())),
-            _ => None,
+    pub(super) fn wait(&self, now: Instant) -> Option<Duration> {
+        match self.source {
+            None => self.backoff.wait(now),
+            Some(_) => None,
         }
     }
 
-    /// Opens the socket and dumps into the agent; true (and the NICs rendered again) if the
-    /// dump succeeded.
-    pub(super) fn open(&mut self, agent: &mut Agent) -> bool {
+    /// Opens the socket once: a socket that failed since is reopened when [`Rtnetlink::due`].
+    pub(super) fn open_once(&mut self, agent: &mut Agent) -> Reaction {
+        if self.tried {
+            return Reaction::default();
+        }
+        self.open(agent)
+    }
+
+    /// Opens the socket and has the agent dump into its model.
+    pub(super) fn open(&mut self, agent: &mut Agent) -> Reaction {
         self.tried = true;
-        let interrupt = self.interrupt;
-        let result = NetlinkSource::open().and_then(|mut s| {
-            s.set_interrupt(interrupt);
-            s.dump(agent.net_mut())?;
-            Ok(s)
-        });
-        match result {
-            Ok(s) => {
-                self.source = Some(s);
-                self.next_attempt = None;
-                self.backoff = BACKOFF_MIN;
-                if self.last_error.take().is_some() {
-                    log::info!(
-                        "rtnetlink works again after {} failure(s); NICs reported again",
-                        self.failures
-                    );
+        let mut source = match NetlinkSource::open() {
+            Ok(s) => s,
+            Err(e) => return self.fail(&e),
+        };
+        source.set_interrupt(Some(self.interrupt));
+        match agent.dump_links(&mut source) {
+            Ok(r) => {
+                self.source = Some(source);
+                self.backoff.succeeded();
+                if let Some((_, n)) = self.fault.clear() {
+                    log::info!("rtnetlink works again after {n} failure(s); NICs reported again");
                 }
-                self.failures = 0;
-                agent.refresh_nics();
-                true
+                r
             }
-            Err(e) => {
-                self.fail(&e);
-                false
-            }
+            Err(e) => self.fail(&e),
         }
     }
 
-    /// SIGHUP: a fresh dump on the open socket, or a reopen now.
-    pub(super) fn redump(&mut self, agent: &mut Agent) {
+    /// A fresh dump on the open socket, or a reopen now (if it was ever opened).
+    pub(super) fn redump(&mut self, agent: &mut Agent) -> Reaction {
         match self.source.as_mut() {
-            Some(s) => match s.dump(agent.net_mut()) {
-                Ok(()) => agent.refresh_nics(),
+            Some(s) => match agent.dump_links(s) {
+                Ok(r) => r,
                 Err(e) => self.fail(&e),
             },
-            None if self.tried => {
-                self.open(agent);
-            }
-            None => {}
+            None if self.tried => self.open(agent),
+            None => Reaction::default(),
+        }
+    }
+
+    /// The socket is readable: the agent takes its events.
+    pub(super) fn receive(&mut self, agent: &mut Agent) -> Reaction {
+        let Some(s) = self.source.as_mut() else {
+            return Reaction::default();
+        };
+        match agent.on_rtnetlink(s) {
+            Ok(r) => r,
+            Err(e) => self.fail(&e),
         }
     }
 
     /// Drops the socket and schedules a reopen; the NIC keys keep their last values.
-    pub(super) fn fail(&mut self, e: &NetlinkError) {
+    fn fail(&mut self, e: &NetlinkError) -> Reaction {
+        self.source = None;
         if matches!(e, NetlinkError::Interrupted) {
-            self.source = None; // the loop exits next
-            return;
+            return Reaction::default(); // the loop exits next
         }
         let msg = e.to_string();
-        self.failures += 1;
-        if self.last_error.as_deref() != Some(msg.as_str()) {
-            log::warn!("{msg}; NIC keys keep their last values, reopening rtnetlink with backoff");
-            self.last_error = Some(msg);
-        } else {
-            log::debug!("{msg}");
+        match self.fault.record(msg.clone()) {
+            Seen::New => log::warn!(
+                "{msg}; NIC keys keep their last values, reopening rtnetlink with backoff"
+            ),
+            Seen::Again(_) => log::debug!("{msg}"),
         }
-        self.source = None;
-        self.next_attempt = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.backoff.failed(Instant::now());
+        Reaction::default()
     }
 }

@@ -57,8 +57,8 @@ pub(super) struct Failure {
 
 /// First and longest wait before a key refused for permissions (`EACCES`, `EPERM`) is tried
 /// again with the same value: the toolstack may grant access later (a home whose permissions
-/// are set after the agent started). `control/feature-balloon` is the exception: under xl it
-/// is refused for good, and the agent stops asking for it.
+/// are set after the agent started). The keys of [`layout::OPTIONAL_KEYS`] are the exception:
+/// EACCES ends their attempts for good.
 pub(super) const PERMISSION_RETRY_MIN: Duration = Duration::from_secs(10);
 const PERMISSION_RETRY_MAX: Duration = Duration::from_secs(600);
 
@@ -69,19 +69,19 @@ impl Publisher {
         self.metrics.rounds += 1;
         let mut out = RoundOutcome::default();
         let mut fresh: BTreeMap<Refusal, (usize, String)> = BTreeMap::new();
-        let attr_follows = ops.iter().any(|op| op.key().starts_with("attr/"));
         for op in ops {
-            // data/updated says "this round changed something": not when every request before
-            // it was refused (control/feature-balloon under xl) and nothing under attr/ follows.
-            if op.key() == key::UPDATED
-                && out.writes + out.removes == 0
-                && !attr_follows
-                && self.written.contains_key(key::UPDATED)
+            if let Op::Updated {
+                only_after_a_change: true,
+                ..
+            } = op
             {
-                continue;
+                if out.writes + out.removes == 0 {
+                    continue;
+                }
             }
             let result = match &op {
                 Op::Write { key, value } => conn.write(key, value.as_bytes()),
+                Op::Updated { value, .. } => conn.write(key::UPDATED, value.as_bytes()),
                 Op::Rm { key } => conn.rm(key),
             };
             let e = match result {
@@ -91,6 +91,10 @@ impl Publisher {
                             out.writes += 1;
                             self.failed.remove(&key);
                             self.written.insert(key, value);
+                        }
+                        Op::Updated { value, .. } => {
+                            out.writes += 1;
+                            self.written.insert(key::UPDATED.to_owned(), value);
                         }
                         Op::Rm { key } => {
                             out.removes += 1;
@@ -110,12 +114,24 @@ impl Publisher {
             out.refused += 1;
             let (key, value) = match op {
                 Op::Write { key, value } => (key, Some(value)),
+                Op::Updated { value, .. } => (key::UPDATED.to_owned(), Some(value)),
                 Op::Rm { key } => (key, None),
             };
+            if refusal == Refusal::Xs(XsError::Eacces)
+                && layout::OPTIONAL_KEYS.contains(&key.as_str())
+            {
+                log::info!(
+                    "{key} cannot be created (EACCES): normal under xl/libxl, where control/ \
+                     is read-only to the guest; not asked for again"
+                );
+                self.failed.remove(&key);
+                self.abandoned.insert(key);
+                continue;
+            }
             let earlier = self.failed.get(&key).filter(|f| f.refusal == refusal);
             let seen = earlier.is_some();
             let retry = match refusal {
-                Refusal::Xs(XsError::Eacces | XsError::Eperm) if key != key::FEATURE_BALLOON => {
+                Refusal::Xs(XsError::Eacces | XsError::Eperm) => {
                     let wait = earlier
                         .and_then(|f| f.retry)
                         .map_or(PERMISSION_RETRY_MIN, |(_, w)| {
@@ -125,14 +141,7 @@ impl Publisher {
                 }
                 _ => None,
             };
-            if key == key::FEATURE_BALLOON && refusal == Refusal::Xs(XsError::Eacces) {
-                if !seen {
-                    log::info!(
-                        "{key} cannot be created (EACCES): normal under xl/libxl, where control/ \
-                         is read-only to the guest; XAPI's squeezed is not there to read it anyway"
-                    );
-                }
-            } else if !seen {
+            if !seen {
                 let entry = fresh.entry(refusal).or_insert((0, key.clone()));
                 entry.0 += 1;
             }

@@ -19,12 +19,13 @@
 mod apply;
 mod plan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use self::apply::Failure;
 pub use self::apply::Refusal;
-pub use self::plan::Op;
+pub use self::plan::{Op, RoundTime};
 use crate::desired::{DesiredKeys, ReadBack};
+use crate::fault::{FaultLog, Seen};
 use crate::layout::{key, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
 use crate::xenbus::conn::{Error, XenbusConn};
 use crate::xenbus::wire::XsError;
@@ -77,11 +78,12 @@ enum Loaded {
 pub struct Publisher {
     written: BTreeMap<String, String>,
     failed: BTreeMap<String, Failure>,
+    /// [`crate::layout::OPTIONAL_KEYS`] the toolstack refused for good: never sent again,
+    /// not even after [`Publisher::forget`].
+    abandoned: BTreeSet<String>,
     loaded: Loaded,
-    /// The first error of the last read-back if it was incomplete (logged once while it
-    /// lasts), and how many read-backs in a row were.
-    readback_error: Option<String>,
-    readback_failures: u32,
+    /// An incomplete read-back, logged once while it lasts.
+    readback_fault: FaultLog,
     /// `data/updated` must not be created yet.
     hold_updated: bool,
     pub metrics: PublisherMetrics,
@@ -125,24 +127,20 @@ impl Publisher {
         match incomplete {
             None => {
                 self.loaded = Loaded::Yes;
-                if self.readback_error.take().is_some() {
+                if let Some((_, n)) = self.readback_fault.clear() {
                     log::info!(
-                        "read-back complete after {} incomplete one(s); stale keys removed",
-                        self.readback_failures
+                        "read-back complete after {n} incomplete one(s); stale keys removed"
                     );
                 }
-                self.readback_failures = 0;
             }
             Some(msg) => {
                 // Read back again on the next round.
                 self.loaded = Loaded::MarkerSeen;
-                self.readback_failures += 1;
-                if self.readback_error.as_deref() != Some(msg.as_str()) {
+                if self.readback_fault.record(msg.clone()) == Seen::New {
                     log::warn!(
                         "read-back incomplete ({msg}): stale keys may stay until a read-back \
                          succeeds; retried on the next round"
                     );
-                    self.readback_error = Some(msg);
                 }
             }
         }
@@ -239,7 +237,9 @@ impl Publisher {
     }
 
     /// Reads the store back unless that was done since the last [`Publisher::forget`] or the
-    /// store is fresh ([`Publisher::probe_fresh`]); what it read, for the renderers.
+    /// store is fresh ([`Publisher::probe_fresh`]); what it read, for the renderers. Called
+    /// once before each round ([`Publisher::publish`] does not read back itself): an
+    /// incomplete read-back is tried again on the next round, not twice in one.
     pub fn ensure_loaded(&mut self, conn: &mut XenbusConn) -> Result<Option<ReadBack>, Error> {
         self.probe_fresh(conn)?;
         match self.loaded {
@@ -259,27 +259,26 @@ impl Publisher {
         &mut self,
         conn: &mut XenbusConn,
         desired: &DesiredKeys,
-        now: u64,
+        time: RoundTime,
     ) -> Result<Option<RoundOutcome>, Error> {
         if !self.probe_fresh(conn)? {
             return Ok(None);
         }
-        self.plan_and_apply(conn, desired, now).map(Some)
+        self.plan_and_apply(conn, desired, time).map(Some)
     }
 
-    /// Reads back (once per connection), plans and applies one round. On a fresh store, reads
-    /// the store back after the round and removes what is stale.
+    /// Plans and applies one round against what [`Publisher::ensure_loaded`] read. On a fresh
+    /// store, reads the store back after the round and removes what is stale.
     pub fn publish(
         &mut self,
         conn: &mut XenbusConn,
         desired: &DesiredKeys,
-        now: u64,
+        time: RoundTime,
     ) -> Result<RoundOutcome, Error> {
-        self.ensure_loaded(conn)?;
-        let mut out = self.plan_and_apply(conn, desired, now)?;
+        let mut out = self.plan_and_apply(conn, desired, time)?;
         if self.loaded == Loaded::Fresh {
             self.load(conn)?;
-            out += self.plan_and_apply(conn, desired, now)?;
+            out += self.plan_and_apply(conn, desired, time)?;
         }
         Ok(out)
     }
@@ -288,9 +287,9 @@ impl Publisher {
         &mut self,
         conn: &mut XenbusConn,
         desired: &DesiredKeys,
-        now: u64,
+        time: RoundTime,
     ) -> Result<RoundOutcome, Error> {
-        let ops = self.plan(desired, now);
+        let ops = self.plan(desired, time);
         if ops.is_empty() {
             return Ok(RoundOutcome::default());
         }
@@ -306,6 +305,11 @@ impl Publisher {
     /// Why `key` was refused on the last try, if it was.
     pub fn refusal(&self, key: &str) -> Option<Refusal> {
         self.failed.get(key).map(|f| f.refusal)
+    }
+
+    /// The toolstack refused `key` for good (one of [`crate::layout::OPTIONAL_KEYS`]).
+    pub fn abandoned(&self, key: &str) -> bool {
+        self.abandoned.contains(key)
     }
 }
 
@@ -327,225 +331,4 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::apply::PERMISSION_RETRY_MIN;
-    use super::*;
-    use std::time::Instant;
-
-    fn desired(pairs: &[(&str, &str)]) -> DesiredKeys {
-        let mut d = DesiredKeys::new();
-        for (k, v) in pairs {
-            d.set(k, v);
-        }
-        d
-    }
-
-    fn written(p: &mut Publisher, pairs: &[(&str, &str)]) {
-        for (k, v) in pairs {
-            p.written.insert(k.to_string(), v.to_string());
-        }
-        p.loaded = Loaded::Yes;
-    }
-
-    fn keys(ops: &[Op]) -> Vec<String> {
-        ops.iter()
-            .map(|o| match o {
-                Op::Write { key, .. } => format!("W {key}"),
-                Op::Rm { key } => format!("R {key}"),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn first_round_orders_data_updated_attr() {
-        let p = Publisher::new();
-        let d = desired(&[
-            ("attr/PVAddons/Installed", "1"),
-            ("data/os_name", "Debian"),
-            ("attr/PVAddons/MajorVersion", "0"),
-            ("data/meminfo_free", "5"),
-        ]);
-        let ops = p.plan(&d, 77);
-        assert_eq!(
-            keys(&ops),
-            [
-                "W data/meminfo_free",
-                "W data/os_name",
-                "W data/updated",
-                "W attr/PVAddons/Installed",
-                "W attr/PVAddons/MajorVersion",
-            ]
-        );
-        assert_eq!(
-            ops[2],
-            Op::Write {
-                key: "data/updated".into(),
-                value: "77".into()
-            }
-        );
-    }
-
-    #[test]
-    fn unchanged_store_needs_nothing() {
-        let mut p = Publisher::new();
-        written(
-            &mut p,
-            &[
-                ("data/os_name", "Debian"),
-                ("attr/PVAddons/Installed", "1"),
-                ("data/updated", "5"),
-            ],
-        );
-        let d = desired(&[("data/os_name", "Debian"), ("attr/PVAddons/Installed", "1")]);
-        assert!(p.plan(&d, 99).is_empty());
-    }
-
-    #[test]
-    fn stale_keys_are_removed_and_children_skipped() {
-        let mut p = Publisher::new();
-        written(
-            &mut p,
-            &[
-                ("attr/PVAddons/Old", "x"),
-                ("attr/PVAddons/Old/child", "y"),
-                ("data/os_minorver", "4"),
-                ("data/updated", "1"),
-                ("attr/PVAddons/Installed", "1"),
-            ],
-        );
-        let d = desired(&[("attr/PVAddons/Installed", "1")]);
-        assert_eq!(
-            keys(&p.plan(&d, 2)),
-            [
-                "R data/os_minorver",
-                "W data/updated",
-                "R attr/PVAddons/Old"
-            ]
-        );
-    }
-
-    #[test]
-    fn data_only_change_ends_with_an_attr_write() {
-        let mut p = Publisher::new();
-        written(
-            &mut p,
-            &[
-                ("data/os_name", "Old"),
-                ("attr/PVAddons/Installed", "1"),
-                ("data/updated", "1"),
-            ],
-        );
-        let d = desired(&[("data/os_name", "New"), ("attr/PVAddons/Installed", "1")]);
-        assert_eq!(
-            keys(&p.plan(&d, 2)),
-            [
-                "W data/os_name",
-                "W data/updated",
-                "W attr/PVAddons/Installed"
-            ]
-        );
-        // Memory moves are for the RRD, not for xenopsd: no attr nudge.
-        let d = desired(&[
-            ("data/os_name", "Old"),
-            ("data/meminfo_free", "3"),
-            ("attr/PVAddons/Installed", "1"),
-        ]);
-        assert_eq!(
-            keys(&p.plan(&d, 2)),
-            ["W data/meminfo_free", "W data/updated"]
-        );
-    }
-
-    #[test]
-    fn permanent_refusals_are_not_retried_until_the_value_changes() {
-        let mut p = Publisher::new();
-        written(&mut p, &[("data/updated", "1")]);
-        p.failed.insert(
-            "data/os_name".into(),
-            Failure {
-                value: Some("A".into()),
-                refusal: Refusal::Xs(XsError::Eacces),
-                retry: Some((Instant::now() + PERMISSION_RETRY_MIN, PERMISSION_RETRY_MIN)),
-            },
-        );
-        p.failed.insert(
-            "data/os_uname".into(),
-            Failure {
-                value: Some("6.1".into()),
-                refusal: Refusal::Xs(XsError::Enospc),
-                retry: None,
-            },
-        );
-        let d = desired(&[("data/os_name", "A"), ("data/os_uname", "6.1")]);
-        assert_eq!(keys(&p.plan(&d, 1)), ["W data/os_uname", "W data/updated"]);
-        let d = desired(&[("data/os_name", "B"), ("data/os_uname", "6.1")]);
-        assert_eq!(
-            keys(&p.plan(&d, 1)),
-            ["W data/os_name", "W data/os_uname", "W data/updated"]
-        );
-    }
-
-    #[test]
-    fn permission_refusals_are_retried_once_their_time_comes() {
-        let mut p = Publisher::new();
-        written(&mut p, &[("data/updated", "1")]);
-        p.failed.insert(
-            "attr/vif/0/ipv4/0".into(),
-            Failure {
-                value: Some("10.0.0.2".into()),
-                refusal: Refusal::Xs(XsError::Eacces),
-                retry: Some((Instant::now(), PERMISSION_RETRY_MIN)),
-            },
-        );
-        let d = desired(&[("attr/vif/0/ipv4/0", "10.0.0.2")]);
-        assert_eq!(
-            keys(&p.plan(&d, 1)),
-            ["W data/updated", "W attr/vif/0/ipv4/0"]
-        );
-    }
-
-    #[test]
-    fn a_vanished_nic_is_one_removal_of_its_directory() {
-        let mut p = Publisher::new();
-        written(
-            &mut p,
-            &[
-                ("attr/vif/0/ipv4/0", "10.0.0.2"),
-                ("attr/vif/0/ipv4/0/prefix", "24"),
-                ("attr/vif/0/name", "eth0"),
-                ("attr/vif/1/ipv4/0", "10.0.0.3"),
-                ("attr/vif/1/ipv4/1", "10.0.0.4"),
-                ("attr/vif/1/name", "eth1"),
-                ("data/updated", "1"),
-            ],
-        );
-        let d = desired(&[
-            ("attr/vif/1/ipv4/0", "10.0.0.3"),
-            ("attr/vif/1/name", "eth1"),
-        ]);
-        assert_eq!(
-            keys(&p.plan(&d, 2)),
-            ["W data/updated", "R attr/vif/0", "R attr/vif/1/ipv4/1"]
-        );
-        let d = desired(&[]);
-        assert_eq!(keys(&p.plan(&d, 2)), ["W data/updated", "R attr/vif"]);
-    }
-
-    #[test]
-    fn control_keys_come_before_data_updated() {
-        let mut p = Publisher::new();
-        written(&mut p, &[("data/updated", "1")]);
-        let d = desired(&[("control/feature-balloon", "1"), ("data/os_name", "x")]);
-        assert_eq!(
-            keys(&p.plan(&d, 2)),
-            [
-                "W data/os_name",
-                "W control/feature-balloon",
-                "W data/updated"
-            ]
-        );
-    }
 }

@@ -5,12 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{read_attr, rooted};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BalloonInfo {
-    pub target_kb: u64,
-    pub current_kb: u64,
-}
+use crate::model::BalloonInfo;
 
 /// Paths joined once: the memory timer reads these every tick, and a path built per read
 /// costs an allocation (with musl, an mmap/munmap pair) each time.

@@ -14,38 +14,29 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use super::rooted;
+use crate::model::HostIdentity;
 
 const HOSTNAME: &str = "/proc/sys/kernel/hostname";
 const DOMAINNAME: &str = "/proc/sys/kernel/domainname";
 
-/// What the guest calls itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HostIdentity {
-    /// The host name without its domain.
-    pub host: Option<String>,
-    pub domain: Option<String>,
-}
-
-impl HostIdentity {
-    /// From the kernel's two names; `(none)` and empty names are unset.
-    pub fn from_names(hostname: &str, domainname: &str) -> HostIdentity {
-        let set = |s: &str| {
-            let s = s.trim();
-            (!s.is_empty() && s != "(none)").then(|| s.to_owned())
-        };
-        let Some(hostname) = set(hostname) else {
-            return HostIdentity::default();
-        };
-        match hostname.split_once('.') {
-            Some((host, domain)) if !host.is_empty() => HostIdentity {
-                host: Some(host.to_owned()),
-                domain: set(domain.trim_end_matches('.')),
-            },
-            _ => HostIdentity {
-                host: Some(hostname),
-                domain: set(domainname),
-            },
-        }
+/// The identity from the kernel's two names; `(none)` and empty names are unset.
+pub fn identity(hostname: &str, domainname: &str) -> HostIdentity {
+    let set = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s != "(none)").then(|| s.to_owned())
+    };
+    let Some(hostname) = set(hostname) else {
+        return HostIdentity::default();
+    };
+    match hostname.split_once('.') {
+        Some((host, domain)) if !host.is_empty() => HostIdentity {
+            host: Some(host.to_owned()),
+            domain: set(domain.trim_end_matches('.')),
+        },
+        _ => HostIdentity {
+            host: Some(hostname),
+            domain: set(domainname),
+        },
     }
 }
 
@@ -87,26 +78,23 @@ mod tests {
 
     #[test]
     fn names() {
+        assert_eq!(identity("web1\n", "(none)\n"), id(Some("web1"), None));
         assert_eq!(
-            HostIdentity::from_names("web1\n", "(none)\n"),
-            id(Some("web1"), None)
-        );
-        assert_eq!(
-            HostIdentity::from_names("web1", "corp.example"),
+            identity("web1", "corp.example"),
             id(Some("web1"), Some("corp.example"))
         );
         assert_eq!(
-            HostIdentity::from_names("web1.example.com", "(none)"),
+            identity("web1.example.com", "(none)"),
             id(Some("web1"), Some("example.com"))
         );
         // The FQDN's own domain wins over the kernel's domain name.
         assert_eq!(
-            HostIdentity::from_names("web1.example.com.", "nis"),
+            identity("web1.example.com.", "nis"),
             id(Some("web1"), Some("example.com"))
         );
-        assert_eq!(HostIdentity::from_names("(none)", "x"), id(None, None));
-        assert_eq!(HostIdentity::from_names("", ""), id(None, None));
-        assert_eq!(HostIdentity::from_names(".odd", ""), id(Some(".odd"), None));
-        assert_eq!(HostIdentity::from_names("a.", ""), id(Some("a"), None));
+        assert_eq!(identity("(none)", "x"), id(None, None));
+        assert_eq!(identity("", ""), id(None, None));
+        assert_eq!(identity(".odd", ""), id(Some(".odd"), None));
+        assert_eq!(identity("a.", ""), id(Some("a"), None));
     }
 }

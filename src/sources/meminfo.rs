@@ -7,21 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::{read_attr, rooted};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemInfo {
-    pub total_kb: u64,
-    /// `MemAvailable` (Linux >= 3.14).
-    pub available_kb: Option<u64>,
-    pub free_kb: Option<u64>,
-}
-
-impl MemInfo {
-    /// What XAPI calls free memory: `MemAvailable`, or `MemFree` on kernels without it.
-    pub fn free_for_toolstack(&self) -> u64 {
-        self.available_kb.or(self.free_kb).unwrap_or(0)
-    }
-}
+use crate::model::MemInfo;
 
 /// A /proc/meminfo that could not be used.
 #[derive(Debug)]

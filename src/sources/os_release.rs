@@ -6,15 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{read_capped, rooted};
-
-/// The fields the agent publishes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OsRelease {
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub pretty_name: Option<String>,
-    pub version_id: Option<String>,
-}
+use crate::model::OsRelease;
 
 /// os-release files are a few hundred bytes; anything past this is ignored.
 const MAX_LEN: u64 = 64 * 1024;

@@ -4,33 +4,10 @@
 //! real root is (ext4, a tmpfs, NFS...). `/proc/self/mountinfo` names the type of the mount on
 //! `/` as seen by this process.
 
-use std::fmt;
 use std::path::Path;
 
 use super::{read_capped, rooted};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BootStage {
-    Initramfs,
-    /// Also what is assumed when /proc/self/mountinfo cannot tell.
-    #[default]
-    Rootfs,
-}
-
-impl BootStage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BootStage::Initramfs => "initramfs",
-            BootStage::Rootfs => "rootfs",
-        }
-    }
-}
-
-impl fmt::Display for BootStage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::model::BootStage;
 
 /// The stage from mountinfo; the real root when it cannot be told.
 pub fn detect(root: &Path) -> BootStage {

@@ -16,9 +16,9 @@ use libfuzzer_sys::fuzz_target;
 use xenbeacon::desired::{DesiredKeys, VALUE_MAX};
 use xenbeacon::model::ToolstackHints;
 use xenbeacon::net::NetState;
+use xenbeacon::net::{NicClass, PciNic, PlatformNic, UsbNic};
 use xenbeacon::netlink::wire::{AddrRepr, LinkRepr, NlMsgs, NLMSG_HDRLEN};
 use xenbeacon::nics::{NicOptions, NicRenderer};
-use xenbeacon::sources::sysfs_net::{NicClass, PciNic, PlatformNic, UsbNic};
 use xenbeacon::xenbus::wire::is_valid_path;
 
 fuzz_target!(|data: &[u8]| {

@@ -66,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn rendered(os: &xenbeacon::sources::os_release::OsRelease) {
+fn rendered(os: &xenbeacon::model::OsRelease) {
     let mut d = DesiredKeys::new();
     let info = OsInfo::new(Some(os), "6.1.0-fuzz");
     desired::render_os(&info, &mut d);

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xenbeacon::sources::stage::{detect, BootStage};
+use xenbeacon::model::BootStage;
+use xenbeacon::sources::stage::detect;
 
 fn root() -> &'static PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();

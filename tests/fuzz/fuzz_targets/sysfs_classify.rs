@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xenbeacon::sources::sysfs_net::{classify, ClassifyError, NicClass};
+use xenbeacon::net::NicClass;
+use xenbeacon::sources::sysfs_net::{classify, ClassifyError};
 
 const NAMES: [&str; 40] = [
     "class",
