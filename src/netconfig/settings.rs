@@ -19,7 +19,7 @@ use super::plan::{plan, Applied, KernelView, NetOp, Target};
 use super::request::{Mode, NicRequest, Origin, RequestError};
 use crate::layout::Mac;
 use crate::net::NetState;
-use crate::sources::sysfs_net::NicClass;
+use crate::net::NicClass;
 
 /// One request as read from XenStore.
 #[derive(Clone, Debug, PartialEq, Eq)]
