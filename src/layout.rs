@@ -56,11 +56,15 @@ pub mod key {
     pub const DOMAIN: &str = "data/domain";
     /// XAPI's squeezed: exists = "booted far enough for balloon targets".
     pub const FEATURE_BALLOON: &str = "control/feature-balloon";
+    /// `1` while the agent applies address requests (`--apply-ip-settings`); XAPI refuses
+    /// `VIF.configure_ipv4/6` without it (xen-api `ocaml/xapi/xapi_vif.ml`:166-174 at
+    /// e2ee48d6). Removed when the option is off, refused under xl like `feature-balloon`.
+    pub const FEATURE_STATIC_IP_SETTING: &str = "control/feature-static-ip-setting";
 }
 
 /// Single keys in directories shared with other software (`data/` is "available for arbitrary
 /// domain use"): only these are ever read back or removed there.
-pub const OWNED_KEYS: [&str; 17] = [
+pub const OWNED_KEYS: [&str; 18] = [
     key::OS_NAME,
     key::OS_DISTRO,
     key::OS_MAJORVER,
@@ -78,6 +82,7 @@ pub const OWNED_KEYS: [&str; 17] = [
     key::LEGACY_BALLOON_REASON,
     key::HOST_NAME,
     key::DOMAIN,
+    key::FEATURE_STATIC_IP_SETTING,
 ];
 
 /// Keys read back and written like the others, but never removed: `data/xenbeacon/booted` is
@@ -89,7 +94,7 @@ pub const KEEP_KEYS: [&str; 2] = [key::BOOTED, key::FEATURE_BALLOON];
 /// to the guest, and xenstored answers EACCES. The first EACCES ends the attempts for the life
 /// of the agent, logged once at info level (it is normal there: XAPI's squeezed, which reads
 /// `control/feature-balloon`, is not there either). Any other refusal follows the usual rules.
-pub const OPTIONAL_KEYS: [&str; 1] = [key::FEATURE_BALLOON];
+pub const OPTIONAL_KEYS: [&str; 2] = [key::FEATURE_BALLOON, key::FEATURE_STATIC_IP_SETTING];
 
 /// xenbeacon's own keys (`key::LAYOUT`, `key::STAGE`, ...).
 pub const XENBEACON_DIR: &str = "data/xenbeacon";
@@ -149,9 +154,8 @@ pub mod nic_key {
 /// agent reads, and the two the agent answers with. Not part of the published key set: the
 /// publisher never reads them back or removes them.
 pub mod ip_setting {
-    /// Announced by the agent when it applies requests; XAPI refuses `VIF.configure_ipv4/6`
-    /// without it (xen-api `ocaml/xapi/xapi_vif.ml`:166-174 at e2ee48d6).
-    pub const FEATURE: &str = "control/feature-static-ip-setting";
+    /// Announced by the agent when it applies requests.
+    pub const FEATURE: &str = super::key::FEATURE_STATIC_IP_SETTING;
     /// xenopsd's requests: `xenserver/device/vif/<devid>/static-ip-setting/*`.
     pub const XENOPSD_DIR: &str = "xenserver/device/vif";
     pub const SUBDIR: &str = "static-ip-setting";
