@@ -104,11 +104,31 @@ impl IpSettings {
             );
         }
         let mut targets = Vec::new();
-        for s in seen {
+        let changed = |s: &Seen| {
             let last = self.decided.iter().find(|(o, _)| *o == s.origin);
-            if s.answered && last.is_some_and(|(_, r)| *r == s.request) {
+            !(s.answered && last.is_some_and(|(_, r)| *r == s.request))
+        };
+        let changed: Vec<bool> = seen.iter().map(changed).collect();
+        // A change of XAPI's request may give an address back to Ansible's, or take it: the
+        // boot-time requests are planned again with it (without answers or logs of their own).
+        let xenopsd_changed = seen
+            .iter()
+            .zip(&changed)
+            .any(|(s, c)| *c && matches!(s.origin, Origin::Xenopsd(_)));
+        let mut answering = Vec::new();
+        for (s, &changed) in seen.iter().zip(&changed) {
+            let replan = !changed && xenopsd_changed && matches!(s.origin, Origin::VmData(_));
+            if !changed && !replan {
                 continue;
             }
+            if replan {
+                let Ok(req) = &s.request else { continue };
+                if let Some(t) = target(seen, net, s.origin, req) {
+                    targets.push(t);
+                }
+                continue;
+            }
+            answering.push(s.origin);
             self.decided.retain(|(o, _)| *o != s.origin);
             self.decided.push((s.origin, s.request.clone()));
             let req = match &s.request {
@@ -119,7 +139,7 @@ impl IpSettings {
                     continue;
                 }
             };
-            let Some(index) = find_nic(net, s.origin, req.mac) else {
+            let Some(t) = target(seen, net, s.origin, req) else {
                 let what = match req.mac {
                     Some(m) => format!("MAC {m}"),
                     None => format!("vif {}", devid(s.origin)),
@@ -129,33 +149,10 @@ impl IpSettings {
                 d.answers.push(Answer::err(s.origin, &e));
                 continue;
             };
-            let (mut v4, mut v6) = (req.v4(), req.v6());
-            // XAPI's live request wins over Ansible's boot-time data for the same NIC.
-            if matches!(s.origin, Origin::VmData(_)) {
-                for other in seen
-                    .iter()
-                    .filter(|o| matches!(o.origin, Origin::Xenopsd(_)))
-                {
-                    let Ok(x) = &other.request else { continue };
-                    if find_nic(net, other.origin, x.mac) == Some(index) {
-                        if x.v4() != Mode::Unspecified {
-                            v4 = Mode::Unspecified;
-                        }
-                        if x.v6() != Mode::Unspecified {
-                            v6 = Mode::Unspecified;
-                        }
-                    }
-                }
-            }
-            targets.push(Target {
-                origin: s.origin,
-                index,
-                v4,
-                v6,
-            });
+            targets.push(t);
         }
         d.ops = plan(&targets, &self.applied, kernel);
-        for t in &targets {
+        for t in targets.iter().filter(|t| answering.contains(&t.origin)) {
             if d.ops.iter().any(|(o, _)| *o == t.origin) {
                 self.executing.push(t.origin);
             } else {
@@ -268,6 +265,35 @@ impl IpSettings {
             .retain(|e| e.addr.is_some() || e.gateway.is_some());
         changed
     }
+}
+
+/// What `req` of `origin` wants of its NIC, if the NIC is there. XAPI's live request wins
+/// over Ansible's boot-time data for the same NIC and family.
+fn target(seen: &[Seen], net: &NetState, origin: Origin, req: &NicRequest) -> Option<Target> {
+    let index = find_nic(net, origin, req.mac)?;
+    let (mut v4, mut v6) = (req.v4(), req.v6());
+    if matches!(origin, Origin::VmData(_)) {
+        for other in seen
+            .iter()
+            .filter(|o| matches!(o.origin, Origin::Xenopsd(_)))
+        {
+            let Ok(x) = &other.request else { continue };
+            if find_nic(net, other.origin, x.mac) == Some(index) {
+                if x.v4() != Mode::Unspecified {
+                    v4 = Mode::Unspecified;
+                }
+                if x.v6() != Mode::Unspecified {
+                    v6 = Mode::Unspecified;
+                }
+            }
+        }
+    }
+    Some(Target {
+        origin,
+        index,
+        v4,
+        v6,
+    })
 }
 
 fn devid(o: Origin) -> u32 {
@@ -490,6 +516,63 @@ mod tests {
         let undone: Vec<_> = undo.iter().map(|(o, op)| (*o, *op, Ok(()))).collect();
         s.on_undo_results(&undone);
         assert_eq!(s.applied(), &Applied::default());
+    }
+
+    #[test]
+    fn xapi_takes_over_from_ansible_and_gives_back() {
+        let n = net();
+        let mut s = IpSettings::default();
+        let keys = |kv: &[(&'static str, &str)]| -> Vec<(&'static str, Vec<u8>)> {
+            kv.iter()
+                .map(|(k, v)| (*k, v.as_bytes().to_vec()))
+                .collect()
+        };
+        let vm = Seen {
+            origin: Origin::VmData(0),
+            request: crate::netconfig::request::from_vm_data(
+                0,
+                keys(&[("ip", "10.0.0.42"), ("prefix", "24")]).as_slice(),
+            ),
+            answered: true,
+        };
+        let unspecified = seen(&[("enabled", "0")], true);
+        let d = s.decide(
+            &[vm.clone(), unspecified.clone()],
+            &n,
+            &KernelView::default(),
+        );
+        assert_eq!(d.ops.len(), 1);
+        assert_eq!(d.answers, [Answer::ok(Origin::Xenopsd(0))]);
+        s.on_results(&ok_all(&d), &n);
+        let addrs = [(2, "10.0.0.42".parse().unwrap(), 24)];
+        let k = KernelView {
+            addrs: &addrs,
+            routes: &[],
+        };
+        // XAPI says DHCP: Ansible's address goes, though its request did not change
+        let dhcp = seen(&[("enabled", "2")], false);
+        let d = s.decide(&[vm.clone(), dhcp], &n, &k);
+        assert_eq!(
+            d.ops,
+            [(
+                Origin::VmData(0),
+                NetOp::DelAddr {
+                    index: 2,
+                    addr: "10.0.0.42".parse().unwrap(),
+                    prefix: 24
+                }
+            )]
+        );
+        assert_eq!(d.answers, [Answer::ok(Origin::Xenopsd(0))]);
+        let (answers, _) = s.on_results(&ok_all(&d), &n);
+        assert!(answers.is_empty());
+        // back to unspecified: Ansible's address comes back
+        let d = s.decide(
+            &[vm, seen(&[("enabled", "0")], false)],
+            &n,
+            &KernelView::default(),
+        );
+        assert_eq!(d.ops.len(), 1);
     }
 
     #[test]
