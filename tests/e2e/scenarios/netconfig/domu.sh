@@ -1,0 +1,17 @@
+# shellcheck shell=sh
+. /root/domu.sh
+ip addr flush dev eth0
+ip -br addr
+/bin/agent --apply-ip-settings --log-level debug > /tmp/agent.log 2>&1 &
+report started 1
+# ping dom0's bridge whenever dom0 asks, and tell what the default route is
+n=1
+while await "ping$n" 600; do
+  if ping -c 1 -W 3 10.0.0.1 >/dev/null 2>&1; then report "pong$n" ok; else report "pong$n" fail; fi
+  report "route$n" "$(ip route show default | head -1)"
+  report "route6-$n" "$(ip -6 route show default | head -1)"
+  [ "$(xenstore-read e2e/ping$n)" = last ] && break
+  n=$((n + 1))
+done
+sed 's/^/domU: agent: /' /tmp/agent.log | grep -v DEBUG
+report done 1
