@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         booted: args.booted,
         feature_balloon: !args.no_feature_balloon,
         balloon_stuck_after: Duration::from_secs(u64::from(args.balloon_stuck_after)),
-        apply_ip_settings: args.apply_ip_settings && !args.dry_run,
+        apply_ip_settings: args.apply_ip_settings,
     };
     if args.dry_run {
         let mut agent = Agent::new(config);

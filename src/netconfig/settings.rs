@@ -111,10 +111,11 @@ impl IpSettings {
         let changed: Vec<bool> = seen.iter().map(changed).collect();
         // A change of XAPI's request may give an address back to Ansible's, or take it: the
         // boot-time requests are planned again with it (without answers or logs of their own).
-        let xenopsd_changed = seen
-            .iter()
-            .zip(&changed)
-            .any(|(s, c)| *c && matches!(s.origin, Origin::Xenopsd(_)));
+        // An invalid XAPI request changes nothing, so it re-plans nothing either (its NIC and
+        // families are unknown: Ansible's address could come back where XAPI's had won).
+        let xenopsd = |s: &Seen| matches!(s.origin, Origin::Xenopsd(_));
+        let xenopsd_changed = !seen.iter().any(|s| xenopsd(s) && s.request.is_err())
+            && seen.iter().zip(&changed).any(|(s, c)| *c && xenopsd(s));
         let mut answering = Vec::new();
         for (s, &changed) in seen.iter().zip(&changed) {
             let replan = !changed && xenopsd_changed && matches!(s.origin, Origin::VmData(_));
@@ -566,6 +567,11 @@ mod tests {
         assert_eq!(d.answers, [Answer::ok(Origin::Xenopsd(0))]);
         let (answers, _) = s.on_results(&ok_all(&d), &n);
         assert!(answers.is_empty());
+        // an invalid XAPI request: answered, and Ansible's address does not come back
+        let bad = seen(&[("enabled", "1"), ("address", "10.0.0.300/24")], false);
+        let d = s.decide(&[vm.clone(), bad], &n, &KernelView::default());
+        assert_eq!(d.ops, []);
+        assert_eq!(d.answers[0].code, 1);
         // back to unspecified: Ansible's address comes back
         let d = s.decide(
             &[vm, seen(&[("enabled", "0")], false)],
