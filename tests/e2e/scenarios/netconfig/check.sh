@@ -22,7 +22,7 @@ no_ipv4() {
 ping_from_domu() {
   go "ping$1" "${2:-1}"; await "pong$1" 30
   [ "$(value "e2e/pong$1")" = ok ] || fail "the domU cannot ping dom0's bridge (step $1)"
-  ok "domU pings 10.0.0.1; default route: $(value "e2e/route$1") / IPv6: $(value "e2e/route6-$1")"
+  ok "domU pings dom0's bridge ($([ "${2:-}" = v6 ] && echo 2001:db8:e2e::1 || echo 10.0.0.1)); default route: $(value "e2e/route$1") / IPv6: $(value "e2e/route6-$1")"
 }
 
 await started
@@ -55,6 +55,9 @@ xenstore-write "$S/enabled6" 1 "$S/address6" 2001:db8:e2e::50/64 "$S/gateway6" 2
 wait_addr ipv6 2001:db8:e2e::50 30 || fail "2001:db8:e2e::50 never reached attr/vif/0/ipv6"
 expect attr/vif/0/ipv6/0/prefix 64
 expect xenserver/device/vif/0/static-ip-setting/error-code 0
+ip -6 addr add 2001:db8:e2e::1/64 dev xenbr0 || fail "cannot give dom0's bridge an IPv6 address"
+ping_from_domu 3 v6
+case $(value e2e/route6-3) in "default via 2001:db8:e2e::1 dev eth0 proto 181"*) ok "IPv6 default route via 2001:db8:e2e::1, proto 181" ;; *) fail "IPv6 route: $(value e2e/route6-3)" ;; esac
 
 # 5. a bad CIDR: a non-zero error-code and no change
 xenstore-write "$S/enabled" 1 "$S/address" 10.0.0.300/24
@@ -72,7 +75,7 @@ echo "dom0: | $out"
 [ "$out" = "vif 0: applied: 10.0.0.60/24 via 10.0.0.1, IPv6 autoconf" ] || fail "set-ip printed '$out'"
 wait_addr ipv4 10.0.0.60 10 || fail "10.0.0.60 never reached attr/vif/0/ipv4"
 wait_no_addr ipv6 2001:db8:e2e::50 10 || fail "autoconf6 did not remove 2001:db8:e2e::50"
-ping_from_domu 3
+ping_from_domu 4
 out=$($XB set-ip agent --vif 0 --ipv4 10.0.0.70/24 --gateway 10.9.0.1 2>&1); rc=$?
 [ $rc = 2 ] || fail "set-ip with a gateway outside the subnet: status $rc: $out"
 ok "set-ip refuses a gateway outside the subnet before writing: $out"
@@ -80,5 +83,5 @@ out=$($XB set-ip agent --vif 0 --dhcp --timeout 30 2>&1) || fail "set-ip --dhcp 
 echo "dom0: | $out"
 wait_no_addr ipv4 10.0.0.60 10 || fail "set-ip --dhcp did not remove 10.0.0.60"
 ok "set-ip: static, then DHCP"
-go ping4 last
+go ping5 last
 await done 30

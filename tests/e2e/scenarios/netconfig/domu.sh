@@ -11,7 +11,13 @@ n=1
 while await "ping$n" 600; do
   report "route$n" "$($IP route show default | head -1)"
   report "route6-$n" "$($IP -6 route show default | head -1)"
-  if ping -c 1 -W 3 10.0.0.1 >/dev/null 2>&1; then report "pong$n" ok; else report "pong$n" fail; fi
+  if [ "$(xenstore-read "e2e/ping$n")" = v6 ]; then target=2001:db8:e2e::1; else target=10.0.0.1; fi
+  # IPv6: duplicate address detection may hold the new address for a second or two
+  if ping -c 1 -W 3 $target >/dev/null 2>&1 || { sleep 2; ping -c 1 -W 3 $target >/dev/null 2>&1; }; then
+    report "pong$n" ok
+  else
+    report "pong$n" fail
+  fi
   [ "$(xenstore-read e2e/ping$n)" = last ] && break
   n=$((n + 1))
 done
