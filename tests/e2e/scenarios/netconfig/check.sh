@@ -85,3 +85,5 @@ wait_no_addr ipv4 10.0.0.60 10 || fail "set-ip --dhcp did not remove 10.0.0.60"
 ok "set-ip: static, then DHCP"
 go ping5 last
 await done 30
+# the whole home, for ../shared/tools/xapi-view (docs/consumers.md)
+xenstore-ls -f "$H" | grep -v "^$H/e2e" | sed 's/^/dom0: home: /'
