@@ -35,29 +35,41 @@ use super::wire::{
     self, message_len, MsgType, Packet, Reply, Request, WireError, XsError, HEADER_LEN, PAYLOAD_MAX,
 };
 
-/// A failed XenStore request or connection.
-#[derive(Debug)]
-pub enum Error {
-    /// xenstored refused the request
-    Xs(XsError),
-    /// the endpoint could not be opened
-    Open(io::Error),
-    /// reading or writing the connection failed
-    Io(io::Error),
-    /// xenstored closed the connection
-    Closed,
-    /// xenstored sent a malformed message
-    Wire(WireError),
-    /// no reply arrived in time
-    Timeout,
-    /// the request does not fit in one message
-    TooLarge,
-    /// the path has characters or a length xenstore does not allow
-    InvalidPath,
-    /// a stop signal arrived while waiting for xenstore
-    Interrupted,
-    /// the path is neither the xenbus device nor a xenstored socket
-    NotXenstore(PathBuf),
+crate::error_enum::error_enum! {
+    /// A failed xenstore request or connection.
+    #[derive(Debug)]
+    pub enum Error {
+        /// xenstored refused: {0}
+        Xs(XsError),
+        /// cannot open xenstore: {0}
+        Open(io::Error),
+        /// xenstore connection I/O error: {0}
+        Io(io::Error),
+        /// xenstore closed the connection
+        Closed,
+        /// malformed message from xenstore: {0}
+        Wire(WireError),
+        /// no reply from xenstore in time
+        Timeout,
+        /// request larger than one xenbus message
+        TooLarge,
+        /// path not allowed by xenstore
+        InvalidPath,
+        /// interrupted by a stop signal
+        Interrupted,
+        /// {0} is neither the xenbus device (a misc character device such as /dev/xen/xenbus, or /proc/xen/xenbus on xenfs) nor a xenstored socket
+        NotXenstore(NotXenstore),
+    }
+}
+
+/// A path that was to be xenstore and is not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotXenstore(pub PathBuf);
+
+impl fmt::Display for NotXenstore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.display().fmt(f)
+    }
 }
 
 impl Error {
@@ -83,30 +95,6 @@ impl Error {
         }
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Xs(e) => write!(f, "xenstored refused: {e}"),
-            Error::Open(e) => write!(f, "cannot open xenstore: {e}"),
-            Error::Io(e) => write!(f, "xenstore connection I/O error: {e}"),
-            Error::Closed => f.write_str("xenstore closed the connection"),
-            Error::Wire(e) => write!(f, "malformed message from xenstore: {e}"),
-            Error::Timeout => f.write_str("no reply from xenstore in time"),
-            Error::TooLarge => f.write_str("request larger than one xenbus message"),
-            Error::InvalidPath => f.write_str("path not allowed by xenstore"),
-            Error::Interrupted => f.write_str("interrupted by a stop signal"),
-            Error::NotXenstore(p) => write!(
-                f,
-                "{} is neither the xenbus device (a misc character device such as \
-                 /dev/xen/xenbus, or /proc/xen/xenbus on xenfs) nor a xenstored socket",
-                p.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// A watch event: `path` changed, for the watch registered with `token`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,8 +12,6 @@
 //!
 //! Everything borrows from the buffer it was parsed from; nothing here allocates.
 
-use core::fmt;
-
 use crate::decimal::{format_u64, U64_DIGITS};
 
 mod reply;
@@ -121,40 +119,26 @@ impl MsgType {
     }
 }
 
-/// Why a buffer is not a well-formed xenbus message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WireError {
-    /// message shorter than its header or its declared length
-    Truncated,
-    /// payload length above the 4096-byte protocol limit
-    PayloadTooLong,
-    /// message type not defined by xs_wire.h
-    UnknownType,
-    /// message type not valid in this direction
-    UnexpectedType,
-    /// string argument missing its terminating NUL
-    MissingNul,
-    /// path or token is not valid UTF-8 or has characters xenstore does not allow
-    BadString,
-    /// payload does not have the shape its type requires
-    BadPayload,
-}
-
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WireError::Truncated => "message shorter than its header or declared length",
-            WireError::PayloadTooLong => "payload longer than 4096 bytes",
-            WireError::UnknownType => "message type not defined by xs_wire.h",
-            WireError::UnexpectedType => "message type not valid in this direction",
-            WireError::MissingNul => "string argument without terminating NUL",
-            WireError::BadString => "path or token is not valid",
-            WireError::BadPayload => "payload does not match its message type",
-        })
+crate::error_enum::error_enum! {
+    /// Why a buffer is not a well-formed xenbus message.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum WireError {
+        /// message shorter than its header or declared length
+        Truncated,
+        /// payload longer than 4096 bytes
+        PayloadTooLong,
+        /// message type not defined by xs_wire.h
+        UnknownType,
+        /// message type not valid in this direction
+        UnexpectedType,
+        /// string argument without terminating NUL
+        MissingNul,
+        /// path or token is not valid
+        BadString,
+        /// payload does not match its message type
+        BadPayload,
     }
 }
-
-impl std::error::Error for WireError {}
 
 /// How many bytes the message at the start of `buf` occupies, once its header is there.
 ///

@@ -101,7 +101,7 @@ pub(super) fn open_device(path: &Path) -> Result<File, Error> {
     let file =
         File::from(crate::sys::open(path, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?);
     if !is_xenbus_device(&file) {
-        return Err(Error::NotXenstore(path.to_path_buf()));
+        return Err(Error::NotXenstore(super::NotXenstore(path.to_path_buf())));
     }
     Ok(file)
 }
