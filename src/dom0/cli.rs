@@ -27,9 +27,42 @@ pub struct ListArgs {
     #[argh(option, arg_name = "PATH")]
     pub xenstore: Option<PathBuf>,
 
-    /// print one JSON document instead of the tables.
+    /// print one JSON document instead of the tables (the same as --format json).
     #[argh(switch)]
     pub json: bool,
+
+    /// table (default), json, or prometheus (the text format of node_exporter's textfile
+    /// collector; see xenbeacon export).
+    #[argh(option, arg_name = "FORMAT", from_str_fn(parse_format))]
+    pub format: Option<Format>,
+}
+
+/// What `list` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Prometheus,
+}
+
+impl ListArgs {
+    /// `--format`, else `--json`, else the tables.
+    pub fn format(&self) -> Format {
+        match (self.format, self.json) {
+            (Some(f), _) => f,
+            (None, true) => Format::Json,
+            (None, false) => Format::Table,
+        }
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s {
+        "table" => Ok(Format::Table),
+        "json" => Ok(Format::Json),
+        "prometheus" => Ok(Format::Prometheus),
+        _ => Err(format!("unknown format '{s}' (table, json, prometheus)")),
+    }
 }
 
 /// everything one guest publishes, grouped: identity, boot, memory, NICs, other keys.
