@@ -138,6 +138,54 @@ pub struct WaitArgs {
     pub xenstore: Option<PathBuf>,
 }
 
+/// keep a Prometheus textfile of what every guest reports current, for node_exporter's
+/// textfile collector: the series of `list --format prometheus`, rewritten (atomically)
+/// whenever a guest's report changes. Follows XenStore watches; never polls.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "export",
+    example = "With Debian's prometheus-node-exporter (its textfile directory):\n  $ xenbeacon export --textfile-dir /var/lib/prometheus/node-exporter",
+    note = "Writes DIR/xenbeacon.prom: first DIR/.xenbeacon.prom.tmp, then rename(2), so node_exporter\nnever reads half a file. At start, and when xenstored reports a domain introduced or released\n(@introduceDomain, @releaseDomain), the domains are listed; each domain's home is watched,\nand a change re-reads that domain only. Re-reads are at least --min-interval apart (a guest\nthat writes all the time costs one re-read of itself per interval, capped as in list), and\nthe file is rewritten only when what it says changed. The file is removed when the export\nends (SIGTERM, SIGINT, or an error), so that nothing shows stale values as current.\n\nxenbeacon.service runs the guest agent; xenbeacon-export.service runs this in dom0 (not\nenabled by the packages: systemctl enable --now xenbeacon-export; the directory is set in\n/etc/default/xenbeacon-export or /etc/sysconfig/xenbeacon-export).",
+    error_code(0, "stopped by SIGTERM or SIGINT"),
+    error_code(1, "the textfile directory cannot be written"),
+    error_code(2, "bad command line"),
+    error_code(
+        3,
+        "XenStore could not be reached or read, did not answer within --timeout, or went away"
+    )
+)]
+pub struct ExportArgs {
+    /// the directory node_exporter's --collector.textfile.directory reads.
+    #[argh(option, arg_name = "DIR")]
+    pub textfile_dir: PathBuf,
+
+    /// least time between two re-reads of the guests that changed, in seconds (default 1;
+    /// fractions allowed). A change after a quiet spell is exported at once.
+    #[argh(
+        option,
+        arg_name = "SECS",
+        default = "Duration::from_secs(1)",
+        from_str_fn(parse_secs)
+    )]
+    pub min_interval: Duration,
+
+    /// give up (exit 3, file removed) when connecting to XenStore or a round of re-reads takes
+    /// longer than this many seconds (default 10): a hung xenstored never hangs the export.
+    #[argh(
+        option,
+        arg_name = "SECS",
+        default = "Duration::from_secs(10)",
+        from_str_fn(parse_secs)
+    )]
+    pub timeout: Duration,
+
+    /// where XenStore is (default: /run/xenstored/socket if it exists, else /dev/xen/xenbus,
+    /// /proc/xen/xenbus).
+    #[argh(option, arg_name = "PATH")]
+    pub xenstore: Option<PathBuf>,
+}
+
 /// Seconds as a decimal number (`20`, `0.5`); at most a year.
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let bad = || format!("'{s}' is not a number of seconds");

@@ -15,6 +15,7 @@
 //! 3 XenStore unreachable or unreadable.
 
 pub mod cli;
+pub mod export;
 pub mod json;
 pub mod parse;
 pub mod prometheus;
