@@ -1,0 +1,603 @@
+//! `list --format prometheus` and `xenbeacon export` against the fake xenstored, checked by the
+//! real Prometheus tools (Debian 12's `prometheus` and `prometheus-node-exporter`):
+//! `promtool check metrics` on every output, `promtool test rules` on the shipped alert rules,
+//! and a real node_exporter (textfile collector on the export's directory) scraped by a real
+//! Prometheus, both on 127.0.0.1, with hostile guests among the good ones. Every wait is for a
+//! state, with a deadline.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::fake_xenstored::FakeXenstored;
+use support::{tempdir, TempDir};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The path of a program the test needs, or a one-line failure naming its Debian package.
+fn tool(name: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is missing: apt-get install {package}");
+}
+
+fn promtool() -> PathBuf {
+    tool("promtool", "prometheus")
+}
+
+/// Waits until `cond` holds, polling every 20 ms; fails after `limit` with `what`.
+fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Host {
+    xs: FakeXenstored,
+    dom0: PathBuf,
+    _dir: TempDir,
+}
+
+const WEB1_TOTAL_KB: u64 = 2013232;
+
+/// dom0, web1 (xenbeacon, 10.0.0.2 on vif 0), win (another agent), bare (no agent), evil
+/// (hostile values), stuck (balloon stuck).
+fn host(name: &str) -> Host {
+    let dir = tempdir(name);
+    let xs = FakeXenstored::start(dir.path());
+    xs.write("/local/domain/0/name", "Domain-0");
+    xs.write("/local/domain/0/domid", "0");
+    let guest = |domid: u32, kv: &[(&str, &str)]| {
+        xs.add_domain(domid);
+        for (k, v) in kv {
+            xs.write(&format!("/local/domain/{domid}/{k}"), v);
+        }
+    };
+    let total = WEB1_TOTAL_KB.to_string();
+    let xenbeacon = [
+        ("data/os_name", "Debian GNU/Linux 12 (bookworm)"),
+        ("data/os_distro", "debian"),
+        ("data/os_majorver", "12"),
+        ("data/os_uname", "6.1.0-28-amd64"),
+        ("data/meminfo_total", total.as_str()),
+        ("data/meminfo_free", "1503232"),
+        ("data/updated", "1795511149"),
+        ("data/xenbeacon/layout", "2"),
+        ("data/xenbeacon/version", "1.0.0"),
+        ("data/xenbeacon/stage", "rootfs"),
+        ("data/xenbeacon/booted", "1"),
+        ("attr/vif/0/name", "eth0"),
+        ("attr/vif/0/mac", "00:16:3e:00:00:01"),
+        ("attr/vif/0/ipv4/0", "10.0.0.2"),
+        ("attr/vif/0/ipv4/0/prefix", "24"),
+        ("attr/vif/0/ipv6/0", "2001:db8::2"),
+    ];
+    let mut web1 = vec![("name", "web1")];
+    web1.extend(xenbeacon);
+    guest(1, &web1);
+    guest(
+        2,
+        &[
+            ("name", "win"),
+            ("data/os_name", "Microsoft Windows Server 2019 Standard"),
+            ("data/updated", "Mon Nov 24 09:41:09 2026"),
+            ("attr/PVAddons/MajorVersion", "9"),
+            ("attr/PVAddons/MinorVersion", "3"),
+            ("attr/vif/0/ipv4/0", "10.0.0.50"),
+        ],
+    );
+    guest(
+        3,
+        &[("name", "bare"), ("device/vif/0/mac", "00:16:3e:00:00:03")],
+    );
+    let mut stuck = vec![("name", "stuck")];
+    stuck.extend(xenbeacon);
+    stuck.extend([
+        ("data/xenbeacon/version", "0.9.1"),
+        ("data/xenbeacon/balloon/target_kb", "1048576"),
+        ("data/xenbeacon/balloon/current_kb", "1900000"),
+        ("data/xenbeacon/balloon/state", "stuck"),
+        ("attr/vif/0/ipv4/0", "10.0.0.5"),
+    ]);
+    guest(5, &stuck);
+    hostile(&xs, 4);
+    let dom0 = xs.dom0_socket();
+    Host {
+        xs,
+        dom0,
+        _dir: dir,
+    }
+}
+
+/// A series for another guest, and a line break, in every value a guest writes.
+const FORGED: &str = "x\"} 1\nxenbeacon_guest_memory_total_bytes{domid=\"1\",name=\"web1\"} 1\n# TYPE xenbeacon_guest_booted counter\n\\";
+
+/// A guest at its worst: forged series, 2 KiB values, escape sequences, invalid UTF-8
+/// (replaced when read), thousands of addresses, a hundred VLANs.
+fn hostile(xs: &FakeXenstored, domid: u32) {
+    xs.add_domain(domid);
+    let h = format!("/local/domain/{domid}");
+    let long = "ü".repeat(1000);
+    for (k, v) in [
+        ("data/xenbeacon/layout", "2"),
+        ("data/os_name", FORGED),
+        ("data/os_distro", long.as_str()),
+        ("data/os_uname", "6.1\u{2028}\u{1b}[31m\r\u{feff}\u{fffd}"),
+        ("data/xenbeacon/version", "1.0.0\"}"),
+        ("data/xenbeacon/stage", FORGED),
+        ("data/meminfo_total", "99999999999999999999"),
+        ("data/meminfo_free", "-1"),
+        ("data/updated", "1795511149\n"),
+        ("attr/vif/0/name", FORGED),
+        ("attr/vif/0/mac", FORGED),
+        ("attr/vif/0/ipv4/0", "10.0.0.1\"} 1\n"),
+    ] {
+        xs.write(&format!("{h}/{k}"), v);
+    }
+    xs.write_bytes(&format!("{h}/data/host_name_dns"), b"\xff\xfe\x80evil\"}\n");
+    xs.write_bytes(&format!("{h}/attr/vif/1/name"), b"eth\xc3\x28\"} 1\n");
+    // 500 to a directory: the fake xenstored has no DIRECTORY_PART for longer listings.
+    for i in 0..2000 {
+        xs.write(
+            &format!("{h}/attr/vif/{}/ipv4/{}", 1 + i / 500, i % 500),
+            &format!("10.1.{}.{}", i / 256, i % 256),
+        );
+    }
+    for i in 0..100 {
+        xs.write(
+            &format!("{h}/attr/vif/0/vlan/{i}/name"),
+            &format!("{long}{i}"),
+        );
+    }
+}
+
+fn xenbeacon(sock: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xenbeacon"));
+    c.args(args)
+        .arg("--xenstore")
+        .arg(sock)
+        .env_remove("XENBEACON_XENSTORE");
+    c
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{:?}: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// `promtool check metrics` on `text`: no error and no lint problem.
+fn check_metrics(text: &str) {
+    let mut c = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}"
+    );
+}
+
+/// The lines of `name` for domain `domid`.
+fn series<'a>(text: &'a str, name: &str, domid: u32) -> Vec<&'a str> {
+    let start = format!("{name}{{domid=\"{domid}\",");
+    text.lines().filter(|l| l.starts_with(&start)).collect()
+}
+
+#[test]
+fn list_format_prometheus_is_clean_and_json_stays() {
+    let h = host("list");
+    let o = xenbeacon(&h.dom0, &["list", "--format", "prometheus"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let text = ok(o);
+    check_metrics(&text);
+    let total = WEB1_TOTAL_KB * 1024;
+    assert_eq!(
+        series(&text, "xenbeacon_guest_memory_total_bytes", 1),
+        [format!(
+            "xenbeacon_guest_memory_total_bytes{{domid=\"1\",name=\"web1\"}} {total}"
+        )]
+    );
+    assert_eq!(
+        series(&text, "xenbeacon_guest_memory_total_bytes", 4),
+        Vec::<&str>::new()
+    );
+    assert!(text.contains(r#"xenbeacon_nic_address_info{domid="1",name="web1",nic="eth0",mac="00:16:3e:00:00:01",family="ipv4",address="10.0.0.2",prefix="24"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"xenbeacon_guest_info{domid="3",name="bare",uuid="",agent="none","#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"xenbeacon_guest_info{domid="2",name="win",uuid="",agent="other","#),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "xenbeacon_guest_balloon_stuck", 5),
+        ["xenbeacon_guest_balloon_stuck{domid=\"5\",name=\"stuck\"} 1"]
+    );
+    // The hostile guest: its series only, capped, and it says what was left out.
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let forged = l.starts_with("xenbeacon_guest_memory_total_bytes{domid=\"1\"");
+        assert!(!forged || l.ends_with(&format!(" {total}")), "{l}");
+    }
+    assert_eq!(series(&text, "xenbeacon_nic_address_info", 4).len(), 256);
+    assert_eq!(
+        series(&text, "xenbeacon_scrape_truncated", 4),
+        ["xenbeacon_scrape_truncated{domid=\"4\",name=\"guest4\"} 1"]
+    );
+    assert!(stderr.contains("xenbeacon list: domain 4: "), "{stderr}");
+    // Bytes that are not UTF-8 arrive as U+FFFD, the rest escaped.
+    assert!(
+        text.contains(r#",nic="eth�(\"} 1\n",kind="vif","#),
+        "{text}"
+    );
+    // --json and --format json are the same; the tables stay the default.
+    let json = ok(xenbeacon(&h.dom0, &["list", "--json"]).output().unwrap());
+    let format_json = ok(xenbeacon(&h.dom0, &["list", "--format", "json"])
+        .output()
+        .unwrap());
+    assert_eq!(json, format_json);
+    assert!(json.starts_with(r#"{"domains":["#));
+    let table = ok(xenbeacon(&h.dom0, &["list"]).output().unwrap());
+    assert_eq!(
+        table,
+        ok(xenbeacon(&h.dom0, &["list", "--format", "table"])
+            .output()
+            .unwrap())
+    );
+    let bad = xenbeacon(&h.dom0, &["list", "--format", "yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown format 'yaml'"));
+}
+
+#[test]
+fn alert_rules_pass_promtool() {
+    let dir = Path::new(REPO).join("packaging/prometheus");
+    for args in [
+        &["check", "rules", "xenbeacon.rules.yml"][..],
+        &["test", "rules", "xenbeacon.rules.test.yml"][..],
+    ] {
+        let o = Command::new(promtool())
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// `xenbeacon export` running in the background; stopped (SIGTERM) on drop.
+struct Export {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Export {
+    fn start(sock: &Path, dir: &Path, extra: &[&str]) -> Export {
+        let mut args = vec!["export", "--textfile-dir", dir.to_str().unwrap()];
+        args.extend(extra);
+        let child = xenbeacon(sock, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Export {
+            child,
+            file: dir.join("xenbeacon.prom"),
+        }
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.file).unwrap_or_default()
+    }
+
+    /// Waits until the file has `line`; its text then.
+    fn wait_line(&self, line: &str) -> String {
+        wait_for(line, Duration::from_secs(10), || {
+            let t = self.text();
+            t.lines().any(|l| l == line).then_some(t)
+        })
+    }
+
+    fn stop(mut self) -> (Option<i32>, String) {
+        // SAFETY: kill(2) on our own child, which has not been reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let mut err = String::new();
+        let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+        let status = self.child.wait().unwrap();
+        (status.code(), err)
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn export_follows_guests_and_removes_its_file() {
+    let h = host("export");
+    let out = tempdir("export-out");
+    let e = Export::start(&h.dom0, out.path(), &["--min-interval", "0.05"]);
+    let free = |kb: u64| {
+        format!(
+            "xenbeacon_guest_memory_free_bytes{{domid=\"1\",name=\"web1\"}} {}",
+            kb * 1024
+        )
+    };
+    let text = e.wait_line(&free(1503232));
+    check_metrics(&text);
+    assert_eq!(series(&text, "xenbeacon_nic_address_info", 4).len(), 256);
+    // No temporary file left behind.
+    let names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["xenbeacon.prom"]);
+
+    // A guest's change, a new domain, a removed one.
+    h.xs.write("/local/domain/1/data/meminfo_free", "1000000");
+    check_metrics(&e.wait_line(&free(1000000)));
+    h.xs.add_domain(7);
+    h.xs.write("/local/domain/7/attr/vif/0/ipv4/0", "192.0.2.7");
+    let text = e.wait_line(r#"xenbeacon_nic_address_info{domid="7",name="guest7",nic="",mac="",family="ipv4",address="192.0.2.7",prefix=""} 1"#);
+    check_metrics(&text);
+    h.xs.rm("/local/domain/3");
+    let text = wait_for("domain 3 gone", Duration::from_secs(10), || {
+        let t = e.text();
+        (!t.contains("domid=\"3\"")).then_some(t)
+    });
+    assert!(text.contains("domid=\"1\""));
+    // A hostile guest writing all the time: the others' changes still arrive.
+    h.xs.write("/local/domain/4/data/os_name", "changed\n");
+    h.xs.write("/local/domain/1/data/meminfo_free", "900000");
+    check_metrics(&e.wait_line(&free(900000)));
+
+    let (code, err) = e.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("export: domain 4: "), "{err}");
+    assert!(!out.path().join("xenbeacon.prom").exists());
+}
+
+#[test]
+fn export_timeout_bounds_a_hung_xenstored() {
+    let dir = tempdir("export-hung");
+    // Accepts, never answers.
+    let sock = dir.path().join("hung.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let out = tempdir("export-hung-out");
+    let start = Instant::now();
+    let e = Export::start(&sock, out.path(), &["--timeout", "0.5"]);
+    let (_peer, _) = listener.accept().unwrap();
+    let mut e = e;
+    let status = wait_for("the export to give up", Duration::from_secs(10), || {
+        e.child.try_wait().unwrap()
+    });
+    let mut err = String::new();
+    let _ = e.child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(err.contains("did not answer within 0.5 s"), "{err}");
+    println!("gave up after {:?}", start.elapsed());
+    // Not a directory: exit 1, named.
+    let o = xenbeacon(&sock, &["export", "--textfile-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent is not a directory"));
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET `path` from 127.0.0.1:`port` (HTTP/1.0); the body, if the status is 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut r = String::new();
+    s.read_to_string(&mut r).ok()?;
+    let (head, body) = r.split_once("\r\n\r\n")?;
+    (head.split(' ').nth(1) == Some("200")).then(|| body.to_owned())
+}
+
+/// Percent-encodes a PromQL query for a URL.
+fn url(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The values of an instant query's result, as strings (`[]` when it has none yet).
+fn query(port: u16, q: &str) -> Option<Vec<String>> {
+    let body = http_get(port, &format!("/api/v1/query?query={}", url(q)))?;
+    if !body.contains(r#""status":"success""#) {
+        return None;
+    }
+    // "value":[1700000000.123,"42"]
+    Some(
+        body.split(r#""value":["#)
+            .skip(1)
+            .filter_map(|v| v.split_once(",\"")?.1.split('"').next().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// A program the test started, killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn daemon(what: &'static str, c: &mut Command, log: &Path) -> Daemon {
+    let log = std::fs::File::create(log).unwrap();
+    let child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    Daemon(child)
+}
+
+/// The whole path: fake xenstored -> xenbeacon export -> node_exporter's textfile collector ->
+/// Prometheus, asked over its HTTP API, with the shipped alert rules loaded.
+#[test]
+fn node_exporter_and_prometheus_scrape_the_export() {
+    let node_exporter = tool("prometheus-node-exporter", "prometheus-node-exporter");
+    let prometheus = tool("prometheus", "prometheus");
+    let h = host("prom");
+    let work = tempdir("prom-work");
+    let textfiles = work.path().join("textfile");
+    std::fs::create_dir(&textfiles).unwrap();
+    let e = Export::start(&h.dom0, &textfiles, &["--min-interval", "0.05"]);
+    e.wait_line("xenbeacon_guest_booted{domid=\"1\",name=\"web1\"} 1");
+
+    let node_port = free_port();
+    let _node = daemon(
+        "prometheus-node-exporter",
+        Command::new(node_exporter).args([
+            &format!("--web.listen-address=127.0.0.1:{node_port}"),
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            &format!("--collector.textfile.directory={}", textfiles.display()),
+        ]),
+        &work.path().join("node_exporter.log"),
+    );
+    let metrics = wait_for("node_exporter to serve", Duration::from_secs(20), || {
+        http_get(node_port, "/metrics")
+    });
+    assert!(metrics.contains("xenbeacon_guest_info{"), "{metrics}");
+    check_metrics(&metrics);
+
+    let prom_port = free_port();
+    let config = work.path().join("prometheus.yml");
+    let rules = Path::new(REPO).join("packaging/prometheus/xenbeacon.rules.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let _prom = daemon(
+        "prometheus",
+        Command::new(prometheus).args([
+            &format!("--config.file={}", config.display()),
+            &format!("--storage.tsdb.path={}", work.path().join("data").display()),
+            &format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        ]),
+        &work.path().join("prometheus.log"),
+    );
+    let value = |q: &str, want: &str| {
+        wait_for(&format!("{q} = {want}"), Duration::from_secs(60), || {
+            query(prom_port, q).filter(|v| v == &[want.to_owned()])
+        })
+    };
+    value(r#"up{job="node"}"#, "1");
+    let total = (WEB1_TOTAL_KB * 1024).to_string();
+    value(r#"xenbeacon_guest_memory_total_bytes{name="web1"}"#, &total);
+    value(
+        r#"xenbeacon_nic_address_info{name="web1",address="10.0.0.2",family="ipv4",prefix="24"}"#,
+        "1",
+    );
+    value(r#"xenbeacon_guest_balloon_stuck{name="stuck"}"#, "1");
+    value(r#"xenbeacon_guest_info{name="bare",agent="none"}"#, "1");
+    // The hostile guest: its capped series, nothing forged for web1, no textfile error.
+    value(r#"count(xenbeacon_nic_address_info{domid="4"})"#, "256");
+    value(r#"xenbeacon_scrape_truncated{domid="4"}"#, "1");
+    value(
+        r#"count(xenbeacon_guest_memory_total_bytes{domid="1"})"#,
+        "1",
+    );
+    value(r#"node_textfile_scrape_error"#, "0");
+    // The version alert's expression finds the older guest (0.9.1 < this build).
+    value(
+        r#"count(xenbeacon_guest_agent_version < ignoring(domid, name) group_left xenbeacon_host_agent_version)"#,
+        "1",
+    );
+
+    // A change in a guest reaches Prometheus; the target stays up while the hostile guest
+    // rewrites its values.
+    h.xs.write("/local/domain/1/data/meminfo_total", "4000000");
+    h.xs.write("/local/domain/4/data/os_name", &format!("{FORGED}2"));
+    value(
+        r#"xenbeacon_guest_memory_total_bytes{name="web1"}"#,
+        &(4000000u64 * 1024).to_string(),
+    );
+    value(r#"up{job="node"}"#, "1");
+    value(r#"node_textfile_scrape_error"#, "0");
+    // The shipped rules load and evaluate without error.
+    let rules = wait_for("the rules evaluated", Duration::from_secs(30), || {
+        let b = http_get(prom_port, "/api/v1/rules")?;
+        (b.matches(r#""health":"ok""#).count() == 4).then_some(b)
+    });
+    assert!(!rules.contains(r#""health":"err""#), "{rules}");
+    // The balloon alert is pending (its 5 minutes have begun) for the stuck guest only.
+    let alerts = wait_for(
+        "XenbeaconBalloonStuck pending",
+        Duration::from_secs(30),
+        || {
+            let b = http_get(prom_port, "/api/v1/alerts")?;
+            b.contains(r#""alertname":"XenbeaconBalloonStuck""#)
+                .then_some(b)
+        },
+    );
+    assert!(alerts.contains(r#""state":"pending""#), "{alerts}");
+    drop(e);
+}
