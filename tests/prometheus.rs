@@ -601,3 +601,64 @@ fn node_exporter_and_prometheus_scrape_the_export() {
     assert!(alerts.contains(r#""state":"pending""#), "{alerts}");
     drop(e);
 }
+
+/// VmHWM (peak resident memory) of a running process, KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// 30 guests filled to their node quota with the largest values they may write, and one
+/// writing as fast as it can: the export keeps only the series (memory does not grow with
+/// what the guests wrote), and re-reads the busy guest at most once per --min-interval while
+/// the other guests' changes still arrive.
+#[test]
+fn export_memory_and_rereads_are_bounded_against_hostile_guests() {
+    use support::fake_xenstored::{DEFAULT_NODE_QUOTA, NODE_SIZE_MAX};
+    use xenbeacon::xenbus::wire::MsgType;
+    let h = host("bounded");
+    for d in 10..40u32 {
+        h.xs.add_domain(d);
+        h.xs.write(&format!("/local/domain/{d}/data/xenbeacon/layout"), "2");
+        let used = h.xs.node_count(d);
+        // 100 to a directory, so that each DIRECTORY reply fits in one message.
+        for i in 0..DEFAULT_NODE_QUOTA - used - 10 {
+            let path = format!("/local/domain/{d}/data/d{}/k{}", i / 100, i % 100);
+            let len = NODE_SIZE_MAX - path.len();
+            h.xs.write(&path, &"x".repeat(len));
+        }
+    }
+    let out = tempdir("bounded-out");
+    let e = Export::start(&h.dom0, out.path(), &["--min-interval", "0.2"]);
+    e.wait_line(r#"xenbeacon_scrape_truncated{domid="39",name="guest39"} 1"#);
+    let rss = peak_rss_kib(e.child.id());
+    println!("export of 35 domains, 30 at their quota: peak RSS {rss} KiB");
+    assert!(rss < 16 * 1024, "peak RSS {rss} KiB");
+
+    h.xs.reset_stats();
+    let start = Instant::now();
+    for i in 0..3000 {
+        h.xs.write("/local/domain/10/data/xenbeacon/stage", &format!("s{i}"));
+    }
+    h.xs.write("/local/domain/1/data/meminfo_free", "777");
+    e.wait_line(r#"xenbeacon_guest_memory_free_bytes{domid="1",name="web1"} 795648"#);
+    e.wait_line(r#"xenbeacon_guest_info{domid="10",name="guest10",uuid="",agent="xenbeacon",agent_version="",os_name="",os_distro="",os_version="",kernel="",stage="s2999"} 1"#);
+    let elapsed = start.elapsed();
+    let rereads =
+        h.xs.requests(0)
+            .iter()
+            .filter(|(t, p)| *t == MsgType::Directory && p == "/local/domain/10")
+            .count();
+    let most = (elapsed.as_secs_f64() / 0.2).ceil() as usize + 2;
+    println!("3000 writes in {elapsed:?}: guest 10 re-read {rereads} times (at most {most})");
+    assert!(
+        rereads >= 1 && rereads <= most,
+        "{rereads} re-reads in {elapsed:?}"
+    );
+    let rss = peak_rss_kib(e.child.id());
+    assert!(rss < 16 * 1024, "peak RSS {rss} KiB");
+}
