@@ -662,3 +662,190 @@ fn export_memory_and_rereads_are_bounded_against_hostile_guests() {
     let rss = peak_rss_kib(e.child.id());
     assert!(rss < 16 * 1024, "peak RSS {rss} KiB");
 }
+
+/// CPU seconds (user + system) of a running process.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz
+}
+
+/// Benchmark, not a test (docs/benchmarks.md, "Prometheus"): 500 guests × 4 vifs × 4
+/// addresses. `list --format prometheus` (CPU, peak RSS, bytes), the export's first full
+/// read, and from one guest's key change to the renamed file (inotify IN_MOVED_TO).
+///
+/// ```sh
+/// cargo test --release --test prometheus -- --ignored --nocapture bench_500_guests
+/// ```
+#[test]
+#[ignore = "benchmark: prints BENCH lines"]
+fn bench_500_guests() {
+    let h = host("bench");
+    for d in 100..600u32 {
+        h.xs.add_domain(d);
+        let p = format!("/local/domain/{d}");
+        for (k, v) in [
+            ("data/xenbeacon/layout", "2"),
+            ("data/xenbeacon/version", "1.0.0"),
+            ("data/xenbeacon/stage", "rootfs"),
+            ("data/xenbeacon/booted", "1"),
+            ("data/os_name", "Debian GNU/Linux 12 (bookworm)"),
+            ("data/os_distro", "debian"),
+            ("data/os_majorver", "12"),
+            ("data/os_uname", "6.1.0-28-amd64"),
+            ("data/meminfo_total", "2013232"),
+            ("data/meminfo_free", "1503232"),
+            ("data/updated", "1795511149"),
+        ] {
+            h.xs.write(&format!("{p}/{k}"), v);
+        }
+        for v in 0..4 {
+            let n = format!("{p}/attr/vif/{v}");
+            h.xs.write(&format!("{n}/name"), &format!("eth{v}"));
+            h.xs.write(
+                &format!("{n}/mac"),
+                &format!("00:16:3e:{:02x}:{:02x}:{v:02x}", d >> 8, d & 255),
+            );
+            for a in 0..4 {
+                h.xs.write(
+                    &format!("{n}/ipv4/{a}"),
+                    &format!("10.{v}.{}.{}", d % 250, a + 1),
+                );
+                h.xs.write(&format!("{n}/ipv4/{a}/prefix"), "24");
+            }
+        }
+    }
+    for format in ["prometheus", "json", "table"] {
+        let (cpu, wall, bytes, rss) = measured(&h.dom0, &["list", "--format", format]);
+        println!(
+            "BENCH list --format {format}: 505 domains, {cpu:.2} s CPU, {wall:.2} s wall, {bytes} bytes, peak RSS {rss} KiB"
+        );
+    }
+    let text = ok(xenbeacon(&h.dom0, &["list", "--format", "prometheus"])
+        .output()
+        .unwrap());
+    check_metrics(&text);
+    let addresses = text
+        .lines()
+        .filter(|l| l.starts_with("xenbeacon_nic_address_info{"))
+        .count();
+    assert!(addresses > 500 * 16, "{addresses}");
+
+    let out = tempdir("bench-out");
+    // SAFETY: inotify on a directory we own; the fd is closed at the end.
+    let ino = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    assert!(ino >= 0);
+    let dir = std::ffi::CString::new(out.path().to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string for the call.
+    assert!(unsafe { libc::inotify_add_watch(ino, dir.as_ptr(), libc::IN_MOVED_TO) } >= 0);
+    let renamed = || {
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads into a local buffer of the given length; blocks until an event.
+        let n = unsafe { libc::read(ino, buf.as_mut_ptr().cast(), buf.len()) };
+        assert!(n > 0);
+        Instant::now()
+    };
+    let start = Instant::now();
+    let e = Export::start(&h.dom0, out.path(), &["--min-interval", "0.1"]);
+    renamed();
+    let first = start.elapsed();
+    let pid = e.child.id();
+    println!(
+        "BENCH export first file: 505 domains in {:.2} s wall, {:.2} s CPU, peak RSS {} KiB",
+        first.as_secs_f64(),
+        cpu_seconds(pid),
+        peak_rss_kib(pid)
+    );
+    // Let the registration events settle, then measure single changes.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut lat: Vec<Duration> = Vec::new();
+    let cpu0 = cpu_seconds(pid);
+    for i in 0..40u32 {
+        let d = 100 + (i * 37) % 500;
+        let t = Instant::now();
+        h.xs.write(
+            &format!("/local/domain/{d}/data/meminfo_free"),
+            &(1_000_000 + i).to_string(),
+        );
+        let at = renamed();
+        lat.push(at - t);
+        // Past --min-interval, so that each change is a quiet spell's first.
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    let cpu = cpu_seconds(pid) - cpu0;
+    lat.sort();
+    println!(
+        "BENCH export key change -> renamed file, 40 changes: median {:.1} ms, max {:.1} ms; {:.3} s CPU for the 40 rounds, peak RSS {} KiB",
+        lat[20].as_secs_f64() * 1e3,
+        lat[39].as_secs_f64() * 1e3,
+        cpu,
+        peak_rss_kib(pid)
+    );
+    check_metrics(&e.text());
+    // SAFETY: our fd.
+    unsafe { libc::close(ino) };
+}
+
+/// Runs xenbeacon with `args` from a fresh small process (this test binary again, as
+/// [`measure_helper`]): a child's peak RSS counts the memory of the process that forked it,
+/// and this one holds the fake xenstored's tree. (CPU s, wall s, stdout bytes, peak RSS KiB.)
+fn measured(sock: &Path, args: &[&str]) -> (f64, f64, usize, i64) {
+    let o = Command::new(std::env::current_exe().unwrap())
+        .args(["measure_helper", "--exact", "--ignored", "--nocapture"])
+        .env("XB_MEASURE_SOCK", sock)
+        .env("XB_MEASURE_ARGS", args.join("\u{1f}"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("MEASURED "))
+        .unwrap_or_else(|| panic!("{out}{}", String::from_utf8_lossy(&o.stderr)));
+    let f: Vec<&str> = line.split(' ').collect();
+    (
+        f[0].parse().unwrap(),
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+        f[3].parse().unwrap(),
+    )
+}
+
+/// Not a test: the helper process of [`measured`].
+#[test]
+#[ignore = "the helper process of measured(), not a test on its own"]
+fn measure_helper() {
+    let Some(sock) = std::env::var_os("XB_MEASURE_SOCK") else {
+        return;
+    };
+    let args = std::env::var("XB_MEASURE_ARGS").unwrap();
+    let args: Vec<&str> = args.split('\u{1f}').collect();
+    let start = Instant::now();
+    // Reaped by wait4 below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
+    let mut child = xenbeacon(Path::new(&sock), &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut bytes = Vec::new();
+    stdout.read_to_end(&mut bytes).unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: valid pointers for the whole call; the child is ours and not reaped yet.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut u) }, pid);
+    let wall = start.elapsed().as_secs_f64();
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    println!(
+        "MEASURED {:.3} {wall:.3} {} {}",
+        s(u.ru_utime) + s(u.ru_stime),
+        bytes.len(),
+        u.ru_maxrss
+    );
+}
