@@ -1,4 +1,4 @@
-//! The dom0 side: `xenbeacon list`, `show` and `wait` read what guests publish.
+//! The dom0 side: `xenbeacon list`, `show`, `wait` and `export` read what guests publish.
 //!
 //! Most Xen users run plain `xl`, whose `xl list` knows nothing of a guest's IPs, OS or boot
 //! state; the guests publish all of that in XenStore. These commands read it back with the
@@ -8,8 +8,10 @@
 //! * [`tree`] holds what was read of one domain ([`tree::DomainTree`]);
 //! * [`parse`] turns it into a [`report::GuestReport`] (pure, tested without fds), for
 //!   xenbeacon's layout ([`crate::layout`]) and for other agents' XAPI-style keys;
-//! * [`text`] and [`json`] print reports for people and for scripts;
-//! * [`wait`](mod@wait) blocks on XenStore watches until a guest reports what was asked.
+//! * [`text`] and [`json`] print reports for people and for scripts, [`prometheus`] for
+//!   node_exporter's textfile collector;
+//! * [`wait`](mod@wait) blocks on XenStore watches until a guest reports what was asked;
+//! * [`export`] keeps a Prometheus textfile of every guest current, on XenStore watches.
 //!
 //! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`), 2 bad command line,
 //! 3 XenStore unreachable or unreadable.
