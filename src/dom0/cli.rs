@@ -13,8 +13,8 @@ use argh::FromArgs;
 #[argh(
     subcommand,
     name = "list",
-    example = "In dom0:\n  $ xenbeacon list\n  $ xenbeacon list --json | jq '.domains[].name'",
-    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".\n\nGuests decide how much they write, so what is read of each is capped (4096 nodes, 10\nlevels, 256 KiB in each of data/, attr/, xenserver/attr/ and device/vif/; \"truncated\" in\nJSON) and domains are read and printed one at a time. The tables show at most 32 NIC rows\nper domain and 8 addresses per NIC; xenbeacon show DOMAIN has all of them.",
+    example = "In dom0:\n  $ xenbeacon list\n  $ xenbeacon list --json | jq '.domains[].name'\n  $ xenbeacon list --format prometheus | grep ^xenbeacon_nic_address_info",
+    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".\n\nGuests decide how much they write, so what is read of each is capped (4096 nodes, 10\nlevels, 256 KiB in each of data/, attr/, xenserver/attr/ and device/vif/; \"truncated\" in\nJSON) and domains are read and printed one at a time. The tables show at most 32 NIC rows\nper domain and 8 addresses per NIC; xenbeacon show DOMAIN has all of them.\n\n--format prometheus prints Prometheus' text format (what xenbeacon export keeps current for\nnode_exporter): every series labelled domid and name; label values escaped, other control\ncharacters as ?, cut at 128 bytes; at most 64 NIC and 256 address series per guest, only valid\naddresses. What was left out is counted (xenbeacon_scrape_dropped_series) and said on stderr.",
     error_code(0, "listed"),
     error_code(
         3,
