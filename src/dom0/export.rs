@@ -342,3 +342,59 @@ fn export(args: &ExportArgs) -> Result<(), ExportError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_say_what_to_reread() {
+        let mut e = Exporter::new();
+        assert!(e.has_work() && e.relist);
+        e.relist = false;
+        e.written = true;
+        assert!(!e.has_work());
+        e.on_event("xenbeacon-export/7");
+        e.on_event("xenbeacon-export/7");
+        e.on_event("xenbeacon-export/12");
+        for junk in [
+            "xenbeacon-export/",
+            "xenbeacon-export/x",
+            "xenbeacon-export/-1",
+            "other/3",
+        ] {
+            e.on_event(junk);
+        }
+        assert_eq!(e.dirty.iter().copied().collect::<Vec<_>>(), [7, 12]);
+        assert!(!e.relist);
+        e.on_event(TOKEN_DOMAINS);
+        assert!(e.relist);
+        e.dirty.clear();
+        e.watched.extend([1, 2]);
+        e.on_overflow();
+        assert_eq!(e.dirty.iter().copied().collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn the_file_is_replaced_whole() {
+        let dir = std::env::temp_dir().join(format!("xb-export-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_atomically(&dir, "a 1\n").unwrap();
+        write_atomically(&dir, "b 2\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join(FILE_NAME)).unwrap(),
+            "b 2\n"
+        );
+        assert!(!dir.join(TEMP_NAME).exists());
+        let mode = std::fs::metadata(dir.join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = write_atomically(Path::new("/nonexistent/dir"), "x").unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("cannot write /nonexistent/dir/.xenbeacon.prom.tmp"));
+    }
+}
