@@ -265,7 +265,7 @@ check "xenbeacon-export not active after install" test "$(c systemctl is-active 
 c sh -c 'mkdir -p /run/xb-textfile && printf "%s\n" XENBEACON_TEXTFILE_DIR=/run/xb-textfile \
 	"XENBEACON_EXPORT_ARGS=\"--xenstore /run/xenstored-test/dom0.sock\"" >/etc/default/xenbeacon-export'
 check "systemctl start xenbeacon-export" c systemctl start xenbeacon-export.service
-exported() { c grep -q "^xenbeacon_guest_info{domid=\"$DOMID\",.*agent=\"xenbeacon\"" /run/xb-textfile/xenbeacon.prom; }
+exported() { c grep -qs "^xenbeacon_guest_info{domid=\"$DOMID\",.*agent=\"xenbeacon\"" /run/xb-textfile/xenbeacon.prom; }
 check "the export wrote the guest's series (agent xenbeacon) to /run/xb-textfile/xenbeacon.prom" until_true 20 exported
 eq "textfile mode (node_exporter's user reads it)" "$(c stat -c %a /run/xb-textfile/xenbeacon.prom)" 644
 check "systemctl stop xenbeacon-export" c systemctl stop xenbeacon-export.service
