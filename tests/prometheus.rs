@@ -849,3 +849,22 @@ fn measure_helper() {
         u.ru_maxrss
     );
 }
+
+/// xenstored going away (a restart): the export ends with status 3 and removes its file, for
+/// systemd to start it again (Restart=on-failure), rather than showing values nobody follows.
+#[test]
+fn export_ends_when_xenstored_goes_away() {
+    let h = host("export-gone");
+    let out = tempdir("export-gone-out");
+    let mut e = Export::start(&h.dom0, out.path(), &[]);
+    e.wait_line("xenbeacon_guest_booted{domid=\"1\",name=\"web1\"} 1");
+    h.xs.disconnect_all();
+    let status = wait_for("the export to end", Duration::from_secs(10), || {
+        e.child.try_wait().unwrap()
+    });
+    let mut err = String::new();
+    let _ = e.child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(err.starts_with("xenbeacon export: "), "{err}");
+    assert!(!out.path().join("xenbeacon.prom").exists());
+}
