@@ -116,6 +116,8 @@ pub enum Command {
     Show(crate::dom0::cli::ShowArgs),
     #[cfg(feature = "dom0")]
     Wait(crate::dom0::cli::WaitArgs),
+    #[cfg(feature = "dom0")]
+    Export(crate::dom0::cli::ExportArgs),
 }
 
 /// tell the toolstack that this guest has finished booting: writes data/xenbeacon/booted = 1.

@@ -30,6 +30,8 @@ fn main() -> ExitCode {
             Command::Show(a) => xenbeacon::dom0::show(a),
             #[cfg(feature = "dom0")]
             Command::Wait(a) => xenbeacon::dom0::wait(a),
+            #[cfg(feature = "dom0")]
+            Command::Export(a) => xenbeacon::dom0::export::run(a),
         };
     }
     let Ok(level) = args.log_level.parse::<log::LevelFilter>() else {
