@@ -47,12 +47,19 @@ macro_rules! error_enum {
     (@pattern $name:ident $variant:ident $inner:ident $field:ty) => { $name::$variant($inner) };
     (@pattern $name:ident $variant:ident $inner:ident) => { $name::$variant };
     (@message $f:ident $msg:literal $inner:ident $field:ty) => {
-        $f.write_str(format!($msg, $inner).trim_start())
+        $f.write_str($crate::error_enum::doc_text(&format!($msg, $inner)))
     };
-    (@message $f:ident $msg:literal $inner:ident) => { $f.write_str($msg.trim_start()) };
+    (@message $f:ident $msg:literal $inner:ident) => {
+        $f.write_str($crate::error_enum::doc_text($msg))
+    };
 }
 
 pub(crate) use error_enum;
+
+/// A doc comment's text without the space `///` leaves before it.
+pub(crate) fn doc_text(s: &str) -> &str {
+    s.strip_prefix(' ').unwrap_or(s)
+}
 
 #[cfg(test)]
 mod tests {
