@@ -87,6 +87,11 @@ install -D -m 0755 "$bin" "$root/usr/bin/xenbeacon"
 install -D -m 0644 buildroot/package/xenbeacon/xenbeacon.service "$unitdir/xenbeacon.service"
 install -D -m 0644 buildroot/package/xenbeacon/xenbeacon-booted.service "$unitdir/xenbeacon-booted.service"
 install -D -m 0644 packaging/xenbeacon.default "$root$conf"
+# dom0: the Prometheus export's unit (installed, not enabled), its conffile, the alert rules
+install -D -m 0644 packaging/xenbeacon-export.service "$unitdir/xenbeacon-export.service"
+install -D -m 0644 packaging/xenbeacon-export.default "$root$conf-export"
+install -D -m 0644 packaging/prometheus/xenbeacon.rules.yml packaging/prometheus/xenbeacon.rules.test.yml \
+	-t "$root/usr/share/xenbeacon/prometheus"
 install -d "$root/usr/share/man/man8" "$docdir" "$licdir"
 packaging/manpage.sh "$helpbin" | gzip -9n >"$root/usr/share/man/man8/xenbeacon.8.gz"
 install -m 0644 LICENSE-MIT LICENSE-APACHE "$licdir/"
@@ -119,7 +124,7 @@ mkdir -p "$out"
 if [ "$fmt" = deb ]; then
 	install -d "$root/DEBIAN"
 	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
-	echo "$conf" >"$root/DEBIAN/conffiles"
+	printf '%s\n' "$conf" "$conf-export" >"$root/DEBIAN/conffiles"
 	{
 		echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
 		echo "Upstream-Name: xenbeacon"
@@ -155,7 +160,9 @@ Description: tiny static guest agent for Xen domUs
  and device-tree passthrough, bridges, bonds, VLANs), its boot stage, and
  that it has booted. One static binary: no libxenstore, no exec of other
  programs, no threads. In dom0 the same binary lists what guests publish
- (xenbeacon list, show, wait).
+ (xenbeacon list, show, wait) and keeps it current for Prometheus'
+ node_exporter (xenbeacon-export.service, not enabled; alert rules in
+ /usr/share/xenbeacon/prometheus).
  .
  It replaces xe-guest-utilities and xen-guest-agent: two agents would
  overwrite each other's keys.

@@ -37,7 +37,7 @@ cat <<HEAD
 xenbeacon \- tiny static guest agent for Xen domUs: publishes OS, memory and NICs to XenStore
 HEAD
 "$bin" --help | render ""
-for cmd in booted list show wait; do
+for cmd in booted list show wait export; do
 	# the dom0 commands are a cargo feature: a build without them has no such --help
 	"$bin" "$cmd" --help >/dev/null 2>&1 || continue
 	"$bin" "$cmd" --help | render "$cmd"
@@ -45,8 +45,10 @@ done
 cat <<'TAIL'
 .SH FILES
 .nf
-/usr/lib/systemd/system/xenbeacon.service, xenbeacon-booted.service
+/usr/lib/systemd/system/xenbeacon.service, xenbeacon-booted.service, xenbeacon-export.service
 /etc/default/xenbeacon (Debian, Ubuntu), /etc/sysconfig/xenbeacon (EL, Fedora): XENBEACON_ARGS
+/etc/default/xenbeacon-export, /etc/sysconfig/xenbeacon-export: XENBEACON_TEXTFILE_DIR, XENBEACON_EXPORT_ARGS
+/usr/share/xenbeacon/prometheus/xenbeacon.rules.yml: Prometheus alert rules
 .fi
 .SH SEE ALSO
 xl(1), xenstore-ls(1); https://github.com/xenbeacon/xenbeacon (docs/xenstore-layout.md)

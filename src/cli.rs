@@ -126,6 +126,8 @@ pub enum Command {
     Wait(crate::dom0::cli::WaitArgs),
     #[cfg(feature = "dom0")]
     SetIp(crate::dom0::cli::SetIpArgs),
+    #[cfg(feature = "dom0")]
+    Export(crate::dom0::cli::ExportArgs),
 }
 
 /// tell the toolstack that this guest has finished booting: writes data/xenbeacon/booted = 1.

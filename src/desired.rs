@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::decimal::format_u64;
-use crate::layout::{key, LAYOUT_VERSION};
+use crate::layout::{key, nic_key, LAYOUT_VERSION};
 use crate::model::{HostIdentity, MemInfo, OsInfo};
 
 /// Longest value written, in bytes. C xenstored's default node quota is 2048 bytes including
@@ -60,7 +60,8 @@ impl ReadBack {
             let Some((dir, n)) = k.rsplit_once('/') else {
                 continue;
             };
-            if !(dir.ends_with("/ipv4") || dir.ends_with("/ipv6")) {
+            let family = dir.rsplit('/').next();
+            if !matches!(family, Some(nic_key::IPV4 | nic_key::IPV6)) || !dir.contains('/') {
                 continue;
             }
             let (Ok(n), Ok(ip)) = (n.parse::<u32>(), v.parse::<IpAddr>()) else {

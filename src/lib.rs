@@ -13,6 +13,8 @@ pub mod balloon;
 pub mod cli;
 pub mod decimal;
 pub mod desired;
+#[macro_use]
+mod error_enum;
 #[cfg(feature = "dom0")]
 pub mod dom0;
 pub mod event_loop;

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
             Command::Wait(a) => xenbeacon::dom0::wait(a),
             #[cfg(feature = "dom0")]
             Command::SetIp(a) => xenbeacon::dom0::set_ip(a),
+            #[cfg(feature = "dom0")]
+            Command::Export(a) => xenbeacon::dom0::export::run(a),
         };
     }
     let Ok(level) = args.log_level.parse::<log::LevelFilter>() else {

@@ -117,6 +117,27 @@ fn admit(ip: &IpAddr, a: &Addr, opts: &NicOptions) -> Option<u8> {
     Some(rank)
 }
 
+/// What one render pass reads and writes: the model, the options, and the keys it fills.
+struct Pass<'a> {
+    net: &'a NetState,
+    hints: &'a ToolstackHints,
+    opts: &'a NicOptions,
+    d: &'a mut DesiredKeys,
+    /// Address directories rendered in this pass; the slots of the others are dropped.
+    used_dirs: BTreeSet<String>,
+}
+
+/// An address a NIC should publish, in the order the free indexes go out: better rank first,
+/// then the earlier arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct WantedAddr {
+    /// 0 permanent global, 1 other global, 2 link-local (see [`admit`]).
+    rank: u8,
+    /// When the kernel reported it (the model's arrival order).
+    order: u64,
+    prefix_len: u8,
+}
+
 /// Keeps address indexes stable per directory (`attr/vif/0/ipv4`, ...).
 #[derive(Debug, Default)]
 pub struct NicRenderer {
@@ -145,7 +166,13 @@ impl NicRenderer {
         d: &mut DesiredKeys,
     ) {
         d.retain(|k| !NIC_SUBTREES.iter().any(|t| is_under(k, t)));
-        let mut used_dirs = BTreeSet::new();
+        let mut pass = Pass {
+            net,
+            hints,
+            opts,
+            d,
+            used_dirs: BTreeSet::new(),
+        };
         // the vifs a twin took (a handful at most)
         let mut twins: Vec<NicDir> = Vec::new();
         for link in net.links.values() {
@@ -161,24 +188,16 @@ impl NicRenderer {
                     twins.push(dir);
                 }
             }
-            self.render_nic(net, link, dir, twin, hints, opts, d, &mut used_dirs);
+            self.render_nic(&mut pass, link, dir, twin);
         }
+        let used_dirs = pass.used_dirs;
         self.slots.retain(|dir, _| used_dirs.contains(dir));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn render_nic(
-        &mut self,
-        net: &NetState,
-        link: &Link,
-        dir: NicDir,
-        twin: bool,
-        hints: &ToolstackHints,
-        opts: &NicOptions,
-        d: &mut DesiredKeys,
-        used_dirs: &mut BTreeSet<String>,
-    ) {
+    fn render_nic(&mut self, pass: &mut Pass<'_>, link: &Link, dir: NicDir, twin: bool) {
+        let (net, opts) = (pass.net, pass.opts);
         let base = &dir.to_string();
+        let d = &mut *pass.d;
         let key = |rel: &str| format!("{base}/{rel}");
         d.set(&key(nic_key::NAME), &link.name);
         let carrier = link.carrier.unwrap_or(link.lower_up);
@@ -187,7 +206,7 @@ impl NicRenderer {
             d.set(&key(dir.mac_key()), &mac.to_string());
         }
         if twin || matches!(dir, NicDir::Net(_)) {
-            describe_device(link, hints, base, d);
+            describe_device(link, pass.hints, base, d);
         }
 
         // Own addresses, then those of the bridges/bonds above (as if not enslaved).
@@ -205,7 +224,7 @@ impl NicRenderer {
             sources.push(m.index);
             master = m.master;
         }
-        self.render_addrs(net, &sources, base, &link.name, opts, d, used_dirs);
+        self.render_addrs(pass, &sources, base, &link.name);
 
         // VLANs and macvlans on this NIC or on the bridge/bond above it.
         for upper in net.links.values() {
@@ -223,36 +242,34 @@ impl NicRenderer {
                 _ => continue,
             };
             let sub = format!("{base}/{upper_dir}");
+            let d = &mut *pass.d;
             d.set(&format!("{sub}/{}", nic_key::NAME), &upper.name);
             if let (UpperDir::Macvlan(_) | UpperDir::Ipvlan(_), Some(mac)) = (upper_dir, upper.mac)
             {
                 d.set(&format!("{sub}/{}", nic_key::MAC), &mac.to_string());
             }
-            self.render_addrs(net, &[upper.index], &sub, &upper.name, opts, d, used_dirs);
+            self.render_addrs(pass, &[upper.index], &sub, &upper.name);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn render_addrs(
-        &mut self,
-        net: &NetState,
-        sources: &[u32],
-        base: &str,
-        name: &str,
-        opts: &NicOptions,
-        d: &mut DesiredKeys,
-        used_dirs: &mut BTreeSet<String>,
-    ) {
+    /// The addresses of the links in `sources` (a NIC, then the bridge or bond above it),
+    /// below `base`/ipv4 and `base`/ipv6, at indexes that stay stable while they live.
+    fn render_addrs(&mut self, pass: &mut Pass<'_>, sources: &[u32], base: &str, name: &str) {
+        let (net, opts) = (pass.net, pass.opts);
         for (family, v4) in [(nic_key::IPV4, true), (nic_key::IPV6, false)] {
-            // address -> (preference rank, arrival order, prefix length)
-            let mut wanted: BTreeMap<IpAddr, (u8, u64, u8)> = BTreeMap::new();
+            let mut wanted: BTreeMap<IpAddr, WantedAddr> = BTreeMap::new();
             for &src in sources {
                 for (ip, a) in net.addrs_of(src) {
                     if ip.is_ipv4() != v4 || wanted.contains_key(&ip) {
                         continue;
                     }
                     if let Some(rank) = admit(&ip, &a, opts) {
-                        wanted.insert(ip, (rank, a.order, a.prefix_len));
+                        let w = WantedAddr {
+                            rank,
+                            order: a.order,
+                            prefix_len: a.prefix_len,
+                        };
+                        wanted.insert(ip, w);
                     }
                 }
             }
@@ -260,7 +277,7 @@ impl NicRenderer {
                 continue;
             }
             let dir = format!("{base}/{family}");
-            used_dirs.insert(dir.clone());
+            pass.used_dirs.insert(dir.clone());
             let slots = self.slots.entry(dir.clone()).or_default();
             slots.retain(|ip, _| wanted.contains_key(ip));
             let max = opts.max_addresses;
@@ -272,7 +289,7 @@ impl NicRenderer {
                     slots.remove(ip);
                 }
             }
-            let mut fresh: Vec<(&(u8, u64, u8), &IpAddr)> = wanted
+            let mut fresh: Vec<(&WantedAddr, &IpAddr)> = wanted
                 .iter()
                 .filter(|(ip, _)| !slots.contains_key(*ip))
                 .map(|(ip, w)| (w, ip))
@@ -300,8 +317,9 @@ impl NicRenderer {
                     slots.len()
                 );
             }
+            let d = &mut *pass.d;
             for (ip, n) in slots.iter() {
-                let prefix = wanted.get(ip).map_or(0, |w| w.2);
+                let prefix = wanted.get(ip).map_or(0, |w| w.prefix_len);
                 d.set(&format!("{dir}/{n}"), &ip.to_string());
                 d.set_u64(&format!("{dir}/{n}/{}", nic_key::PREFIX), u64::from(prefix));
             }

@@ -13,8 +13,8 @@ use argh::FromArgs;
 #[argh(
     subcommand,
     name = "list",
-    example = "In dom0:\n  $ xenbeacon list\n  $ xenbeacon list --json | jq '.domains[].name'",
-    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".\n\nGuests decide how much they write, so what is read of each is capped (4096 nodes, 10\nlevels, 256 KiB in each of data/, attr/, xenserver/attr/ and device/vif/; \"truncated\" in\nJSON) and domains are read and printed one at a time. The tables show at most 32 NIC rows\nper domain and 8 addresses per NIC; xenbeacon show DOMAIN has all of them.",
+    example = "In dom0:\n  $ xenbeacon list\n  $ xenbeacon list --json | jq '.domains[].name'\n  $ xenbeacon list --format prometheus | grep ^xenbeacon_nic_address_info",
+    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".\n\nGuests decide how much they write, so what is read of each is capped (4096 nodes, 10\nlevels, 256 KiB in each of data/, attr/, xenserver/attr/ and device/vif/; \"truncated\" in\nJSON) and domains are read and printed one at a time. The tables show at most 32 NIC rows\nper domain and 8 addresses per NIC; xenbeacon show DOMAIN has all of them.\n\n--format prometheus prints Prometheus' text format (what xenbeacon export keeps current for\nnode_exporter): every series labelled domid and name; label values escaped, other control\ncharacters as ?, cut at 128 bytes; at most 64 NIC and 256 address series per guest, only valid\naddresses. What was left out is counted (xenbeacon_scrape_dropped_series) and said on stderr.",
     error_code(0, "listed"),
     error_code(
         3,
@@ -27,9 +27,42 @@ pub struct ListArgs {
     #[argh(option, arg_name = "PATH")]
     pub xenstore: Option<PathBuf>,
 
-    /// print one JSON document instead of the tables.
+    /// print one JSON document instead of the tables (the same as --format json).
     #[argh(switch)]
     pub json: bool,
+
+    /// table (default), json, or prometheus (the text format of node_exporter's textfile
+    /// collector; see xenbeacon export).
+    #[argh(option, arg_name = "FORMAT", from_str_fn(parse_format))]
+    pub format: Option<Format>,
+}
+
+/// What `list` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Prometheus,
+}
+
+impl ListArgs {
+    /// `--format`, else `--json`, else the tables.
+    pub fn format(&self) -> Format {
+        match (self.format, self.json) {
+            (Some(f), _) => f,
+            (None, true) => Format::Json,
+            (None, false) => Format::Table,
+        }
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s {
+        "table" => Ok(Format::Table),
+        "json" => Ok(Format::Json),
+        "prometheus" => Ok(Format::Prometheus),
+        _ => Err(format!("unknown format '{s}' (table, json, prometheus)")),
+    }
 }
 
 /// everything one guest publishes, grouped: identity, boot, memory, NICs, other keys.
@@ -168,6 +201,54 @@ pub struct SetIpArgs {
     /// write and exit without waiting for the guest.
     #[argh(switch)]
     pub no_wait: bool,
+
+    /// where XenStore is (default: /run/xenstored/socket if it exists, else /dev/xen/xenbus,
+    /// /proc/xen/xenbus).
+    #[argh(option, arg_name = "PATH")]
+    pub xenstore: Option<PathBuf>,
+}
+
+/// keep a Prometheus textfile of what every guest reports current, for node_exporter's
+/// textfile collector: the series of `list --format prometheus`, rewritten (atomically)
+/// whenever a guest's report changes. Follows XenStore watches; never polls.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "export",
+    example = "With Debian's prometheus-node-exporter (its textfile directory):\n  $ xenbeacon export --textfile-dir /var/lib/prometheus/node-exporter",
+    note = "Writes DIR/xenbeacon.prom: first DIR/.xenbeacon.prom.tmp, then rename(2), so node_exporter\nnever reads half a file. At start, and when xenstored reports a domain introduced or released\n(@introduceDomain, @releaseDomain), the domains are listed; each domain's home is watched,\nand a change re-reads that domain only. Re-reads are at least --min-interval apart (a guest\nthat writes all the time costs one re-read of itself per interval, capped as in list), and\nthe file is rewritten only when what it says changed. The file is removed when the export\nends (SIGTERM, SIGINT, or an error), so that nothing shows stale values as current.\n\nxenbeacon.service runs the guest agent; xenbeacon-export.service runs this in dom0 (not\nenabled by the packages: systemctl enable --now xenbeacon-export; the directory is set in\n/etc/default/xenbeacon-export or /etc/sysconfig/xenbeacon-export).",
+    error_code(0, "stopped by SIGTERM or SIGINT"),
+    error_code(1, "the textfile directory cannot be written"),
+    error_code(2, "bad command line"),
+    error_code(
+        3,
+        "XenStore could not be reached or read, did not answer within --timeout, or went away"
+    )
+)]
+pub struct ExportArgs {
+    /// the directory node_exporter's --collector.textfile.directory reads.
+    #[argh(option, arg_name = "DIR")]
+    pub textfile_dir: PathBuf,
+
+    /// least time between two re-reads of the guests that changed, in seconds (default 1;
+    /// fractions allowed). A change after a quiet spell is exported at once.
+    #[argh(
+        option,
+        arg_name = "SECS",
+        default = "Duration::from_secs(1)",
+        from_str_fn(parse_secs)
+    )]
+    pub min_interval: Duration,
+
+    /// give up (exit 3, file removed) when connecting to XenStore or a round of re-reads takes
+    /// longer than this many seconds (default 10): a hung xenstored never hangs the export.
+    #[argh(
+        option,
+        arg_name = "SECS",
+        default = "Duration::from_secs(10)",
+        from_str_fn(parse_secs)
+    )]
+    pub timeout: Duration,
 
     /// where XenStore is (default: /run/xenstored/socket if it exists, else /dev/xen/xenbus,
     /// /proc/xen/xenbus).

@@ -1,4 +1,5 @@
-//! The dom0 side: `xenbeacon list`, `show` and `wait` read what guests publish.
+//! The dom0 side: `xenbeacon list`, `show`, `wait` and `export` read what guests publish;
+//! `set-ip` asks a guest for an address.
 //!
 //! Most Xen users run plain `xl`, whose `xl list` knows nothing of a guest's IPs, OS or boot
 //! state; the guests publish all of that in XenStore. These commands read it back with the
@@ -8,16 +9,20 @@
 //! * [`tree`] holds what was read of one domain ([`tree::DomainTree`]);
 //! * [`parse`] turns it into a [`report::GuestReport`] (pure, tested without fds), for
 //!   xenbeacon's layout ([`crate::layout`]) and for other agents' XAPI-style keys;
-//! * [`text`] and [`json`] print reports for people and for scripts;
+//! * [`text`] and [`json`] print reports for people and for scripts, [`prometheus`] for
+//!   node_exporter's textfile collector;
 //! * [`wait`](mod@wait) blocks on XenStore watches until a guest reports what was asked;
+//! * [`export`] keeps a Prometheus textfile of every guest current, on XenStore watches;
 //! * [`setip`] writes an address request as xenopsd does and waits for the guest's answer.
 //!
 //! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`, `set-ip`), 2 bad
 //! command line, 3 XenStore unreachable or unreadable, 4 the guest refused (`set-ip`).
 
 pub mod cli;
+pub mod export;
 pub mod json;
 pub mod parse;
+pub mod prometheus;
 pub mod reader;
 pub mod report;
 pub mod setip;
@@ -30,6 +35,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::xenbus::conn::Error;
+use cli::Format;
 use reader::{DomainSpec, Domains, ReadError, Reader};
 use report::GuestReport;
 
@@ -66,11 +72,14 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
         }
         Err(e) => return fail("list", e, EXIT_XENSTORE),
     };
-    // One domain at a time: read, parse, print (JSON) or keep its cut cells (tables), drop.
+    // One domain at a time: read, parse, print (JSON) or keep what is printed of it (its cut
+    // table cells, its capped series), drop.
+    let format = args.format();
     let mut tables = text::ListTables::new();
+    let mut series: Vec<prometheus::GuestSeries> = Vec::new();
     let mut out = std::io::stdout().lock();
     let mut first = true;
-    if args.json {
+    if format == Format::Json {
         let _ = out.write_all(br#"{"domains":["#);
     }
     for d in ids {
@@ -82,22 +91,38 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
                 return fail("list", e, EXIT_XENSTORE);
             }
         };
-        if args.json {
-            let mut s = String::new();
-            if !std::mem::take(&mut first) {
-                s.push(',');
+        match format {
+            Format::Json => {
+                let mut s = String::new();
+                if !std::mem::take(&mut first) {
+                    s.push(',');
+                }
+                json::report(&mut s, &r);
+                // A closed pipe (`| head`) is not an error worth a panic.
+                let _ = out.write_all(s.as_bytes());
             }
-            json::report(&mut s, &r);
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = out.write_all(s.as_bytes());
-        } else {
-            tables.add(&r);
+            Format::Table => tables.add(&r),
+            Format::Prometheus => {
+                let g = prometheus::guest(&r);
+                if g.dropped > 0 {
+                    eprintln!("xenbeacon list: {}", prometheus::dropped_note(&g));
+                }
+                series.push(g);
+            }
         }
     }
-    if args.json {
-        let _ = out.write_all(b"]}\n");
-    } else {
-        let _ = out.write_all(tables.render().as_bytes());
+    match format {
+        Format::Json => {
+            let _ = out.write_all(b"]}\n");
+        }
+        Format::Table => {
+            let _ = out.write_all(tables.render().as_bytes());
+        }
+        Format::Prometheus => {
+            let mut s = String::new();
+            prometheus::write(&mut s, series.iter());
+            let _ = out.write_all(s.as_bytes());
+        }
     }
     let _ = out.flush();
     ExitCode::SUCCESS

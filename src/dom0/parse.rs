@@ -259,7 +259,8 @@ fn numeric_order(ids: Vec<&str>) -> Vec<&str> {
 }
 
 impl GuestReport {
-    /// Parses what one guest publishes.
+    /// Parses what one guest publishes: each part of the report in turn, then what is left
+    /// (keys no part used) as `other`.
     pub fn parse(tree: &DomainTree) -> GuestReport {
         let mut p = Parser {
             tree,
@@ -270,139 +271,27 @@ impl GuestReport {
             .get(toolstack_key::VM)
             .and_then(|v| v.rsplit('/').next().map(str::to_owned))
             .filter(|u| !u.is_empty());
-        let os = Os {
-            name: p.get(key::OS_NAME),
-            distro: p.get(key::OS_DISTRO),
-            major: p.get(key::OS_MAJORVER),
-            minor: p.get(key::OS_MINORVER),
-            kernel: p.get(key::OS_UNAME),
-            host_name: p.get(key::HOST_NAME).map(|h| match p.get(key::DOMAIN) {
-                Some(d) => format!("{h}.{d}"),
-                None => h,
-            }),
-        };
-        let memory = Memory {
-            total_kb: p.get_u64(key::MEMINFO_TOTAL),
-            free_kb: p.get_u64(key::MEMINFO_FREE),
-            target_kb: p.get_u64(toolstack_key::MEMORY_TARGET),
-            static_max_kb: p.get_u64(toolstack_key::MEMORY_STATIC_MAX),
-            feature_balloon: p.exists(key::FEATURE_BALLOON),
-        };
-        // Layout 2 keeps the balloon keys under data/xenbeacon/balloon/, layout 1 had them as
-        // data/balloon_*: whichever set is there (the new one wins).
-        let balloon_sets = [
-            [
-                key::BALLOON_TARGET,
-                key::BALLOON_CURRENT,
-                key::BALLOON_STATE,
-                key::BALLOON_REASON,
-            ],
-            [
-                key::LEGACY_BALLOON_TARGET,
-                key::LEGACY_BALLOON_CURRENT,
-                key::LEGACY_BALLOON_STATE,
-                key::LEGACY_BALLOON_REASON,
-            ],
-        ];
-        let balloon = balloon_sets
-            .into_iter()
-            .find(|set| set.iter().any(|k| p.exists(k)))
-            .map(|[target, current, state, reason]| Balloon {
-                target_kb: p.get_u64(target),
-                current_kb: p.get_u64(current),
-                state: p.get(state),
-                reason: p.get(reason),
-            });
+        let os = p.os();
+        let memory = p.memory();
+        let balloon = p.balloon();
         let layout = p.get(key::LAYOUT);
         let version = p.get(key::VERSION);
         let stage = p.get(key::STAGE);
         let booted_key = p.get(key::BOOTED);
         let updated = p.get(key::UPDATED);
         p.touch(XENBEACON_DIR);
-
-        let pv = [key::PV_MAJOR, key::PV_MINOR, key::PV_MICRO, key::PV_BUILD].map(|k| p.get(k));
-        p.touch(key::PV_INSTALLED);
-        p.touch(PV_ADDONS_DIR);
-        let pv_version = match &pv {
-            [Some(a), Some(b), micro, build] => {
-                let mut v = format!("{a}.{b}");
-                for part in [micro, build].into_iter().flatten() {
-                    v.push('.');
-                    v.push_str(part);
-                }
-                Some(v)
-            }
-            _ => None,
-        };
-
-        // NICs: vifs, SR-IOV VFs, other NICs, legacy; then vifs only the toolstack knows.
-        let mut nics = Vec::new();
-        let vifs = numeric_order(tree.children(VIF_DIR));
-        for devid in vifs {
-            nics.push(p.nic(NicKind::Vif, devid, &format!("{VIF_DIR}/{devid}")));
-        }
-        let vfs = numeric_order(tree.children(SRIOV_VF_DIR));
-        for vf in vfs {
-            let dir = format!("{SRIOV_VF_DIR}/{vf}");
-            nics.push(p.nic(NicKind::SriovVf, vf, &dir));
-        }
-        for mac in tree.children(NET_DIR) {
-            let dir = format!("{NET_DIR}/{mac}");
-            let bus = format!("{dir}/{}", nic_key::BUS);
-            let kind = match tree.nodes.get(&bus).map(String::as_str) {
-                Some("pci") => NicKind::Pci,
-                Some("usb") => NicKind::Usb,
-                Some("platform") => NicKind::Platform,
-                Some("virtual") => NicKind::Virtual,
-                Some("") | None => NicKind::Other(None),
-                Some(bus) => NicKind::Other(Some(bus.to_owned())),
-            };
-            nics.push(p.nic(kind, mac, &dir));
-        }
-        for ifname in tree.children("attr") {
-            let dir = format!("attr/{ifname}");
-            if dir == ATTR_OS || OWNED_SUBTREES.contains(&dir.as_str()) {
-                continue;
-            }
-            if let Some(n) = p.legacy(ifname, &dir) {
-                nics.push(n);
-            }
-        }
+        let pv = p.pv_addons();
+        let mut nics = p.nics();
         let reported_any = !nics.is_empty();
-        let configured = numeric_order(tree.children(toolstack_key::VIFS));
-        for devid in configured {
-            let mac = tree
-                .nodes
-                .get(&format!("{}/{devid}/mac", toolstack_key::VIFS));
-            match nics
-                .iter_mut()
-                .find(|n| n.kind == NicKind::Vif && n.id == devid)
-            {
-                Some(n) if n.mac.is_none() => n.mac = mac.cloned(),
-                Some(_) => {}
-                None if parse_index(devid).is_some() => {
-                    let mut n = Nic::new(NicKind::Vif, devid, &format!("{VIF_DIR}/{devid}"));
-                    n.reported = false;
-                    n.mac = mac.cloned();
-                    let at = nics
-                        .iter()
-                        .position(|o| {
-                            o.kind != NicKind::Vif
-                                || parse_index(&o.id).unwrap_or(u32::MAX)
-                                    > parse_index(devid).unwrap_or(0)
-                        })
-                        .unwrap_or(nics.len());
-                    nics.insert(at, n);
-                }
-                None => {}
-            }
-        }
+        add_configured_vifs(tree, &mut nics);
 
         let os_keys = tree.children("data").iter().any(|k| k.starts_with("os_"));
         let agent = if let Some(layout) = layout {
             Agent::Xenbeacon { layout, version }
         } else if os_keys || pv.iter().any(Option::is_some) || reported_any {
-            Agent::XapiStyle { pv_version }
+            Agent::XapiStyle {
+                pv_version: pv_version(&pv),
+            }
         } else if tree.is_denied("data") || tree.is_denied("attr") {
             Agent::NoAccess
         } else {
@@ -413,20 +302,7 @@ impl GuestReport {
             Agent::XapiStyle { .. } if updated.is_some() => Some(key::UPDATED),
             _ => None,
         };
-
-        let other = tree
-            .nodes
-            .iter()
-            .filter(|(k, v)| {
-                let guest_side = GUEST_SUBTREES.iter().any(|t| is_under(k, t));
-                let is_dir = v.is_empty() && !tree.children(k).is_empty();
-                guest_side
-                    && !is_dir
-                    && !CONTAINERS.contains(&k.as_str())
-                    && !p.used.contains(k.as_str())
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let other = p.unused();
 
         GuestReport {
             domid: tree.domid,
@@ -443,6 +319,172 @@ impl GuestReport {
             other,
             denied: tree.denied.iter().cloned().collect(),
             truncated: tree.truncated,
+        }
+    }
+}
+
+impl Parser<'_> {
+    fn os(&mut self) -> Os {
+        Os {
+            name: self.get(key::OS_NAME),
+            distro: self.get(key::OS_DISTRO),
+            major: self.get(key::OS_MAJORVER),
+            minor: self.get(key::OS_MINORVER),
+            kernel: self.get(key::OS_UNAME),
+            host_name: self
+                .get(key::HOST_NAME)
+                .map(|h| match self.get(key::DOMAIN) {
+                    Some(d) => format!("{h}.{d}"),
+                    None => h,
+                }),
+        }
+    }
+
+    fn memory(&mut self) -> Memory {
+        Memory {
+            total_kb: self.get_u64(key::MEMINFO_TOTAL),
+            free_kb: self.get_u64(key::MEMINFO_FREE),
+            target_kb: self.get_u64(toolstack_key::MEMORY_TARGET),
+            static_max_kb: self.get_u64(toolstack_key::MEMORY_STATIC_MAX),
+            feature_balloon: self.exists(key::FEATURE_BALLOON),
+        }
+    }
+
+    /// Layout 2 keeps the balloon keys under data/xenbeacon/balloon/, layout 1 had them as
+    /// data/balloon_*: whichever set is there (the new one wins).
+    fn balloon(&mut self) -> Option<Balloon> {
+        let balloon_sets = [
+            [
+                key::BALLOON_TARGET,
+                key::BALLOON_CURRENT,
+                key::BALLOON_STATE,
+                key::BALLOON_REASON,
+            ],
+            [
+                key::LEGACY_BALLOON_TARGET,
+                key::LEGACY_BALLOON_CURRENT,
+                key::LEGACY_BALLOON_STATE,
+                key::LEGACY_BALLOON_REASON,
+            ],
+        ];
+        balloon_sets
+            .into_iter()
+            .find(|set| set.iter().any(|k| self.exists(k)))
+            .map(|[target, current, state, reason]| Balloon {
+                target_kb: self.get_u64(target),
+                current_kb: self.get_u64(current),
+                state: self.get(state),
+                reason: self.get(reason),
+            })
+    }
+
+    /// `attr/PVAddons/{MajorVersion,MinorVersion,MicroVersion,BuildVersion}`.
+    fn pv_addons(&mut self) -> [Option<String>; 4] {
+        let pv = [key::PV_MAJOR, key::PV_MINOR, key::PV_MICRO, key::PV_BUILD].map(|k| self.get(k));
+        self.touch(key::PV_INSTALLED);
+        self.touch(PV_ADDONS_DIR);
+        pv
+    }
+
+    /// The NICs the guest reports: vifs, SR-IOV VFs, other NICs, then legacy ones.
+    fn nics(&mut self) -> Vec<Nic> {
+        let tree = self.tree;
+        let mut nics = Vec::new();
+        for devid in numeric_order(tree.children(VIF_DIR)) {
+            nics.push(self.nic(NicKind::Vif, devid, &format!("{VIF_DIR}/{devid}")));
+        }
+        for vf in numeric_order(tree.children(SRIOV_VF_DIR)) {
+            let dir = format!("{SRIOV_VF_DIR}/{vf}");
+            nics.push(self.nic(NicKind::SriovVf, vf, &dir));
+        }
+        for mac in tree.children(NET_DIR) {
+            let dir = format!("{NET_DIR}/{mac}");
+            let bus = format!("{dir}/{}", nic_key::BUS);
+            let kind = match tree.nodes.get(&bus).map(String::as_str) {
+                Some("pci") => NicKind::Pci,
+                Some("usb") => NicKind::Usb,
+                Some("platform") => NicKind::Platform,
+                Some("virtual") => NicKind::Virtual,
+                Some("") | None => NicKind::Other(None),
+                Some(bus) => NicKind::Other(Some(bus.to_owned())),
+            };
+            nics.push(self.nic(kind, mac, &dir));
+        }
+        for ifname in tree.children("attr") {
+            let dir = format!("attr/{ifname}");
+            if dir == ATTR_OS || OWNED_SUBTREES.contains(&dir.as_str()) {
+                continue;
+            }
+            if let Some(n) = self.legacy(ifname, &dir) {
+                nics.push(n);
+            }
+        }
+        nics
+    }
+
+    /// The guest-side keys no part of the report used, with their values.
+    fn unused(&self) -> Vec<(String, String)> {
+        let tree = self.tree;
+        tree.nodes
+            .iter()
+            .filter(|(k, v)| {
+                let guest_side = GUEST_SUBTREES.iter().any(|t| is_under(k, t));
+                let is_dir = v.is_empty() && !tree.children(k).is_empty();
+                guest_side
+                    && !is_dir
+                    && !CONTAINERS.contains(&k.as_str())
+                    && !self.used.contains(k.as_str())
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// `major.minor[.micro[.build]]` from the PV drivers' version keys, when major and minor are
+/// there.
+fn pv_version(pv: &[Option<String>; 4]) -> Option<String> {
+    match pv {
+        [Some(a), Some(b), micro, build] => {
+            let mut v = format!("{a}.{b}");
+            for part in [micro, build].into_iter().flatten() {
+                v.push('.');
+                v.push_str(part);
+            }
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+/// The vifs the toolstack configured (`device/vif/<devid>`): a reported vif gets its MAC
+/// from there if the guest gave none, and a vif the guest did not report is listed as
+/// configured but not reported, in devid order among the vifs.
+fn add_configured_vifs(tree: &DomainTree, nics: &mut Vec<Nic>) {
+    for devid in numeric_order(tree.children(toolstack_key::VIFS)) {
+        let mac = tree
+            .nodes
+            .get(&format!("{}/{devid}/mac", toolstack_key::VIFS));
+        match nics
+            .iter_mut()
+            .find(|n| n.kind == NicKind::Vif && n.id == devid)
+        {
+            Some(n) if n.mac.is_none() => n.mac = mac.cloned(),
+            Some(_) => {}
+            None if parse_index(devid).is_some() => {
+                let mut n = Nic::new(NicKind::Vif, devid, &format!("{VIF_DIR}/{devid}"));
+                n.reported = false;
+                n.mac = mac.cloned();
+                let at = nics
+                    .iter()
+                    .position(|o| {
+                        o.kind != NicKind::Vif
+                            || parse_index(&o.id).unwrap_or(u32::MAX)
+                                > parse_index(devid).unwrap_or(0)
+                    })
+                    .unwrap_or(nics.len());
+                nics.insert(at, n);
+            }
+            None => {}
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn clean(s: &str) -> String {
 }
 
 /// True for the characters [`clean`] replaces.
-fn is_unsafe(c: char) -> bool {
+pub(super) fn is_unsafe(c: char) -> bool {
     c.is_control() || is_format_or_separator(c)
 }
 

@@ -50,28 +50,18 @@ impl fmt::Display for EndpointChoice {
     }
 }
 
-/// A failure that stops the agent.
-#[derive(Debug)]
-pub enum RunError {
-    /// cannot set up signal or timer fds
-    Setup(io::Error),
-    /// poll(2) failed
-    Poll(io::Error),
-    /// cannot reach xenstore (with --once)
-    Connect(Error),
-}
-
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Setup(e) => write!(f, "cannot set up signal and timer fds: {e}"),
-            RunError::Poll(e) => write!(f, "poll failed: {e}"),
-            RunError::Connect(e) => write!(f, "{e}"),
-        }
+crate::error_enum::error_enum! {
+    /// A failure that stops the agent.
+    #[derive(Debug)]
+    pub enum RunError {
+        /// cannot set up signal and timer fds: {0}
+        Setup(io::Error),
+        /// poll failed: {0}
+        Poll(io::Error),
+        /// {0}
+        Connect(Error),
     }
 }
-
-impl std::error::Error for RunError {}
 
 /// First and largest delay between connection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);

@@ -32,37 +32,34 @@ const DUMP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Dumps restarted after overruns before giving up for this round.
 const DUMP_ATTEMPTS: u32 = 5;
 
-/// A netlink failure.
-#[derive(Debug)]
-pub enum NetlinkError {
-    /// cannot open the rtnetlink socket
-    Open(io::Error),
-    /// reading or writing the rtnetlink socket failed
-    Io(io::Error),
-    /// the kernel answered a dump with an error
-    Kernel(i32),
-    /// a dump did not finish in time
-    Timeout,
-    /// dumps kept overrunning
-    Overrun,
-    /// a stop signal arrived during a dump
-    Interrupted,
-}
-
-impl fmt::Display for NetlinkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetlinkError::Open(e) => write!(f, "cannot open rtnetlink socket: {e}"),
-            NetlinkError::Io(e) => write!(f, "rtnetlink I/O error: {e}"),
-            NetlinkError::Kernel(e) => write!(f, "rtnetlink dump failed: errno {}", -e),
-            NetlinkError::Timeout => f.write_str("rtnetlink dump did not finish in time"),
-            NetlinkError::Overrun => f.write_str("rtnetlink dumps kept overrunning"),
-            NetlinkError::Interrupted => f.write_str("rtnetlink dump interrupted by a signal"),
-        }
+crate::error_enum::error_enum! {
+    /// A netlink failure.
+    #[derive(Debug)]
+    pub enum NetlinkError {
+        /// cannot open rtnetlink socket: {0}
+        Open(io::Error),
+        /// rtnetlink I/O error: {0}
+        Io(io::Error),
+        /// rtnetlink dump failed: {0}
+        Kernel(KernelErrno),
+        /// rtnetlink dump did not finish in time
+        Timeout,
+        /// rtnetlink dumps kept overrunning
+        Overrun,
+        /// rtnetlink dump interrupted by a signal
+        Interrupted,
     }
 }
 
-impl std::error::Error for NetlinkError {}
+/// The error the kernel answered a netlink request with (`NLMSG_ERROR`'s negative errno).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelErrno(pub i32);
+
+impl fmt::Display for KernelErrno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", io::Error::from_raw_os_error(-self.0))
+    }
+}
 
 /// Counters for logs, tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -286,7 +283,7 @@ impl<S: RouteSocket> NetlinkSource<S> {
                         Some(e) if -e == libc::EBUSY || -e == libc::EINTR => {
                             return Ok(Drained::Overrun)
                         }
-                        Some(e) => return Err(NetlinkError::Kernel(e)),
+                        Some(e) => return Err(NetlinkError::Kernel(KernelErrno(e))),
                     },
                     _ => match apply(state, &msg) {
                         Ok(c) => *changed |= c,
@@ -606,7 +603,7 @@ mod tests {
             .push_back(vec![Step::Datagram(error(libc::EPERM))]);
         assert!(matches!(
             src.dump(&mut state),
-            Err(NetlinkError::Kernel(e)) if e == -libc::EPERM
+            Err(NetlinkError::Kernel(KernelErrno(e))) if e == -libc::EPERM
         ));
         assert_eq!(state, before);
     }

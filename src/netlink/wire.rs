@@ -78,28 +78,18 @@ pub const IFA_F_DEPRECATED: u32 = 0x20;
 pub const IFA_F_TENTATIVE: u32 = 0x40;
 pub const IFA_F_PERMANENT: u32 = 0x80;
 
-/// A malformed netlink message or attribute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NlError {
-    /// netlink message shorter than its header or its declared length
-    Truncated,
-    /// payload too short for its fixed header
-    ShortPayload,
-    /// attribute value has the wrong size
-    BadAttribute,
-}
-
-impl core::fmt::Display for NlError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            NlError::Truncated => "netlink message shorter than its declared length",
-            NlError::ShortPayload => "netlink payload too short for its header",
-            NlError::BadAttribute => "netlink attribute with the wrong size",
-        })
+crate::error_enum::error_enum! {
+    /// A malformed netlink message or attribute.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum NlError {
+        /// netlink message shorter than its declared length
+        Truncated,
+        /// netlink payload too short for its header
+        ShortPayload,
+        /// netlink attribute with the wrong size
+        BadAttribute,
     }
 }
-
-impl std::error::Error for NlError {}
 
 fn align4(n: usize) -> usize {
     (n + 3) & !3

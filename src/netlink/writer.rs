@@ -27,31 +27,20 @@ use crate::netconfig::plan::{DefaultRoute, NetOp, RTPROT_XENBEACON};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 const RECV_BUF: usize = 32 * 1024;
 
-/// Why the writer could not get an answer (the kernel's refusals are results, not this).
-#[derive(Debug)]
-pub enum WriterError {
-    /// cannot open the rtnetlink socket for changes
-    Open(io::Error),
-    /// reading or writing the rtnetlink socket failed
-    Io(io::Error),
-    /// the kernel did not answer in time
-    Timeout,
-    /// the kernel refused a dump
-    Dump(i32),
-}
-
-impl std::fmt::Display for WriterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WriterError::Open(e) => write!(f, "cannot open an rtnetlink socket for changes: {e}"),
-            WriterError::Io(e) => write!(f, "rtnetlink I/O error: {e}"),
-            WriterError::Timeout => f.write_str("the kernel did not answer an rtnetlink request"),
-            WriterError::Dump(e) => write!(f, "rtnetlink dump refused: errno {e}"),
-        }
+crate::error_enum::error_enum! {
+    /// Why the writer could not get an answer (the kernel's refusals are results, not this).
+    #[derive(Debug)]
+    pub enum WriterError {
+        /// cannot open an rtnetlink socket for changes: {0}
+        Open(io::Error),
+        /// rtnetlink I/O error: {0}
+        Io(io::Error),
+        /// the kernel did not answer an rtnetlink request
+        Timeout,
+        /// the kernel refused an rtnetlink dump: errno {0}
+        Dump(i32),
     }
 }
-
-impl std::error::Error for WriterError {}
 
 /// The outcome of one operation: `Err(errno)` when the kernel refused it.
 pub type OpResult = Result<(), i32>;

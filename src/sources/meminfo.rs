@@ -3,31 +3,21 @@
 //! Read on every memory timer tick, so the reader keeps its buffer and parsing allocates
 //! nothing.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::{read_attr, rooted};
 use crate::model::MemInfo;
 
-/// A /proc/meminfo that could not be used.
-#[derive(Debug)]
-pub enum MeminfoError {
-    /// cannot read /proc/meminfo
-    Io(std::io::Error),
-    /// /proc/meminfo has no MemTotal line
-    NoTotal,
-}
-
-impl fmt::Display for MeminfoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MeminfoError::Io(e) => write!(f, "cannot read /proc/meminfo: {e}"),
-            MeminfoError::NoTotal => f.write_str("/proc/meminfo has no MemTotal line"),
-        }
+crate::error_enum::error_enum! {
+    /// A /proc/meminfo that could not be used.
+    #[derive(Debug)]
+    pub enum MeminfoError {
+        /// cannot read /proc/meminfo: {0}
+        Io(std::io::Error),
+        /// /proc/meminfo has no MemTotal line
+        NoTotal,
     }
 }
-
-impl std::error::Error for MeminfoError {}
 
 /// Parses the lines the agent needs; unknown and malformed lines are skipped.
 pub fn parse(text: &[u8]) -> Result<MemInfo, MeminfoError> {

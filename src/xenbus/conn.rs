@@ -24,103 +24,52 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use self::endpoint::open_device;
+pub use self::endpoint::{Endpoint, DEVICE_PATHS};
 use super::transport::{Direction, FdTransport, Transport, Wake};
 use super::wire::{
-    self, message_len, MsgType, Packet, Reply, Request, WireError, XsError, DEVICE_MSG_MAX,
-    HEADER_LEN, PAYLOAD_MAX,
+    self, message_len, MsgType, Packet, Reply, Request, WireError, XsError, HEADER_LEN, PAYLOAD_MAX,
 };
 
-/// Where XenStore is reached.
+crate::error_enum::error_enum! {
+    /// A failed xenstore request or connection.
+    #[derive(Debug)]
+    pub enum Error {
+        /// xenstored refused: {0}
+        Xs(XsError),
+        /// cannot open xenstore: {0}
+        Open(io::Error),
+        /// xenstore connection I/O error: {0}
+        Io(io::Error),
+        /// xenstore closed the connection
+        Closed,
+        /// malformed message from xenstore: {0}
+        Wire(WireError),
+        /// no reply from xenstore in time
+        Timeout,
+        /// request larger than one xenbus message
+        TooLarge,
+        /// path not allowed by xenstore
+        InvalidPath,
+        /// interrupted by a stop signal
+        Interrupted,
+        /// {0} is neither the xenbus device (a misc character device such as /dev/xen/xenbus, or /proc/xen/xenbus on xenfs) nor a xenstored socket
+        NotXenstore(NotXenstore),
+    }
+}
+
+/// A path that was to be xenstore and is not.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    /// A xenbus character device (`/dev/xen/xenbus`, `/proc/xen/xenbus`).
-    Device(PathBuf),
-    /// A xenstored unix socket (`/run/xenstored/socket`, or a test server).
-    Socket(PathBuf),
-}
+pub struct NotXenstore(pub PathBuf);
 
-/// Device nodes tried, in order, when no endpoint is given.
-pub const DEVICE_PATHS: [&str; 2] = ["/dev/xen/xenbus", "/proc/xen/xenbus"];
-
-impl Endpoint {
-    /// A socket if `path` is one, a device otherwise.
-    pub fn for_path(path: &Path) -> Endpoint {
-        match std::fs::metadata(path) {
-            Ok(m) if m.file_type().is_socket() => Endpoint::Socket(path.to_path_buf()),
-            _ => Endpoint::Device(path.to_path_buf()),
-        }
-    }
-
-    /// The endpoint the user chose: `explicit` (a `--xenstore` option), else the
-    /// `XENBEACON_XENSTORE` environment variable; `None` when neither is set.
-    pub fn chosen(explicit: Option<&Path>) -> Option<Endpoint> {
-        let path = explicit
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("XENBEACON_XENSTORE").map(PathBuf::from))?;
-        Some(Endpoint::for_path(&path))
-    }
-
-    /// The first xenbus device that exists, if any.
-    pub fn discover() -> Option<Endpoint> {
-        DEVICE_PATHS
-            .iter()
-            .map(Path::new)
-            .find(|p| p.exists())
-            .map(|p| Endpoint::Device(p.to_path_buf()))
-    }
-
-    pub fn path(&self) -> &Path {
-        match self {
-            Endpoint::Device(p) | Endpoint::Socket(p) => p,
-        }
-    }
-
-    /// Largest payload one request may carry on this transport.
-    pub fn payload_max(&self) -> usize {
-        match self {
-            Endpoint::Device(_) => DEVICE_MSG_MAX - HEADER_LEN,
-            Endpoint::Socket(_) => PAYLOAD_MAX,
-        }
-    }
-}
-
-impl fmt::Display for Endpoint {
+impl fmt::Display for NotXenstore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Device(p) => write!(f, "xenbus device {}", p.display()),
-            Endpoint::Socket(p) => write!(f, "xenstored socket {}", p.display()),
-        }
+        self.0.display().fmt(f)
     }
-}
-
-/// A failed XenStore request or connection.
-#[derive(Debug)]
-pub enum Error {
-    /// xenstored refused the request
-    Xs(XsError),
-    /// the endpoint could not be opened
-    Open(io::Error),
-    /// reading or writing the connection failed
-    Io(io::Error),
-    /// xenstored closed the connection
-    Closed,
-    /// xenstored sent a malformed message
-    Wire(WireError),
-    /// no reply arrived in time
-    Timeout,
-    /// the request does not fit in one message
-    TooLarge,
-    /// the path has characters or a length xenstore does not allow
-    InvalidPath,
-    /// a stop signal arrived while waiting for xenstore
-    Interrupted,
-    /// the path is neither the xenbus device nor a xenstored socket
-    NotXenstore(PathBuf),
 }
 
 impl Error {
@@ -146,30 +95,6 @@ impl Error {
         }
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Xs(e) => write!(f, "xenstored refused: {e}"),
-            Error::Open(e) => write!(f, "cannot open xenstore: {e}"),
-            Error::Io(e) => write!(f, "xenstore connection I/O error: {e}"),
-            Error::Closed => f.write_str("xenstore closed the connection"),
-            Error::Wire(e) => write!(f, "malformed message from xenstore: {e}"),
-            Error::Timeout => f.write_str("no reply from xenstore in time"),
-            Error::TooLarge => f.write_str("request larger than one xenbus message"),
-            Error::InvalidPath => f.write_str("path not allowed by xenstore"),
-            Error::Interrupted => f.write_str("interrupted by a stop signal"),
-            Error::NotXenstore(p) => write!(
-                f,
-                "{} is neither the xenbus device (a misc character device such as \
-                 /dev/xen/xenbus, or /proc/xen/xenbus on xenfs) nor a xenstored socket",
-                p.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// A watch event: `path` changed, for the watch registered with `token`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -515,87 +440,6 @@ impl<T: Transport> XenbusConn<T> {
         }
         !self.events.is_empty()
     }
-
-    // ---- convenience wrappers -------------------------------------------------------------
-
-    /// Value of `path`, borrowed from the receive buffer.
-    pub fn read(&mut self, path: &str) -> Result<&[u8], Error> {
-        match self.request(&Request::Read(path))? {
-            Reply::Value(v) => Ok(v),
-            _ => Err(Error::Wire(WireError::UnexpectedType)),
-        }
-    }
-
-    /// Value of `path` as a string (lossy for non-UTF-8 values).
-    pub fn read_string(&mut self, path: &str) -> Result<String, Error> {
-        self.read(path)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    }
-
-    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), Error> {
-        self.request(&Request::Write { path, value }).map(|_| ())
-    }
-
-    pub fn mkdir(&mut self, path: &str) -> Result<(), Error> {
-        self.request(&Request::Mkdir(path)).map(|_| ())
-    }
-
-    /// Removes `path` and everything below it; a node that is already gone is not an error.
-    pub fn rm(&mut self, path: &str) -> Result<(), Error> {
-        match self.request(&Request::Rm(path)) {
-            Ok(_) | Err(Error::Xs(XsError::Enoent)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Child names of `path`.
-    pub fn directory(&mut self, path: &str) -> Result<wire::Entries<'_>, Error> {
-        self.request(&Request::Directory(path)).map(|r| r.entries())
-    }
-
-    /// Permission entries of `path` (owner first), e.g. `n0`, `r5`.
-    pub fn get_perms(&mut self, path: &str) -> Result<wire::Entries<'_>, Error> {
-        self.request(&Request::GetPerms(path)).map(|r| r.entries())
-    }
-
-    pub fn watch(&mut self, path: &str, token: &str) -> Result<(), Error> {
-        self.request(&Request::Watch { path, token }).map(|_| ())
-    }
-
-    pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), Error> {
-        self.request(&Request::Unwatch { path, token }).map(|_| ())
-    }
-
-    /// Starts a transaction; requests carry its id until [`XenbusConn::transaction_end`].
-    pub fn transaction_start(&mut self) -> Result<u32, Error> {
-        self.tx_id = 0;
-        match self.request(&Request::TransactionStart)? {
-            Reply::TransactionId(id) => {
-                self.tx_id = id;
-                Ok(id)
-            }
-            _ => Err(Error::Wire(WireError::UnexpectedType)),
-        }
-    }
-
-    /// Commits (or aborts) the open transaction. `Error::Xs(XsError::Eagain)` means it
-    /// conflicted with another change and must be redone from the start.
-    pub fn transaction_end(&mut self, commit: bool) -> Result<(), Error> {
-        let r = self
-            .request(&Request::TransactionEnd { commit })
-            .map(|_| ());
-        self.tx_id = 0;
-        r
-    }
-
-    /// The domain id this connection belongs to, from its home's `domid` node.
-    pub fn read_domid(&mut self) -> Result<u32, Error> {
-        let v = self.read("domid")?;
-        std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or(Error::Wire(WireError::BadPayload))
-    }
 }
 
 impl<T: Transport> AsRawFd for XenbusConn<T> {
@@ -642,38 +486,7 @@ impl Deadline {
     }
 }
 
-/// True for what the xenbus device can be: the misc character device (`/dev/xen/xenbus`)
-/// or the file xenfs serves (`/proc/xen/xenbus`). Anything else (`/dev/zero`, a regular
-/// file, a FIFO) would be read as an endless stream of messages.
-fn is_xenbus_device(file: &File) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    const MISC_MAJOR: u32 = 10;
-    const XENFS_SUPER_MAGIC: i64 = 0xabba1974;
-    let Ok(meta) = file.metadata() else {
-        return false;
-    };
-    if meta.file_type().is_char_device() {
-        return libc::major(meta.rdev()) == MISC_MAJOR;
-    }
-    if !meta.file_type().is_file() {
-        return false;
-    }
-    // SAFETY: statfs is plain old data, filled in by fstatfs on a valid fd.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid fd and a valid statfs to write.
-    let r = unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) };
-    r == 0 && st.f_type as i64 == XENFS_SUPER_MAGIC
-}
-
-/// Opens the xenbus device at `path`, refusing what is not one.
-fn open_device(path: &Path) -> Result<File, Error> {
-    let file =
-        File::from(crate::sys::open(path, libc::O_RDWR | libc::O_NONBLOCK).map_err(Error::Open)?);
-    if !is_xenbus_device(&file) {
-        return Err(Error::NotXenstore(path.to_path_buf()));
-    }
-    Ok(file)
-}
-
+mod endpoint;
+mod requests;
 #[cfg(test)]
 mod tests;

@@ -12,9 +12,13 @@
 //!
 //! Everything borrows from the buffer it was parsed from; nothing here allocates.
 
-use core::fmt;
-
 use crate::decimal::{format_u64, U64_DIGITS};
+
+mod reply;
+mod xs_error;
+
+pub use self::reply::{Entries, Reply};
+pub use self::xs_error::XsError;
 
 /// Bytes in the fixed header: type, req_id, tx_id, len, each a host-endian `u32`.
 pub const HEADER_LEN: usize = 16;
@@ -115,143 +119,26 @@ impl MsgType {
     }
 }
 
-/// Error names xenstored sends in an `XS_ERROR` reply (`xsd_errors` in `xs_wire.h`, plus
-/// `EQUOTA`, which oxenstored uses for quota errors).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum XsError {
-    Einval,
-    Eacces,
-    Eexist,
-    Eisdir,
-    Enoent,
-    Enomem,
-    Enospc,
-    Eio,
-    Enotempty,
-    Enosys,
-    Erofs,
-    Ebusy,
-    Eagain,
-    Eisconn,
-    E2big,
-    Eperm,
-    Equota,
-    /// A name this build does not know; the raw name is logged where it was received.
-    Unknown,
-}
-
-const ERROR_NAMES: [(XsError, &str); 17] = [
-    (XsError::Einval, "EINVAL"),
-    (XsError::Eacces, "EACCES"),
-    (XsError::Eexist, "EEXIST"),
-    (XsError::Eisdir, "EISDIR"),
-    (XsError::Enoent, "ENOENT"),
-    (XsError::Enomem, "ENOMEM"),
-    (XsError::Enospc, "ENOSPC"),
-    (XsError::Eio, "EIO"),
-    (XsError::Enotempty, "ENOTEMPTY"),
-    (XsError::Enosys, "ENOSYS"),
-    (XsError::Erofs, "EROFS"),
-    (XsError::Ebusy, "EBUSY"),
-    (XsError::Eagain, "EAGAIN"),
-    (XsError::Eisconn, "EISCONN"),
-    (XsError::E2big, "E2BIG"),
-    (XsError::Eperm, "EPERM"),
-    (XsError::Equota, "EQUOTA"),
-];
-
-impl XsError {
-    /// The name as sent on the wire (without the trailing NUL).
-    pub fn name(self) -> &'static str {
-        ERROR_NAMES
-            .iter()
-            .find(|(e, _)| *e == self)
-            .map_or("EUNKNOWN", |(_, n)| n)
-    }
-
-    /// Parses an error name; unknown names map to [`XsError::Unknown`].
-    pub fn from_name(name: &[u8]) -> XsError {
-        ERROR_NAMES
-            .iter()
-            .find(|(_, n)| n.as_bytes() == name)
-            .map_or(XsError::Unknown, |(e, _)| *e)
-    }
-
-    /// True for errors that may go away by themselves (busy store, quota freed by another
-    /// write, a transaction conflict): worth another try on a later round.
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            XsError::Eagain
-                | XsError::Ebusy
-                | XsError::Enomem
-                | XsError::Enospc
-                | XsError::Equota
-                | XsError::Eio
-        )
+crate::error_enum::error_enum! {
+    /// Why a buffer is not a well-formed xenbus message.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum WireError {
+        /// message shorter than its header or declared length
+        Truncated,
+        /// payload longer than 4096 bytes
+        PayloadTooLong,
+        /// message type not defined by xs_wire.h
+        UnknownType,
+        /// message type not valid in this direction
+        UnexpectedType,
+        /// string argument without terminating NUL
+        MissingNul,
+        /// path or token is not valid
+        BadString,
+        /// payload does not match its message type
+        BadPayload,
     }
 }
-
-impl fmt::Display for XsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self {
-            XsError::Einval => "invalid argument",
-            XsError::Eacces => "permission denied",
-            XsError::Eexist => "already exists",
-            XsError::Eisdir => "is a directory",
-            XsError::Enoent => "no such node",
-            XsError::Enomem => "out of memory",
-            XsError::Enospc => "no space (quota)",
-            XsError::Eio => "I/O error",
-            XsError::Enotempty => "not empty",
-            XsError::Enosys => "not supported",
-            XsError::Erofs => "read-only",
-            XsError::Ebusy => "busy",
-            XsError::Eagain => "try again (transaction conflict)",
-            XsError::Eisconn => "already connected",
-            XsError::E2big => "too big",
-            XsError::Eperm => "not permitted",
-            XsError::Equota => "quota exceeded",
-            XsError::Unknown => "unknown error",
-        };
-        write!(f, "{} ({})", what, self.name())
-    }
-}
-
-/// Why a buffer is not a well-formed xenbus message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WireError {
-    /// message shorter than its header or its declared length
-    Truncated,
-    /// payload length above the 4096-byte protocol limit
-    PayloadTooLong,
-    /// message type not defined by xs_wire.h
-    UnknownType,
-    /// message type not valid in this direction
-    UnexpectedType,
-    /// string argument missing its terminating NUL
-    MissingNul,
-    /// path or token is not valid UTF-8 or has characters xenstore does not allow
-    BadString,
-    /// payload does not have the shape its type requires
-    BadPayload,
-}
-
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WireError::Truncated => "message shorter than its header or declared length",
-            WireError::PayloadTooLong => "payload longer than 4096 bytes",
-            WireError::UnknownType => "message type not defined by xs_wire.h",
-            WireError::UnexpectedType => "message type not valid in this direction",
-            WireError::MissingNul => "string argument without terminating NUL",
-            WireError::BadString => "path or token is not valid",
-            WireError::BadPayload => "payload does not match its message type",
-        })
-    }
-}
-
-impl std::error::Error for WireError {}
 
 /// How many bytes the message at the start of `buf` occupies, once its header is there.
 ///
@@ -526,130 +413,9 @@ impl Cursor<'_> {
     }
 }
 
-/// A message from xenstored, validated for the request it answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply<'a> {
-    /// `OK\0`: WRITE, MKDIR, RM, SET_PERMS, WATCH, UNWATCH, TRANSACTION_END.
-    Ok,
-    /// READ: the value bytes as stored.
-    Value(&'a [u8]),
-    /// DIRECTORY: NUL-separated child names; iterate with [`Reply::entries`].
-    Directory(&'a [u8]),
-    /// GET_PERMS: NUL-separated permission entries (owner first).
-    Perms(&'a [u8]),
-    /// TRANSACTION_START: the new transaction id.
-    TransactionId(u32),
-    /// GET_DOMAIN_PATH: the domain's home path.
-    DomainPath(&'a str),
-    /// XS_ERROR.
-    Error(XsError),
-    /// XS_WATCH_EVENT, unsolicited: a watched node changed.
-    WatchEvent { path: &'a str, token: &'a str },
-}
-
-impl<'a> Reply<'a> {
-    /// Parses a message from xenstored. `expected` is the type of the request it answers; watch
-    /// events and errors parse whatever was expected.
-    pub fn parse(
-        msg_type: MsgType,
-        expected: Option<MsgType>,
-        payload: &'a [u8],
-    ) -> Result<Reply<'a>, WireError> {
-        match msg_type {
-            MsgType::Error => {
-                let name = match take_cstr(payload) {
-                    Ok((name, _)) => name,
-                    Err(_) => payload,
-                };
-                return Ok(Reply::Error(XsError::from_name(name)));
-            }
-            MsgType::WatchEvent => {
-                let (path, rest) = take_str(payload)?;
-                if !is_valid_path(path) {
-                    return Err(WireError::BadString);
-                }
-                let (token, _) = take_str(rest)?;
-                return Ok(Reply::WatchEvent { path, token });
-            }
-            _ => {}
-        }
-        if let Some(e) = expected {
-            if e != msg_type {
-                return Err(WireError::UnexpectedType);
-            }
-        }
-        Ok(match msg_type {
-            MsgType::Read => Reply::Value(payload),
-            MsgType::Directory => {
-                if !payload.is_empty() && payload.last() != Some(&0) {
-                    return Err(WireError::MissingNul);
-                }
-                Reply::Directory(payload)
-            }
-            MsgType::GetPerms => {
-                if payload.last() != Some(&0) {
-                    return Err(WireError::MissingNul);
-                }
-                Reply::Perms(payload)
-            }
-            MsgType::TransactionStart => {
-                let (s, _) = take_str(payload)?;
-                Reply::TransactionId(s.parse().map_err(|_| WireError::BadPayload)?)
-            }
-            MsgType::GetDomainPath => Reply::DomainPath(take_str(payload)?.0),
-            MsgType::Write
-            | MsgType::Mkdir
-            | MsgType::Rm
-            | MsgType::SetPerms
-            | MsgType::Watch
-            | MsgType::Unwatch
-            | MsgType::TransactionEnd
-            | MsgType::ResetWatches => match payload {
-                b"OK\0" | b"OK" => Reply::Ok,
-                _ => return Err(WireError::BadPayload),
-            },
-            _ => return Err(WireError::UnexpectedType),
-        })
-    }
-
-    /// Child names of a DIRECTORY reply, or entries of a GET_PERMS reply.
-    pub fn entries(&self) -> Entries<'a> {
-        match *self {
-            Reply::Directory(b) | Reply::Perms(b) => Entries { rest: b },
-            _ => Entries { rest: &[] },
-        }
-    }
-}
-
-/// Iterator over NUL-terminated strings; non-UTF-8 entries are skipped.
-#[derive(Debug, Clone)]
-pub struct Entries<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Entries<'a> {
-    type Item = &'a str;
-    fn next(&mut self) -> Option<&'a str> {
-        while !self.rest.is_empty() {
-            let nul = self
-                .rest
-                .iter()
-                .position(|&c| c == 0)
-                .unwrap_or(self.rest.len());
-            let item = &self.rest[..nul];
-            self.rest = self.rest.get(nul + 1..).unwrap_or(&[]);
-            if let Ok(s) = core::str::from_utf8(item) {
-                if !s.is_empty() {
-                    return Some(s);
-                }
-            }
-        }
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::xs_error::ERROR_NAMES;
     use super::*;
     use crate::xenbus::server_wire::emit_raw;
 

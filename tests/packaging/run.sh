@@ -136,11 +136,16 @@ echo "[.deb contents: $(basename "$DEB1")]"
 deb_files=$(dpkg-deb -c "$DEB1" | awk '{print $6}')
 for f in ./usr/bin/xenbeacon ./lib/systemd/system/xenbeacon.service ./lib/systemd/system/xenbeacon-booted.service \
 	./etc/default/xenbeacon ./usr/share/man/man8/xenbeacon.8.gz ./usr/share/doc/xenbeacon/copyright \
-	./usr/share/doc/xenbeacon/LICENSE-MIT ./usr/share/doc/xenbeacon/LICENSE-APACHE ./usr/share/doc/xenbeacon/THIRD-PARTY; do
+	./usr/share/doc/xenbeacon/LICENSE-MIT ./usr/share/doc/xenbeacon/LICENSE-APACHE ./usr/share/doc/xenbeacon/THIRD-PARTY \
+	./lib/systemd/system/xenbeacon-export.service ./etc/default/xenbeacon-export \
+	./usr/share/xenbeacon/prometheus/xenbeacon.rules.yml ./usr/share/xenbeacon/prometheus/xenbeacon.rules.test.yml; do
 	check "holds $f" grep -qx "$f" <<<"$deb_files"
 done
 eq "Conflicts" "$(dpkg-deb -f "$DEB1" Conflicts)" "xe-guest-utilities, xen-guest-agent"
-eq "conffiles" "$(dpkg-deb --ctrl-tarfile "$DEB1" | tar -xO ./conffiles)" /etc/default/xenbeacon
+eq "conffiles" "$(dpkg-deb --ctrl-tarfile "$DEB1" | tar -xO ./conffiles | tr '\n' ' ')" "/etc/default/xenbeacon /etc/default/xenbeacon-export "
+check "export unit in the .deb is byte-identical to packaging/xenbeacon-export.service" \
+	cmp -s "$REPO/packaging/xenbeacon-export.service" \
+	<(dpkg-deb --fsys-tarfile "$DEB1" | tar -xO ./lib/systemd/system/xenbeacon-export.service)
 check "unit in the .deb is byte-identical to buildroot/package/xenbeacon/xenbeacon.service" \
 	cmp -s "$REPO/buildroot/package/xenbeacon/xenbeacon.service" \
 	<(dpkg-deb --fsys-tarfile "$DEB1" | tar -xO ./lib/systemd/system/xenbeacon.service)
@@ -154,10 +159,12 @@ echo "[.rpm contents: $(basename "$RPM1")]"
 rpm_files=$(rpm -qlp "$RPM1")
 for f in /usr/bin/xenbeacon /usr/lib/systemd/system/xenbeacon.service /usr/lib/systemd/system/xenbeacon-booted.service \
 	/etc/sysconfig/xenbeacon /usr/share/man/man8/xenbeacon.8.gz /usr/share/licenses/xenbeacon/LICENSE-MIT \
-	/usr/share/licenses/xenbeacon/LICENSE-APACHE /usr/share/doc/xenbeacon/THIRD-PARTY; do
+	/usr/share/licenses/xenbeacon/LICENSE-APACHE /usr/share/doc/xenbeacon/THIRD-PARTY \
+	/usr/lib/systemd/system/xenbeacon-export.service /etc/sysconfig/xenbeacon-export \
+	/usr/share/xenbeacon/prometheus/xenbeacon.rules.yml /usr/share/xenbeacon/prometheus/xenbeacon.rules.test.yml; do
 	check "holds $f" grep -qx "$f" <<<"$rpm_files"
 done
-eq "config files" "$(rpm -qcp "$RPM1")" /etc/sysconfig/xenbeacon
+eq "config files" "$(rpm -qcp "$RPM1" | tr '\n' ' ')" "/etc/sysconfig/xenbeacon /etc/sysconfig/xenbeacon-export "
 eq "Conflicts" "$(rpm -qp --conflicts "$RPM1" | tr '\n' ' ')" "xe-guest-utilities xe-guest-utilities-latest xen-guest-agent "
 eq "Requires (static binary: the scriptlets' shell only)" \
 	"$(rpm -qp --requires "$RPM1" | grep -v '^rpmlib(' | sort -u | tr '\n' ' ')" "/bin/sh "
@@ -251,6 +258,19 @@ check "xenbeacon-booted.service ran on install: data/xenbeacon/booted (show: boo
 check "man 8 xenbeacon is installed" c test -s /usr/share/man/man8/xenbeacon.8.gz
 check "/usr/bin/xenbeacon --version" c /usr/bin/xenbeacon --version
 
+echo "[xenbeacon-export.service: shipped, not enabled; runs when an admin enables it]"
+eq "systemctl is-enabled xenbeacon-export" "$(c systemctl is-enabled xenbeacon-export.service)" disabled
+check "xenbeacon-export not active after install" test "$(c systemctl is-active xenbeacon-export.service)" != active
+# dom0's view of the fake store, a textfile directory of our own: the unit's sandbox as shipped
+c sh -c 'mkdir -p /run/xb-textfile && printf "%s\n" XENBEACON_TEXTFILE_DIR=/run/xb-textfile \
+	"XENBEACON_EXPORT_ARGS=\"--xenstore /run/xenstored-test/dom0.sock\"" >/etc/default/xenbeacon-export'
+check "systemctl start xenbeacon-export" c systemctl start xenbeacon-export.service
+exported() { c grep -qs "^xenbeacon_guest_info{domid=\"$DOMID\",.*agent=\"xenbeacon\"" /run/xb-textfile/xenbeacon.prom; }
+check "the export wrote the guest's series (agent xenbeacon) to /run/xb-textfile/xenbeacon.prom" until_true 20 exported
+eq "textfile mode (node_exporter's user reads it)" "$(c stat -c %a /run/xb-textfile/xenbeacon.prom)" 644
+check "systemctl stop xenbeacon-export" c systemctl stop xenbeacon-export.service
+check "the textfile is removed when the export stops" c test ! -e /run/xb-textfile/xenbeacon.prom
+
 echo "[conffile /etc/default/xenbeacon]"
 c sh -c 'sed -i "s/^XENBEACON_ARGS=.*/XENBEACON_ARGS=\"--memory-interval 30\"/" /etc/default/xenbeacon'
 PID0=$(mainpid)
@@ -278,7 +298,7 @@ check "unit files gone" c test ! -e /lib/systemd/system/xenbeacon.service -a ! -
 check "conffile kept after remove" c test -e /etc/default/xenbeacon
 check "apt-get purge -y xenbeacon" c apt-get purge -y -qq xenbeacon >/dev/null
 check "conffile gone after purge" c test ! -e /etc/default/xenbeacon
-left=$(c sh -c 'ls /etc/systemd/system/*/xenbeacon* /etc/systemd/system/xenbeacon.service /var/lib/systemd/deb-systemd-helper-enabled/*xenbeacon* 2>/dev/null' || true)
+left=$(c sh -c 'ls /etc/systemd/system/*/xenbeacon* /etc/systemd/system/xenbeacon.service /etc/systemd/system/xenbeacon-export.service /var/lib/systemd/deb-systemd-helper-enabled/*xenbeacon* 2>/dev/null' || true)
 check "no enable/mask state left after purge${left:+: $left}" test -z "$left"
 
 echo "[.rpm in the same system, with a fresh store]"
@@ -300,6 +320,7 @@ check "rpm -i $(basename "$RPM1")" rpmc -i "/mnt/pkgs/$(basename "$RPM1")"
 check "systemctl is-active xenbeacon" until_true 20 active
 eq "systemctl is-enabled xenbeacon" "$(c systemctl is-enabled xenbeacon.service)" enabled
 eq "systemctl is-enabled xenbeacon-booted" "$(c systemctl is-enabled xenbeacon-booted.service)" enabled
+eq "systemctl is-enabled xenbeacon-export" "$(c systemctl is-enabled xenbeacon-export.service)" disabled
 check "agent published into the fresh store" until_true 20 published
 check "xenbeacon-booted.service ran on install (booted true)" until_true 20 booted
 PID1=$(mainpid)

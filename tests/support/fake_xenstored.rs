@@ -748,6 +748,11 @@ impl FakeXenstored {
         self.apply(Request::Write { path, value });
     }
 
+    /// WRITE of raw bytes as dom0 (values that are not UTF-8).
+    pub fn write_bytes(&self, path: &str, value: &[u8]) {
+        self.apply(Request::Write { path, value });
+    }
+
     pub fn rm(&self, path: &str) {
         self.apply(Request::Rm(path));
     }

@@ -26,7 +26,6 @@
 
 mod confined;
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -36,38 +35,22 @@ pub use self::confined::{valid_ifname, Sysfs};
 use crate::net::{NicClass, PciNic, PlatformNic, UsbNic};
 use crate::sources::canonicalize;
 
-/// An interface that could not be classified.
-#[derive(Debug)]
-pub enum ClassifyError {
-    /// not a valid network interface name
-    BadName,
-    /// there is no /sys/class/net (sysfs not mounted)
-    NoSysfs,
-    /// the interface is not in /sys/class/net (it went away)
-    Vanished,
-    /// the interface's sysfs links lead outside /sys/devices
-    OutsideSysfs,
-    /// cannot read sysfs
-    Io(io::Error),
-}
-
-impl fmt::Display for ClassifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClassifyError::BadName => f.write_str("not a valid network interface name"),
-            ClassifyError::NoSysfs => f.write_str("there is no /sys/class/net (sysfs not mounted)"),
-            ClassifyError::Vanished => {
-                f.write_str("the interface is not in /sys/class/net (it went away)")
-            }
-            ClassifyError::OutsideSysfs => {
-                f.write_str("the interface's sysfs links lead outside /sys/devices")
-            }
-            ClassifyError::Io(e) => write!(f, "cannot read sysfs: {e}"),
-        }
+crate::error_enum::error_enum! {
+    /// An interface that could not be classified.
+    #[derive(Debug)]
+    pub enum ClassifyError {
+        /// not a valid network interface name
+        BadName,
+        /// there is no /sys/class/net (sysfs not mounted)
+        NoSysfs,
+        /// the interface is not in /sys/class/net (it went away)
+        Vanished,
+        /// the interface's sysfs links lead outside /sys/devices
+        OutsideSysfs,
+        /// cannot read sysfs: {0}
+        Io(io::Error),
     }
 }
-
-impl std::error::Error for ClassifyError {}
 
 /// Classifies `ifname` by the topology under `root/sys` (see the module doc for the rules).
 ///

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::*;
 use crate::xenbus::scripted::{ScriptedTransport, Step, WriteStep};
 use crate::xenbus::server_wire::emit_raw;
+use crate::xenbus::wire::DEVICE_MSG_MAX;
 
 fn socket() -> Endpoint {
     Endpoint::Socket(PathBuf::from("/scripted/socket"))

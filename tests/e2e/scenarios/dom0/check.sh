@@ -83,6 +83,36 @@ $XB show "$DOMID" --json | grep -q '"feature_balloon":true}' || fail "show --jso
 xenstore-rm "$H/control/feature-balloon"
 ok "show: may balloon = no under xl, yes once control/feature-balloon exists"
 
+# --- 3b. the same guest for Prometheus: list --format prometheus, and the export's textfile
+total=$(value data/meminfo_total)
+[ -n "$total" ] || fail "no data/meminfo_total"
+echo "dom0: \$ xenbeacon list --format prometheus"
+out=$($XB list --format prometheus) || fail "list --format prometheus failed"
+echo "$out" | show_out
+for want in \
+    "xenbeacon_guest_info{domid=\"$DOMID\",name=\"agent\",uuid=\"*\",agent=\"xenbeacon\",*,kernel=\"$kernel\",stage=\"$stage\"} 1" \
+    "xenbeacon_guest_memory_total_bytes{domid=\"$DOMID\",name=\"agent\"} $((total * 1024))" \
+    "xenbeacon_nic_address_info{domid=\"$DOMID\",name=\"agent\",nic=\"eth0\",mac=\"00:16:3e:00:00:00\",family=\"ipv4\",address=\"10.0.0.2\",prefix=\"24\"} 1" \
+    "xenbeacon_guest_info{domid=\"0\",name=\"Domain-0\",uuid=\"*\",agent=\"none\",*} 1"; do
+  found=0
+  while IFS= read -r line; do
+    # shellcheck disable=SC2254 # $want is a pattern on purpose
+    case "$line" in $want) found=1; break ;; esac
+  done <<EOF_P
+$out
+EOF_P
+  [ $found = 1 ] || fail "list --format prometheus lacks a line like: $want"
+done
+ok "list --format prometheus: guest_info, memory_total_bytes $((total * 1024)), 10.0.0.2/24 on eth0, Domain-0 agent none"
+# The export follows the guest from here; section 7 renames it.
+mkdir -p /tmp/tf
+$XB export --textfile-dir /tmp/tf --timeout 5 --min-interval 0.1 2> /tmp/export.err &
+EXPORT_PID=$!
+wait_file /tmp/tf/xenbeacon.prom 10 || fail "export wrote no /tmp/tf/xenbeacon.prom: $(cat /tmp/export.err)"
+grep -q "^xenbeacon_nic_address_info{domid=\"$DOMID\",name=\"agent\",nic=\"eth0\",.*address=\"10.0.0.2\"" /tmp/tf/xenbeacon.prom ||
+  fail "the export's file lacks 10.0.0.2: $(cat /tmp/tf/xenbeacon.prom)"
+ok "export: /tmp/tf/xenbeacon.prom has the guest's 10.0.0.2"
+
 # --- 4. wait --booted returns on `xenbeacon booted` in the guest
 rm -f /tmp/wb.*
 ( $XB wait agent --booted --timeout 20 > /tmp/wb.out 2> /tmp/wb.err; echo $? > /tmp/wb.rc ) &
@@ -135,6 +165,13 @@ show_out < /tmp/wr.out
 [ "$(cat /tmp/wr.rc)" = 0 ] && [ "$(cat /tmp/wr.out)" = "xenbeacon layout $layout" ] ||
   fail "wait web1: status $(cat /tmp/wr.rc), '$(cat /tmp/wr.out)' $(cat /tmp/wr.err)"
 ok "wait by a name no domain had: returned $(awk "BEGIN { printf \"%.2f\", $(cat /tmp/wr.t) - $t0 }") s after xl rename started"
+# the export followed the rename (a watch on the guest's home), then removes its file on SIGTERM
+renamed() { grep -q "^xenbeacon_guest_booted{domid=\"$DOMID\",name=\"web1\"} 1$" /tmp/tf/xenbeacon.prom; }
+n=50; until renamed; do n=$((n - 1)); [ $n -gt 0 ] || fail "the export did not follow xl rename: $(grep "domid=\"$DOMID\"" /tmp/tf/xenbeacon.prom | head -3)"; sleep 0.1; done
+kill "$EXPORT_PID"; wait "$EXPORT_PID"; rc=$?
+[ $rc = 0 ] || fail "export exited $rc on SIGTERM: $(cat /tmp/export.err)"
+[ ! -e /tmp/tf/xenbeacon.prom ] || fail "export left its file behind"
+ok "export: followed xl rename (name=web1, booted 1), exit 0 on SIGTERM, file removed"
 xl rename web1 agent || fail "xl rename back failed"
 go go-done
 sleep 1   # let the domU print the agent's log before dom0 prints the domU console
