@@ -1113,6 +1113,10 @@ mod tests {
         }
 
         fn agent(&self) -> Agent {
+            self.agent_with(false)
+        }
+
+        fn agent_with(&self, apply_ip_settings: bool) -> Agent {
             Agent::new(AgentConfig {
                 root: self.0.clone(),
                 memory_threshold_kb: 1024,
@@ -1121,7 +1125,7 @@ mod tests {
                 booted: false,
                 feature_balloon: true,
                 balloon_stuck_after: Duration::from_secs(30),
-                apply_ip_settings: false,
+                apply_ip_settings,
             })
         }
     }
@@ -1154,6 +1158,45 @@ mod tests {
                 ..Reaction::default()
             }
         );
+    }
+
+    #[test]
+    fn address_requests_are_checked_on_their_watch_and_reapplied_on_connect_and_sighup() {
+        let root = Root::new("ip-settings");
+        // a record an earlier run left, with a line that cannot be trusted
+        root.file(
+            "run/xenbeacon/netconfig",
+            "xenopsd 0 4 2 10.0.0.2/24 10.0.0.1\ngarbage\n",
+        );
+        let mut agent = root.agent_with(true);
+        assert_eq!(
+            desired(&agent, key::FEATURE_STATIC_IP_SETTING).as_deref(),
+            Some("1")
+        );
+        assert_eq!(agent.on_connected().ip_settings, IpStep::Reapply);
+        let now = Instant::now();
+        let r = agent.on_watch_event(ip_setting::XENOPSD_DIR, TOKEN_IP_SETTING, now);
+        assert_eq!(r.ip_settings, IpStep::Check);
+        assert!(!r.check_domain && !r.publish);
+        assert_eq!(agent.on_hangup().ip_settings, IpStep::Reapply);
+        let mut both = agent.on_connected();
+        both |= Reaction {
+            ip_settings: IpStep::Check,
+            ..Reaction::default()
+        };
+        assert_eq!(both.ip_settings, IpStep::Reapply);
+        assert_eq!(
+            agent.ip.as_ref().map(|ip| ip.applied().entries.len()),
+            Some(1)
+        );
+
+        // without the option: no key, no step, the token means nothing
+        let mut off = root.agent();
+        assert_eq!(desired(&off, key::FEATURE_STATIC_IP_SETTING), None);
+        assert_eq!(off.on_connected().ip_settings, IpStep::Nothing);
+        let r = off.on_watch_event(ip_setting::XENOPSD_DIR, TOKEN_IP_SETTING, now);
+        assert_eq!(r, Reaction::default());
+        assert_eq!(off.on_hangup().ip_settings, IpStep::Nothing);
     }
 
     #[test]
