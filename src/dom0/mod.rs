@@ -8,12 +8,14 @@
 //! * [`tree`] holds what was read of one domain ([`tree::DomainTree`]);
 //! * [`parse`] turns it into a [`report::GuestReport`] (pure, tested without fds), for
 //!   xenbeacon's layout ([`crate::layout`]) and for other agents' XAPI-style keys;
-//! * [`text`] and [`json`] print reports for people and for scripts;
+//! * [`text`] and [`json`] print reports for people and for scripts, [`ansible`] as an
+//!   Ansible dynamic inventory;
 //! * [`wait`](mod@wait) blocks on XenStore watches until a guest reports what was asked.
 //!
-//! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`), 2 bad command line,
-//! 3 XenStore unreachable or unreadable.
+//! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`, `list`), 2 bad
+//! command line, 3 XenStore unreachable or unreadable.
 
+pub mod ansible;
 pub mod cli;
 pub mod json;
 pub mod parse;
@@ -47,11 +49,32 @@ fn fail(cmd: &str, msg: impl std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `xenbeacon list`.
+/// `xenbeacon list [--format table|json|ansible] [--timeout SECS]`.
 pub fn list(args: &cli::ListArgs) -> ExitCode {
-    let mut reader = match Reader::open(args.xenstore.as_deref()) {
+    let format = match args.format() {
+        Ok(f) => f,
+        Err(e) => return fail("list", e, EXIT_USAGE),
+    };
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    // A deadline that passed is a timeout, whatever it interrupted (connect or a request).
+    let read_failed = |e: ReadError| {
+        let timed_out = match &e {
+            ReadError::Open(_, Error::Open(io)) => io.kind() == std::io::ErrorKind::WouldBlock,
+            ReadError::Request(_, Error::Timeout) => true,
+            _ => false,
+        };
+        match args.timeout {
+            Some(t) if timed_out => fail(
+                "list",
+                format!("timed out after {} s: {e}", text::secs(t)),
+                EXIT_NOT_FOUND,
+            ),
+            _ => fail("list", e, EXIT_XENSTORE),
+        }
+    };
+    let mut reader = match Reader::open_until(args.xenstore.as_deref(), deadline) {
         Ok(r) => r,
-        Err(e) => return fail("list", e, EXIT_XENSTORE),
+        Err(e) => return read_failed(e),
     };
     let ids = match reader.domains() {
         Ok(Domains::All(ids)) => ids,
@@ -61,41 +84,55 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
             );
             vec![d]
         }
-        Err(e) => return fail("list", e, EXIT_XENSTORE),
+        Err(e) => return read_failed(e),
     };
-    // One domain at a time: read, parse, print (JSON) or keep its cut cells (tables), drop.
+    // One domain at a time: read, parse, print (JSON, Ansible) or keep its cut cells (tables),
+    // drop.
     let mut tables = text::ListTables::new();
+    let mut inventory = ansible::Inventory::new(args.host.as_deref());
     let mut out = std::io::stdout().lock();
     let mut first = true;
-    if args.json {
-        let _ = out.write_all(br#"{"domains":["#);
+    let mut s = String::new();
+    match format {
+        cli::ListFormat::Json => s.push_str(r#"{"domains":["#),
+        cli::ListFormat::Ansible => inventory.begin(&mut s),
+        cli::ListFormat::Table => {}
     }
     for d in ids {
         let r = match reader.read_domain(d) {
             Ok(Some(tree)) => GuestReport::parse(&tree),
             Ok(None) => continue, // destroyed since the listing
             Err(e) => {
+                let _ = out.write_all(s.as_bytes());
                 let _ = out.flush();
-                return fail("list", e, EXIT_XENSTORE);
+                return read_failed(e);
             }
         };
-        if args.json {
-            let mut s = String::new();
-            if !std::mem::take(&mut first) {
-                s.push(',');
+        match format {
+            cli::ListFormat::Json => {
+                if !std::mem::take(&mut first) {
+                    s.push(',');
+                }
+                json::report(&mut s, &r);
             }
-            json::report(&mut s, &r);
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = out.write_all(s.as_bytes());
-        } else {
-            tables.add(&r);
+            cli::ListFormat::Ansible => inventory.add(&mut s, &r),
+            cli::ListFormat::Table => tables.add(&r),
         }
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = out.write_all(s.as_bytes());
+        s.clear();
     }
-    if args.json {
-        let _ = out.write_all(b"]}\n");
-    } else {
-        let _ = out.write_all(tables.render().as_bytes());
+    match format {
+        cli::ListFormat::Json => s.push_str("]}\n"),
+        cli::ListFormat::Ansible => {
+            for why in &inventory.skipped {
+                eprintln!("xenbeacon list: {why}");
+            }
+            inventory.finish(&mut s);
+        }
+        cli::ListFormat::Table => s = tables.render(),
     }
+    let _ = out.write_all(s.as_bytes());
     let _ = out.flush();
     ExitCode::SUCCESS
 }
