@@ -14,6 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian package:command pairs the stages run directly (a fresh Debian 12 has no `ip`, no g++).
 tools=(iproute2:ip gcc:cc strace:strace)  # strace: the rtnetlink failure test injects with it
+tools+=(ansible-core:ansible-inventory)  # tests/ansible.rs runs the real Ansible on the inventory script
 [ "${E2E:-1}" != 0 ] && tools+=(qemu-system-x86:qemu-system-x86_64 busybox-static:/bin/busybox cpio:cpio
   xz-utils:xz binutils:readelf)
 [ "${PACKAGING:-1}" != 0 ] && tools+=(binutils:readelf file:file)
