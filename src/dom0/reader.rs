@@ -338,6 +338,24 @@ impl Reader {
         depth: usize,
         tree: &mut DomainTree,
     ) -> Result<(), ReadError> {
+        let mut path = String::with_capacity(256);
+        path.push_str(home);
+        path.push('/');
+        let start = path.len();
+        path.push_str(rel);
+        self.read_below(&mut path, start, depth, tree)
+    }
+
+    /// `path` (`<home>/<rel>`, `rel` starting at byte `rel_at`) and everything below it. The
+    /// one buffer grows by a component per level and is cut back after each: no path is
+    /// formatted twice.
+    fn read_below(
+        &mut self,
+        path: &mut String,
+        rel_at: usize,
+        depth: usize,
+        tree: &mut DomainTree,
+    ) -> Result<(), ReadError> {
         if tree.nodes.len() >= NODE_LIMIT
             || depth > DEPTH_LIMIT
             || self.subtree_bytes >= SUBTREE_BYTES_LIMIT
@@ -345,8 +363,13 @@ impl Reader {
             tree.truncated = true;
             return Ok(());
         }
-        let path = format!("{home}/{rel}");
-        match self.read(&path)? {
+        // The value and the child names in one exchange: see read_and_directory.
+        let (value, children) = match self.conn.read_and_directory(path) {
+            Ok(both) => both,
+            Err(e) => return Err(ReadError::Request(path.clone(), e)),
+        };
+        let rel = &path[rel_at..];
+        match Self::classify(path, value)? {
             Got::Value(v) => {
                 self.subtree_bytes += rel.len() + v.len();
                 tree.nodes.insert(rel.to_owned(), v);
@@ -357,7 +380,7 @@ impl Reader {
             }
             Got::Absent => return Ok(()),
         }
-        let mut children = match self.list(&path)? {
+        let mut children = match Self::classify(path, children)? {
             Got::Value(c) => c,
             Got::Denied => {
                 tree.denied.insert(rel.to_owned());
@@ -365,15 +388,36 @@ impl Reader {
             }
             Got::Absent => return Ok(()),
         };
-        children.sort_by_key(|c| !read_first(rel, c)); // stable: otherwise in xenstored's order
+        if children.len() > 1 && holds_agent_keys(rel) {
+            // stable: otherwise in xenstored's order
+            children.sort_by_cached_key(|c| !read_first(rel, c));
+        }
+        let len = path.len();
         for c in children {
             if c.is_empty() || c.contains('/') {
                 continue;
             }
-            self.read_subtree(home, &format!("{rel}/{c}"), depth + 1, tree)?;
+            path.push('/');
+            path.push_str(&c);
+            let r = self.read_below(path, rel_at, depth + 1, tree);
+            path.truncate(len);
+            r?;
         }
         Ok(())
     }
+}
+
+/// True if one of the agent's keys ([`crate::layout`]) is below `dir`: only then does
+/// [`read_first`] order its children (one scan per directory, not one per comparison).
+fn holds_agent_keys(dir: &str) -> bool {
+    OWNED_KEYS
+        .iter()
+        .chain(&KEEP_KEYS)
+        .chain(&OWNED_SUBTREES)
+        .any(|k| {
+            k.strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
 }
 
 /// Children of `dir` read before their siblings: those the agent's keys are in

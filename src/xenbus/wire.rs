@@ -236,13 +236,10 @@ pub fn is_path_char(c: u8) -> bool {
 /// limit for its kind (absolute `/...`, relative, or a special `@...` watch path).
 pub fn is_valid_path(path: &str) -> bool {
     let b = path.as_bytes();
-    if b.is_empty() || !b.iter().all(|&c| is_path_char(c)) {
+    let Some(&first) = b.first() else {
         return false;
-    }
-    if b[0] == b'@' {
-        return b.len() <= REL_PATH_MAX;
-    }
-    let max = if b[0] == b'/' {
+    };
+    let max = if first == b'/' {
         ABS_PATH_MAX
     } else {
         REL_PATH_MAX
@@ -250,11 +247,22 @@ pub fn is_valid_path(path: &str) -> bool {
     if b.len() > max {
         return false;
     }
+    if first == b'@' {
+        return b.iter().all(|&c| is_path_char(c));
+    }
     if path == "/" {
         return true;
     }
-    let body = path.strip_prefix('/').unwrap_or(path);
-    !body.ends_with('/') && body.split('/').all(|c| !c.is_empty())
+    // One pass (the dom0 reader checks ~100,000 paths in a listing of 500 guests): allowed
+    // bytes, no empty component (no `//`, no `/` at the end).
+    let mut prev = 0u8;
+    for &c in b {
+        if !is_path_char(c) || (c == b'/' && prev == b'/') {
+            return false;
+        }
+        prev = c;
+    }
+    prev != b'/'
 }
 
 /// Splits off the NUL-terminated string at the start of `buf`.
