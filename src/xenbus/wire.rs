@@ -341,6 +341,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 /// Characters xenstore allows in a path (`xenstore.txt`: alphanumerics and `-/_@`).
+#[inline]
 pub fn is_path_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'/' | b'_' | b'@')
 }
