@@ -782,6 +782,39 @@ mod tests {
         assert!(is_valid_path(&format!("/{}", "a".repeat(ABS_PATH_MAX - 1))));
     }
 
+    /// The one-pass check says what the earlier split-based one said, for every string of up
+    /// to 6 characters over an alphabet with each case in it.
+    #[test]
+    fn valid_path_one_pass_matches_the_split_rule() {
+        fn by_split(path: &str) -> bool {
+            let b = path.as_bytes();
+            if b.is_empty() || !b.iter().all(|&c| is_path_char(c)) {
+                return false;
+            }
+            if b[0] == b'@' || path == "/" {
+                return true;
+            }
+            let body = path.strip_prefix('/').unwrap_or(path);
+            !body.ends_with('/') && body.split('/').all(|c| !c.is_empty())
+        }
+        let alphabet = ['a', '/', '@', '-', ' '];
+        let mut s = String::new();
+        fn all(s: &mut String, alphabet: &[char], left: usize, check: &dyn Fn(&str)) {
+            check(s);
+            if left == 0 {
+                return;
+            }
+            for &c in alphabet {
+                s.push(c);
+                all(s, alphabet, left - 1, check);
+                s.pop();
+            }
+        }
+        all(&mut s, &alphabet, 6, &|p| {
+            assert_eq!(is_valid_path(p), by_split(p), "{p:?}");
+        });
+    }
+
     #[test]
     fn error_names_roundtrip() {
         for (e, n) in ERROR_NAMES {
