@@ -317,6 +317,7 @@ impl<T: Transport> XenbusConn<T> {
         let id = self.queue(req)?;
         let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
         self.send_outbuf(&mut deadline)?;
+        self.requests_sent += 1;
         self.reply(id, req.msg_type(), &mut deadline)
     }
 
@@ -333,7 +334,6 @@ impl<T: Transport> XenbusConn<T> {
         self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
         let id = self.next_req_id;
         req.emit(id, self.tx_id, &mut self.outbuf);
-        self.requests_sent += 1;
         Ok(id)
     }
 
@@ -431,6 +431,7 @@ impl<T: Transport> XenbusConn<T> {
         }
         let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
         self.send_outbuf(&mut deadline)?;
+        self.requests_sent += 2 * ids.iter().filter(|id| id.is_ok()).count() as u64;
         for id in ids {
             out.push(match id {
                 Ok((read_id, dir_id)) => {
