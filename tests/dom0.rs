@@ -1096,6 +1096,42 @@ fn wait_timeout_bounds_a_hung_xenstored() {
     );
 }
 
+/// The reader asks for a directory's children in one batch (one write, replies read
+/// together): watch events before every reply, and xenstored refusing some of a batch's nodes,
+/// change nothing but what was refused.
+#[test]
+fn batched_reads_survive_events_and_errors_mid_batch() {
+    use support::fault_injector::Fault;
+    use xenbeacon::xenbus::wire::XsError;
+    let h = host("batch");
+    let baseline = ok(&h.dom0, &["list", "--json"]);
+    h.xs.faults().add(Fault::SpuriousWatchEvent, None);
+    h.xs.faults().add(Fault::EventFlood(3), None);
+    assert_eq!(ok(&h.dom0, &["list", "--json"]), baseline);
+    h.xs.faults().clear();
+    // The USB NIC's directory, its siblings' and their children are asked for together.
+    h.xs.faults().add(
+        Fault::Errno {
+            domid: None,
+            msg_type: None,
+            path_prefix: format!("{WEB1}/attr/net/525400123406"),
+            error: XsError::Eacces,
+        },
+        None,
+    );
+    let out = ok(&h.dom0, &["show", "web1", "--json"]);
+    assert!(
+        out.contains(r#""access":"partial","denied":["attr/net/525400123406"]"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""name":"enp0s5","mac":"52:54:00:12:34:05""#),
+        "{out}"
+    );
+    assert!(out.contains(r#""name":"end0""#), "{out}");
+    assert!(!out.contains("usb0"), "{out}");
+}
+
 /// `list --timeout` in every format against a xenstored that hangs part way through the
 /// listing (the fault injector holds every request below domain 3 for 60 s), that accepts and
 /// never answers, and that never accepts: exit status 1 within the timeout, with what was read

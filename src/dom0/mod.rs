@@ -37,6 +37,8 @@ use reader::{DomainSpec, Domains, ReadError, Reader};
 use report::GuestReport;
 
 const EXIT_NOT_FOUND: u8 = 1;
+/// `list --timeout`: the same status as `wait`'s timeout.
+const EXIT_TIMED_OUT: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_XENSTORE: u8 = 3;
 
@@ -70,7 +72,7 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
             Some(t) if timed_out => fail(
                 "list",
                 format!("timed out after {} s: {e}", text::secs(t)),
-                EXIT_NOT_FOUND,
+                EXIT_TIMED_OUT,
             ),
             _ => fail("list", e, EXIT_XENSTORE),
         }

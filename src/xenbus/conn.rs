@@ -242,6 +242,7 @@ impl<T: Transport> XenbusConn<T> {
         let id = self.queue(req)?;
         let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
         self.send_outbuf(&mut deadline)?;
+        self.requests_sent += 1;
         self.reply(id, req.msg_type(), &mut deadline)
     }
 
@@ -258,7 +259,6 @@ impl<T: Transport> XenbusConn<T> {
         self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
         let id = self.next_req_id;
         req.emit(id, self.tx_id, &mut self.outbuf);
-        self.requests_sent += 1;
         Ok(id)
     }
 
@@ -293,54 +293,86 @@ impl<T: Transport> XenbusConn<T> {
         }
     }
 
-    /// READ and DIRECTORY of one path, what the dom0 reader asks of every node. On a
-    /// xenstored socket both go in one write(2) before either reply is awaited, which halves
-    /// the system calls and round trips of a listing (xenstored answers a connection's
-    /// requests in order). The xenbus device takes one message per write(2) and gets them one
-    /// after the other.
+    /// READ and DIRECTORY of `dir/<name>` for each of `names` (of `dir` itself when `names`
+    /// is `None`), what the dom0 reader asks of every node, in order. On a xenstored socket all of them go in one write(2) before any reply is awaited
+    /// (xenstored answers a connection's requests in order), which cuts the system calls and
+    /// round trips of a listing to a few per directory; the caller keeps a batch small enough
+    /// for the socket's send buffer. The xenbus device takes one message per write(2) and
+    /// gets them one after the other.
     #[cfg(feature = "dom0")]
-    pub fn read_and_directory(&mut self, path: &str) -> Result<NodeAndChildren, Error> {
+    pub fn read_and_directory(
+        &mut self,
+        dir: &str,
+        names: Option<&[String]>,
+    ) -> Result<Vec<NodeAndChildren>, Error> {
         let value = |r: Result<Reply<'_>, Error>| match r? {
             Reply::Value(v) => Ok(String::from_utf8_lossy(v).into_owned()),
             _ => Err(Error::Wire(WireError::UnexpectedType)),
         };
-        let names = |r: Result<Reply<'_>, Error>| {
+        let children = |r: Result<Reply<'_>, Error>| {
             r.map(|r| r.entries().map(str::to_owned).collect::<Vec<_>>())
         };
-        // A failure of the connection itself (not xenstored's answer) ends both.
-        let fatal = |e: &Error| !matches!(e, Error::Xs(_) | Error::InvalidPath | Error::TooLarge);
-        if matches!(self.endpoint, Endpoint::Device(_)) {
-            let v = value(self.request(&Request::Read(path)));
-            if let Err(e) = &v {
-                if fatal(e) {
-                    return Err(v.unwrap_err());
+        // xenstored's answer is data; any other failure (the connection, the deadline) ends
+        // the whole batch.
+        fn answer<T>(r: Result<T, Error>) -> Result<Result<T, Error>, Error> {
+            match r {
+                Err(e) if !matches!(e, Error::Xs(_) | Error::InvalidPath | Error::TooLarge) => {
+                    Err(e)
                 }
+                r => Ok(r),
             }
-            let d = names(self.request(&Request::Directory(path)));
-            return match d {
-                Err(e) if fatal(&e) => Err(e),
-                d => Ok((v, d)),
-            };
+        }
+        let n = names.map_or(1, <[String]>::len);
+        let mut path = String::with_capacity(dir.len() + 64);
+        path.push_str(dir);
+        // The path of the i-th node, in `path`.
+        let at = |path: &mut String, i: usize| {
+            if let Some(names) = names {
+                path.truncate(dir.len());
+                path.push('/');
+                path.push_str(&names[i]);
+            }
+        };
+        let mut out = Vec::with_capacity(n);
+        if matches!(self.endpoint, Endpoint::Device(_)) {
+            for i in 0..n {
+                at(&mut path, i);
+                let p = path.as_str();
+                let v = answer(value(self.request(&Request::Read(p))))?;
+                let d = answer(children(self.request(&Request::Directory(p))))?;
+                out.push((v, d));
+            }
+            return Ok(out);
         }
         self.outbuf.clear();
-        let read_id = match self.queue(&Request::Read(path)) {
-            Ok(id) => id,
-            Err(e) => return Ok((Err(e), Err(Error::InvalidPath))),
-        };
-        let dir_id = self.queue(&Request::Directory(path))?;
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            at(&mut path, i);
+            let p = path.as_str();
+            ids.push(match self.queue(&Request::Read(p)) {
+                Ok(read_id) => Ok((read_id, self.queue(&Request::Directory(p))?)),
+                Err(e) => Err(e),
+            });
+        }
         let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
         self.send_outbuf(&mut deadline)?;
-        let v = value(self.reply(read_id, MsgType::Read, &mut deadline));
-        if let Err(e) = &v {
-            if fatal(e) {
-                return Err(v.unwrap_err());
-            }
+        self.requests_sent += 2 * ids.iter().filter(|id| id.is_ok()).count() as u64;
+        for id in ids {
+            out.push(match id {
+                Ok((read_id, dir_id)) => {
+                    let v = answer(value(self.reply(read_id, MsgType::Read, &mut deadline)))?;
+                    let d = answer(children(self.reply(
+                        dir_id,
+                        MsgType::Directory,
+                        &mut deadline,
+                    )))?;
+                    (v, d)
+                }
+                // Not sent: what xenstored would have refused.
+                Err(e) => (Err(e), Err(Error::InvalidPath)),
+            });
         }
-        let d = names(self.reply(dir_id, MsgType::Directory, &mut deadline));
-        match d {
-            Err(e) if fatal(&e) => Err(e),
-            d => Ok((v, d)),
-        }
+        Ok(out)
     }
 
     fn send_outbuf(&mut self, deadline: &mut Deadline) -> Result<(), Error> {
