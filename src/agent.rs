@@ -11,10 +11,15 @@ use std::time::{Duration, Instant};
 use crate::balloon::{self, BalloonTracker};
 use crate::desired::{self, DesiredKeys};
 use crate::fault::{FaultLog, Seen};
-use crate::layout::{key, Mac};
+use crate::layout::{ip_setting, key, Mac};
 use crate::model::{Balloon, BalloonState, BootStage, GuestModel, OsInfo, ToolstackHints};
 use crate::net::NicClass;
+use crate::netconfig::plan::{KernelView, NetOp};
+use crate::netconfig::record;
+use crate::netconfig::request::{self, Origin};
+use crate::netconfig::settings::{Answer, IpSettings, Seen as IpSeen};
 use crate::netlink::source::{NetlinkError, NetlinkSource, RouteSocket};
+use crate::netlink::writer::RouteWriter;
 use crate::nics::{normalize_bdf, NicOptions, NicRenderer};
 use crate::publisher::{Op, Publisher, RoundOutcome, RoundTime};
 use crate::sources::balloon::BalloonReader;
@@ -37,6 +42,8 @@ pub struct AgentConfig {
     pub feature_balloon: bool,
     /// How long a balloon may stand still short of its target before it counts as stuck.
     pub balloon_stuck_after: Duration,
+    /// Apply the toolstack's address requests (`--apply-ip-settings`).
+    pub apply_ip_settings: bool,
 }
 
 /// `<dir>/<id>/mac` for every numeric `<id>` below `dir` (at most 64): what the toolstack
@@ -59,6 +66,116 @@ fn read_macs(conn: &mut XenbusConn, dir: &str) -> Result<Vec<(u32, Mac)>, Error>
     Ok(macs)
 }
 
+/// What an earlier run recorded; unreadable is empty (logged).
+fn load_record(root: &std::path::Path) -> crate::netconfig::plan::Applied {
+    match record::load(root) {
+        Ok((applied, dropped)) => {
+            if dropped > 0 {
+                log::warn!(
+                    "{}: {dropped} unreadable lines ignored",
+                    record::path(root).display()
+                );
+            }
+            applied
+        }
+        Err(e) => {
+            log::warn!("cannot read {}: {e}", record::path(root).display());
+            Default::default()
+        }
+    }
+}
+
+/// The keys of one request directory (absent and unreadable keys left out).
+fn read_keys(
+    conn: &mut XenbusConn,
+    dir: &str,
+    names: &[&'static str],
+) -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
+    let mut keys = Vec::with_capacity(names.len());
+    for name in names {
+        match conn.read(&format!("{dir}/{name}")) {
+            Ok(v) => keys.push((*name, v.to_vec())),
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(keys)
+}
+
+/// Numeric children of `dir` (at most [`IP_REQUESTS_MAX`]); none if it is absent or
+/// unreadable.
+fn numeric_children(conn: &mut XenbusConn, dir: &str) -> Result<Vec<u32>, Error> {
+    match conn.directory(dir) {
+        Ok(e) => Ok(e
+            .filter_map(|n| n.parse().ok())
+            .take(IP_REQUESTS_MAX)
+            .collect()),
+        Err(e) if e.is_connection_lost() => Err(e),
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// Every address request XenStore holds: xenopsd's and Ansible's.
+fn read_ip_requests(conn: &mut XenbusConn) -> Result<Vec<IpSeen>, Error> {
+    let mut seen = Vec::new();
+    for devid in numeric_children(conn, ip_setting::XENOPSD_DIR)? {
+        let dir = format!("{}/{devid}/{}", ip_setting::XENOPSD_DIR, ip_setting::SUBDIR);
+        let keys = read_keys(conn, &dir, &XENOPSD_KEYS)?;
+        if keys.is_empty() {
+            continue;
+        }
+        let answered = match conn.read(&format!("{dir}/{}", ip_setting::ERROR_CODE)) {
+            Ok(_) => true,
+            Err(e) if e.is_connection_lost() => return Err(e),
+            Err(_) => false,
+        };
+        seen.push(IpSeen {
+            origin: Origin::Xenopsd(devid),
+            request: request::from_xenopsd(devid, keys.as_slice()),
+            answered,
+        });
+    }
+    for device in numeric_children(conn, ip_setting::VM_DATA_DIR)? {
+        let dir = format!("{}/{device}", ip_setting::VM_DATA_DIR);
+        let keys = read_keys(conn, &dir, &VM_DATA_KEYS)?;
+        if keys.is_empty() {
+            continue;
+        }
+        seen.push(IpSeen {
+            origin: Origin::VmData(device),
+            request: request::from_vm_data(device, keys.as_slice()),
+            answered: true,
+        });
+    }
+    Ok(seen)
+}
+
+/// Has `writer` execute `ops`; if it cannot talk to the kernel at all, every operation counts
+/// as refused with EIO (logged once).
+fn execute(
+    writer: &mut RouteWriter,
+    ops: &[(Origin, NetOp)],
+    fault: &mut FaultLog,
+) -> Vec<(Origin, NetOp, Result<(), i32>)> {
+    let bare: Vec<NetOp> = ops.iter().map(|(_, op)| *op).collect();
+    match writer.execute(&bare) {
+        Ok(results) => ops
+            .iter()
+            .zip(results)
+            .map(|((origin, op), (_, r))| (*origin, *op, r))
+            .collect(),
+        Err(e) => {
+            let msg = e.to_string();
+            if fault.record(msg.clone()) == Seen::New {
+                log::warn!("{msg}");
+            }
+            ops.iter()
+                .map(|(origin, op)| (*origin, *op, Err(libc::EIO)))
+                .collect()
+        }
+    }
+}
+
 /// The watches the agent registers, as (path, token): `memory/target` (the balloon's new
 /// target) and `unique-domain-id` (XAPI writes a fresh one for every domain, so a change means
 /// resume in a new domain).
@@ -68,6 +185,26 @@ pub const WATCHES: [(&str, &str); 2] = [
 ];
 pub const TOKEN_TARGET: &str = "xenbeacon:memory-target";
 pub const TOKEN_UDID: &str = "xenbeacon:unique-domain-id";
+/// With `--apply-ip-settings`: xenopsd's address requests, `xenserver/device/vif`.
+pub const IP_SETTING_WATCH: (&str, &str) = (ip_setting::XENOPSD_DIR, TOKEN_IP_SETTING);
+pub const TOKEN_IP_SETTING: &str = "xenbeacon:static-ip-setting";
+
+/// Requests read per kind (vifs in `xenserver/device/vif`, devices in `vm-data/networks`).
+const IP_REQUESTS_MAX: usize = 64;
+/// The `vm-data/networks/<device>` keys (Ansible's `xenserver_guest`).
+const VM_DATA_KEYS: [&str; 10] = [
+    "mac", "type", "ip", "netmask", "prefix", "gateway", "type6", "ip6", "prefix6", "gateway6",
+];
+/// The `static-ip-setting` keys the agent reads.
+const XENOPSD_KEYS: [&str; 7] = [
+    ip_setting::MAC,
+    ip_setting::ENABLED,
+    ip_setting::ADDRESS,
+    ip_setting::GATEWAY,
+    ip_setting::ENABLED6,
+    ip_setting::ADDRESS6,
+    ip_setting::GATEWAY6,
+];
 
 /// What the event loop must do after the agent handled an event. The loop carries the steps
 /// out in the order of the fields, and an earlier step may add later ones (a dump that changed
@@ -88,9 +225,23 @@ pub struct Reaction {
     pub check_domain: bool,
     /// A publication round ([`Agent::publish`]).
     pub publish: bool,
+    /// Address requests: look for changed ones, or apply all again
+    /// ([`Agent::apply_ip_settings`]).
+    pub ip_settings: IpStep,
     /// After the round on a new connection: who the domain is, and the watches
     /// ([`Agent::settle_connection`]).
     pub settle_connection: bool,
+}
+
+/// What to do about address requests, in increasing strength.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IpStep {
+    #[default]
+    Nothing,
+    /// Read the requests and act on those that changed or lost their answer.
+    Check,
+    /// Act on every request again, idempotently (start, reconnect, resume, migration, SIGHUP).
+    Reapply,
 }
 
 /// What rtnetlink must do, in increasing strength: a later request includes an earlier one.
@@ -113,6 +264,7 @@ impl std::ops::BitOrAssign for Reaction {
         self.recheck_balloon |= o.recheck_balloon;
         self.check_domain |= o.check_domain;
         self.publish |= o.publish;
+        self.ip_settings = self.ip_settings.max(o.ip_settings);
         self.settle_connection |= o.settle_connection;
     }
 }
@@ -125,6 +277,7 @@ impl Reaction {
         recheck_balloon: false,
         check_domain: false,
         publish: true,
+        ip_settings: IpStep::Nothing,
         settle_connection: false,
     };
 
@@ -175,6 +328,14 @@ pub struct Agent {
     identified_once: bool,
     /// What the early round of this connection sent, logged with the round that follows.
     early: RoundOutcome,
+    /// Address requests, with `--apply-ip-settings`.
+    ip: Option<IpSettings>,
+    /// Storing the record of what was applied failed (logged once per message).
+    ip_record_fault: FaultLog,
+    /// Writing an answer failed (logged once per message).
+    ip_answer_fault: FaultLog,
+    /// Reading the kernel's addresses and routes, or executing, failed.
+    ip_writer_fault: FaultLog,
 }
 
 impl Agent {
@@ -195,7 +356,15 @@ impl Agent {
             published_once: false,
             identified_once: false,
             early: RoundOutcome::default(),
+            ip: None,
+            ip_record_fault: FaultLog::new(),
+            ip_answer_fault: FaultLog::new(),
+            ip_writer_fault: FaultLog::new(),
         };
+        if agent.cfg.apply_ip_settings {
+            agent.ip = Some(IpSettings::new(load_record(&agent.cfg.root)));
+            agent.desired.set(key::FEATURE_STATIC_IP_SETTING, "1");
+        }
         desired::render_pv_addons(&mut agent.desired);
         agent.model.stage = agent
             .cfg
@@ -405,6 +574,13 @@ impl Agent {
         let changed = source.receive(&mut self.model.net)?;
         if changed {
             self.refresh_nics();
+            let forgot = match &mut self.ip {
+                Some(ip) => ip.on_links_changed(&self.model.net),
+                None => false,
+            };
+            if forgot {
+                self.store_record();
+            }
         }
         Ok(Reaction::publish_if(changed))
     }
@@ -436,9 +612,24 @@ impl Agent {
             },
             read_hints: true,
             publish: true,
+            ip_settings: self.ip_step(IpStep::Reapply),
             settle_connection: true,
             ..Reaction::default()
         }
+    }
+
+    /// `step` when address requests are applied, else nothing.
+    fn ip_step(&self, step: IpStep) -> IpStep {
+        if self.ip.is_some() {
+            step
+        } else {
+            IpStep::Nothing
+        }
+    }
+
+    /// True with `--apply-ip-settings`.
+    pub fn applies_ip_settings(&self) -> bool {
+        self.ip.is_some()
     }
 
     /// The connection is gone: what was published is forgotten, to be read back on the next.
@@ -553,6 +744,9 @@ impl Agent {
         // another such event, the loop would never sleep.
         let ours = token == TOKEN_TARGET || token == TOKEN_UDID;
         r.check_domain = ours && !first;
+        if token == TOKEN_IP_SETTING {
+            r.ip_settings = self.ip_step(IpStep::Check);
+        }
         r
     }
 
@@ -623,6 +817,7 @@ impl Agent {
             netlink: NetlinkStep::Redump,
             read_hints: true,
             publish: true,
+            ip_settings: self.ip_step(IpStep::Reapply),
             ..Reaction::default()
         }
     }
@@ -675,7 +870,8 @@ impl Agent {
         w.unseen.clear();
         w.unwatched.clear();
         w.overflow_logged = false;
-        for (path, token) in WATCHES {
+        let ip_watch = self.ip.is_some().then_some(IP_SETTING_WATCH);
+        for (path, token) in WATCHES.into_iter().chain(ip_watch) {
             match c.watch(path, token) {
                 Ok(()) => {
                     w.unseen.push(token);
@@ -731,12 +927,139 @@ impl Agent {
             self.identity = now;
             self.forget_published();
         }
-        Ok(Reaction::publish_if(changed))
+        Ok(Reaction {
+            publish: changed,
+            ip_settings: if changed {
+                self.ip_step(IpStep::Reapply)
+            } else {
+                IpStep::Nothing
+            },
+            ..Reaction::default()
+        })
     }
 
     /// Forgets what was published; the next round reads the store back and republishes.
     fn forget_published(&mut self) {
         self.publisher.forget();
+    }
+
+    /// Address requests: reads them, decides (unchanged and answered ones are left alone
+    /// unless `step` is a re-apply), has `writer` execute the operations, undoes a request's
+    /// additions when one of its operations was refused, answers in `error-code`/`error-msg`,
+    /// and stores what was applied. Only a lost connection is an error.
+    pub fn apply_ip_settings(
+        &mut self,
+        conn: &mut XenbusConn,
+        writer: &mut RouteWriter,
+        step: IpStep,
+    ) -> Result<(), Error> {
+        let Some(ip) = &mut self.ip else {
+            return Ok(());
+        };
+        if step == IpStep::Nothing {
+            return Ok(());
+        }
+        if step == IpStep::Reapply {
+            ip.reapply();
+        }
+        let seen = read_ip_requests(conn)?;
+        if seen.is_empty() && ip.applied().entries.is_empty() {
+            return Ok(());
+        }
+        let kernel = match writer.kernel_state() {
+            Ok(k) => k,
+            Err(e) => {
+                let msg = e.to_string();
+                if self.ip_writer_fault.record(msg.clone()) == Seen::New {
+                    log::warn!("{msg}; address requests wait for the next change");
+                }
+                return Ok(());
+            }
+        };
+        let _ = self.ip_writer_fault.clear();
+        let view = KernelView {
+            addrs: &kernel.addrs,
+            routes: &kernel.routes,
+        };
+        let before = ip.applied().clone();
+        let decision = ip.decide(&seen, &self.model.net, &view);
+        let mut answers = decision.answers;
+        if !decision.ops.is_empty() {
+            let results = execute(writer, &decision.ops, &mut self.ip_writer_fault);
+            let (more, undo) = ip.on_results(&results, &self.model.net);
+            answers.extend(more);
+            if !undo.is_empty() {
+                let undone = execute(writer, &undo, &mut self.ip_writer_fault);
+                ip.on_undo_results(&undone);
+            }
+        }
+        let changed = *ip.applied() != before;
+        for a in &answers {
+            self.write_answer(conn, a)?;
+        }
+        if changed {
+            self.store_record();
+        }
+        Ok(())
+    }
+
+    /// `error-msg`, then `error-code` (a reader that waits on `error-code` finds both).
+    fn write_answer(&mut self, conn: &mut XenbusConn, a: &Answer) -> Result<(), Error> {
+        let devid = match a.origin {
+            Origin::Xenopsd(d) => d,
+            Origin::VmData(_) => {
+                if a.code == 0 {
+                    log::info!("{}: applied", a.origin);
+                }
+                return Ok(());
+            }
+        };
+        if a.code == 0 {
+            log::info!("{}: applied", a.origin);
+        }
+        let dir = format!("{}/{devid}/{}", ip_setting::XENOPSD_DIR, ip_setting::SUBDIR);
+        let mut digits = [0u8; crate::decimal::U64_DIGITS];
+        let code = crate::decimal::format_u64(u64::from(a.code), &mut digits);
+        let writes = [
+            (ip_setting::ERROR_MSG, a.msg.as_bytes()),
+            (ip_setting::ERROR_CODE, code.as_bytes()),
+        ];
+        for (k, v) in writes {
+            let path = format!("{dir}/{k}");
+            match conn.write(&path, v) {
+                Ok(()) => {
+                    self.ip_answer_fault.clear();
+                }
+                Err(e) if e.is_connection_lost() => return Err(e),
+                Err(e) => {
+                    let msg = format!("cannot answer in {path}: {e}");
+                    if self.ip_answer_fault.record(msg.clone()) == Seen::New {
+                        log::warn!("{msg}");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the record of what was applied (`/run/xenbeacon/netconfig`).
+    fn store_record(&mut self) {
+        let Some(ip) = &self.ip else { return };
+        match record::store(&self.cfg.root, ip.applied()) {
+            Ok(()) => {
+                self.ip_record_fault.clear();
+            }
+            Err(e) => {
+                let msg = format!(
+                    "cannot store {}: {e}; after a restart the agent will not remove the \
+                     addresses it added",
+                    record::path(&self.cfg.root).display()
+                );
+                if self.ip_record_fault.record(msg.clone()) == Seen::New {
+                    log::warn!("{msg}");
+                }
+            }
+        }
     }
 
     /// What a first publication on an empty store would send, in order (for --dry-run).
@@ -790,6 +1113,10 @@ mod tests {
         }
 
         fn agent(&self) -> Agent {
+            self.agent_with(false)
+        }
+
+        fn agent_with(&self, apply_ip_settings: bool) -> Agent {
             Agent::new(AgentConfig {
                 root: self.0.clone(),
                 memory_threshold_kb: 1024,
@@ -798,6 +1125,7 @@ mod tests {
                 booted: false,
                 feature_balloon: true,
                 balloon_stuck_after: Duration::from_secs(30),
+                apply_ip_settings,
             })
         }
     }
@@ -830,6 +1158,45 @@ mod tests {
                 ..Reaction::default()
             }
         );
+    }
+
+    #[test]
+    fn address_requests_are_checked_on_their_watch_and_reapplied_on_connect_and_sighup() {
+        let root = Root::new("ip-settings");
+        // a record an earlier run left, with a line that cannot be trusted
+        root.file(
+            "run/xenbeacon/netconfig",
+            "xenopsd 0 4 2 10.0.0.2/24 10.0.0.1\ngarbage\n",
+        );
+        let mut agent = root.agent_with(true);
+        assert_eq!(
+            desired(&agent, key::FEATURE_STATIC_IP_SETTING).as_deref(),
+            Some("1")
+        );
+        assert_eq!(agent.on_connected().ip_settings, IpStep::Reapply);
+        let now = Instant::now();
+        let r = agent.on_watch_event(ip_setting::XENOPSD_DIR, TOKEN_IP_SETTING, now);
+        assert_eq!(r.ip_settings, IpStep::Check);
+        assert!(!r.check_domain && !r.publish);
+        assert_eq!(agent.on_hangup().ip_settings, IpStep::Reapply);
+        let mut both = agent.on_connected();
+        both |= Reaction {
+            ip_settings: IpStep::Check,
+            ..Reaction::default()
+        };
+        assert_eq!(both.ip_settings, IpStep::Reapply);
+        assert_eq!(
+            agent.ip.as_ref().map(|ip| ip.applied().entries.len()),
+            Some(1)
+        );
+
+        // without the option: no key, no step, the token means nothing
+        let mut off = root.agent();
+        assert_eq!(desired(&off, key::FEATURE_STATIC_IP_SETTING), None);
+        assert_eq!(off.on_connected().ip_settings, IpStep::Nothing);
+        let r = off.on_watch_event(ip_setting::XENOPSD_DIR, TOKEN_IP_SETTING, now);
+        assert_eq!(r, Reaction::default());
+        assert_eq!(off.on_hangup().ip_settings, IpStep::Nothing);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use argh::FromArgs;
     example = "Run as the guest agent (systemd, OpenRC, BusyBox init):\n  $ xenbeacon",
     example = "Publish once and exit (initramfs, scripts):\n  $ xenbeacon --once",
     example = "Against a xenstored socket (dom0, tests):\n  $ xenbeacon --xenstore /run/xenstored/socket --once",
-    note = "Keys written, relative to /local/domain/<domid> (docs/xenstore-layout.md has the details,\ndocs/consumers.md what xapi, Xen Orchestra and squeezed show from them):\n  data/os_name, data/os_distro, data/os_majorver, data/os_minorver, data/os_uname,\n  data/host_name_dns, data/domain (the kernel's names; no DNS lookup),\n  data/meminfo_total, data/meminfo_free (KiB), data/updated,\n  attr/PVAddons/{{Major,Minor,Micro,Build}}Version, attr/PVAddons/Installed,\n  attr/vif/<devid>/... (PV NICs, and a device NIC carrying a vif's MAC without netfront),\n  attr/net/<mac>/... (PCI, USB, platform NICs; <mac> is the permanent MAC when there is one),\n  xenserver/attr/net-sriov-vf/<vfid>/... (SR-IOV VFs under XAPI).\n\nNICs are found by sysfs topology, not by name; bridges and bonds report their addresses on\neach member NIC; VLANs, macvlans and ipvlans below the NIC they sit on.\n\nAlso data/xenbeacon/{{layout,version,stage,booted}},\ndata/xenbeacon/balloon/{{target_kb,current_kb,state,reason}}, and control/feature-balloon\n(refused under xl, which is logged once). With a balloon driver, control/feature-balloon and\na first data/updated wait until memory settled: squeezed calibrates the domain on either.\n\nFiles read (below --root): /etc/os-release, /usr/lib/os-release, /proc/meminfo,\n/proc/self/mountinfo, /proc/sys/kernel/{{osrelease,hostname,domainname}},\n/sys/hypervisor/type, /sys/class/net/*, /sys/devices/system/xen_memory/xen_memory0,\n/sys/firmware/devicetree (platform NICs).\n\nAfter a restore or migration (new domid, new unique-domain-id, watches firing again, the\nwall clock jumping) and after a xenstored reconnect, everything is published again.\n\nSignals: SIGTERM and SIGINT exit with status 0; SIGHUP re-reads every source, reads the\nkeys back from XenStore and rewrites whatever differs; SIGUSR1 logs one line of counters\n(rounds, writes, removals, refusals, xenstore requests, rtnetlink messages).\n\nEnvironment: XENBEACON_XENSTORE is used when --xenstore is not given.",
+    note = "Keys written, relative to /local/domain/<domid> (docs/xenstore-layout.md has the details,\ndocs/consumers.md what xapi, Xen Orchestra and squeezed show from them):\n  data/os_name, data/os_distro, data/os_majorver, data/os_minorver, data/os_uname,\n  data/host_name_dns, data/domain (the kernel's names; no DNS lookup),\n  data/meminfo_total, data/meminfo_free (KiB), data/updated,\n  attr/PVAddons/{{Major,Minor,Micro,Build}}Version, attr/PVAddons/Installed,\n  attr/vif/<devid>/... (PV NICs, and a device NIC carrying a vif's MAC without netfront),\n  attr/net/<mac>/... (PCI, USB, platform NICs; <mac> is the permanent MAC when there is one),\n  xenserver/attr/net-sriov-vf/<vfid>/... (SR-IOV VFs under XAPI).\n\nNICs are found by sysfs topology, not by name; bridges and bonds report their addresses on\neach member NIC; VLANs, macvlans and ipvlans below the NIC they sit on.\n\nAlso data/xenbeacon/{{layout,version,stage,booted}},\ndata/xenbeacon/balloon/{{target_kb,current_kb,state,reason}}, and control/feature-balloon\n(refused under xl, which is logged once). With a balloon driver, control/feature-balloon and\na first data/updated wait until memory settled: squeezed calibrates the domain on either.\n\nWith --apply-ip-settings: control/feature-static-ip-setting = 1; the requests in\nxenserver/device/vif/<N>/static-ip-setting/* (XAPI's VIF.configure_ipv4/6, xenbeacon set-ip;\nwatched) and vm-data/networks/<N>/* (Ansible's xenserver_guest; read at start) are applied with\nrtnetlink, and answered in .../error-code (0 applied, 1 invalid, 2 no such NIC, 3 the kernel\nrefused) and .../error-msg. Only addresses and default routes the agent added are ever\nremoved; it records them in /run/xenbeacon/netconfig (below --root).\n\nFiles read (below --root): /etc/os-release, /usr/lib/os-release, /proc/meminfo,\n/proc/self/mountinfo, /proc/sys/kernel/{{osrelease,hostname,domainname}},\n/sys/hypervisor/type, /sys/class/net/*, /sys/devices/system/xen_memory/xen_memory0,\n/sys/firmware/devicetree (platform NICs).\n\nAfter a restore or migration (new domid, new unique-domain-id, watches firing again, the\nwall clock jumping) and after a xenstored reconnect, everything is published again.\n\nSignals: SIGTERM and SIGINT exit with status 0; SIGHUP re-reads every source, reads the\nkeys back from XenStore and rewrites whatever differs; SIGUSR1 logs one line of counters\n(rounds, writes, removals, refusals, xenstore requests, rtnetlink messages).\n\nEnvironment: XENBEACON_XENSTORE is used when --xenstore is not given.",
     error_code(0, "success (and after SIGTERM/SIGINT)"),
     error_code(
         1,
@@ -89,6 +89,14 @@ pub struct Args {
     #[argh(option, default = "30", arg_name = "SECS")]
     pub balloon_stuck_after: u32,
 
+    /// apply the address requests of the toolstack to this guest's NICs (off by default: the
+    /// agent then changes the guest's network): XAPI's VIF.configure_ipv4/6 and `xenbeacon
+    /// set-ip` (xenserver/device/vif/<N>/static-ip-setting), and Ansible's xenserver_guest
+    /// (vm-data/networks/<N>). Announces control/feature-static-ip-setting. Only addresses and
+    /// default routes the agent added are ever removed.
+    #[argh(switch)]
+    pub apply_ip_settings: bool,
+
     /// log level: error, warn, info (default), debug or trace. Logs go to stderr.
     #[argh(option, default = "String::from(\"info\")", arg_name = "LEVEL")]
     pub log_level: String,
@@ -116,6 +124,8 @@ pub enum Command {
     Show(crate::dom0::cli::ShowArgs),
     #[cfg(feature = "dom0")]
     Wait(crate::dom0::cli::WaitArgs),
+    #[cfg(feature = "dom0")]
+    SetIp(crate::dom0::cli::SetIpArgs),
     #[cfg(feature = "dom0")]
     Export(crate::dom0::cli::ExportArgs),
 }

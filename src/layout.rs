@@ -56,11 +56,15 @@ pub mod key {
     pub const DOMAIN: &str = "data/domain";
     /// XAPI's squeezed: exists = "booted far enough for balloon targets".
     pub const FEATURE_BALLOON: &str = "control/feature-balloon";
+    /// `1` while the agent applies address requests (`--apply-ip-settings`); XAPI refuses
+    /// `VIF.configure_ipv4/6` without it (xen-api `ocaml/xapi/xapi_vif.ml`:166-174 at
+    /// e2ee48d6). Removed when the option is off, refused under xl like `feature-balloon`.
+    pub const FEATURE_STATIC_IP_SETTING: &str = "control/feature-static-ip-setting";
 }
 
 /// Single keys in directories shared with other software (`data/` is "available for arbitrary
 /// domain use"): only these are ever read back or removed there.
-pub const OWNED_KEYS: [&str; 17] = [
+pub const OWNED_KEYS: [&str; 18] = [
     key::OS_NAME,
     key::OS_DISTRO,
     key::OS_MAJORVER,
@@ -78,6 +82,7 @@ pub const OWNED_KEYS: [&str; 17] = [
     key::LEGACY_BALLOON_REASON,
     key::HOST_NAME,
     key::DOMAIN,
+    key::FEATURE_STATIC_IP_SETTING,
 ];
 
 /// Keys read back and written like the others, but never removed: `data/xenbeacon/booted` is
@@ -89,7 +94,7 @@ pub const KEEP_KEYS: [&str; 2] = [key::BOOTED, key::FEATURE_BALLOON];
 /// to the guest, and xenstored answers EACCES. The first EACCES ends the attempts for the life
 /// of the agent, logged once at info level (it is normal there: XAPI's squeezed, which reads
 /// `control/feature-balloon`, is not there either). Any other refusal follows the usual rules.
-pub const OPTIONAL_KEYS: [&str; 1] = [key::FEATURE_BALLOON];
+pub const OPTIONAL_KEYS: [&str; 2] = [key::FEATURE_BALLOON, key::FEATURE_STATIC_IP_SETTING];
 
 /// xenbeacon's own keys (`key::LAYOUT`, `key::STAGE`, ...).
 pub const XENBEACON_DIR: &str = "data/xenbeacon";
@@ -143,6 +148,32 @@ pub mod nic_key {
     pub const MACVLAN: &str = "macvlan";
     /// [`super::UpperDir::Ipvlan`]: `ipvlan/<ifindex>`.
     pub const IPVLAN: &str = "ipvlan";
+}
+
+/// The toolstack's address requests (`--apply-ip-settings`): keys the toolstack writes and the
+/// agent reads, and the two the agent answers with. Not part of the published key set: the
+/// publisher never reads them back or removes them.
+pub mod ip_setting {
+    /// Announced by the agent when it applies requests.
+    pub const FEATURE: &str = super::key::FEATURE_STATIC_IP_SETTING;
+    /// xenopsd's requests: `xenserver/device/vif/<devid>/static-ip-setting/*`.
+    pub const XENOPSD_DIR: &str = "xenserver/device/vif";
+    pub const SUBDIR: &str = "static-ip-setting";
+    /// Ansible's `xenserver_guest`: `vm-data/networks/<device>/*`.
+    pub const VM_DATA_DIR: &str = "vm-data/networks";
+    pub const MAC: &str = "mac";
+    /// `0` unspecified, `1` static, `2` DHCP.
+    pub const ENABLED: &str = "enabled";
+    /// CIDR.
+    pub const ADDRESS: &str = "address";
+    pub const GATEWAY: &str = "gateway";
+    /// `0` unspecified, `1` static, `2` autoconf.
+    pub const ENABLED6: &str = "enabled6";
+    pub const ADDRESS6: &str = "address6";
+    pub const GATEWAY6: &str = "gateway6";
+    /// The guest's answer: `0` and an empty `error-msg` on success.
+    pub const ERROR_CODE: &str = "error-code";
+    pub const ERROR_MSG: &str = "error-msg";
 }
 
 /// True if `path` is `dir` or below it (component-wise: `attr/vif0` is not below `attr/vif`).

@@ -22,6 +22,7 @@ pub mod fault;
 pub mod layout;
 pub mod model;
 pub mod net;
+pub mod netconfig;
 pub mod netlink;
 pub mod nics;
 pub mod publisher;

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
             #[cfg(feature = "dom0")]
             Command::Wait(a) => xenbeacon::dom0::wait(a),
             #[cfg(feature = "dom0")]
+            Command::SetIp(a) => xenbeacon::dom0::set_ip(a),
+            #[cfg(feature = "dom0")]
             Command::Export(a) => xenbeacon::dom0::export::run(a),
         };
     }
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         booted: args.booted,
         feature_balloon: !args.no_feature_balloon,
         balloon_stuck_after: Duration::from_secs(u64::from(args.balloon_stuck_after)),
+        apply_ip_settings: args.apply_ip_settings,
     };
     if args.dry_run {
         let mut agent = Agent::new(config);

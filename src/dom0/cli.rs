@@ -171,6 +171,76 @@ pub struct WaitArgs {
     pub xenstore: Option<PathBuf>,
 }
 
+/// set the address of a guest's NIC, the way XAPI's VIF.configure_ipv4/6 does: writes
+/// xenserver/device/vif/<N>/static-ip-setting/* in the guest's home (as xenopsd does, with its
+/// permissions), then waits for the guest's agent to answer in error-code. For xl users; the
+/// guest must run xenbeacon --apply-ip-settings (or another agent that announces
+/// control/feature-static-ip-setting).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "set-ip",
+    example = "Static address and default route on the guest's first NIC:\n  $ xenbeacon set-ip web1 --vif 0 --ipv4 192.168.7.10/24 --gateway 192.168.7.1",
+    example = "Back to DHCP (the agent removes what it added; the guest's DHCP client does the rest):\n  $ xenbeacon set-ip web1 --vif 0 --dhcp",
+    example = "IPv6 only:\n  $ xenbeacon set-ip web1 --vif 0 --ipv6 2001:db8::10/64 --gateway6 fe80::1",
+    note = "A family that is not given keeps its keys (--unset sets it to unspecified: the agent\nremoves what it had added for it). The guest never removes an address it did not add, and\nstarts no DHCP client: --dhcp and --autoconf6 leave the NIC to the guest's OS.\n\nThe guest answers in error-code (0 = applied) and error-msg: 1 the request is invalid, 2 no\nNIC with the vif's MAC, 3 the guest's kernel refused the change.",
+    error_code(0, "the guest applied it (or --no-wait: written)"),
+    error_code(1, "timed out waiting for the guest, or no such domain or vif"),
+    error_code(2, "bad command line (nothing was written)"),
+    error_code(3, "XenStore could not be reached, read or written"),
+    error_code(4, "the guest refused it (its error-msg is printed)")
+)]
+pub struct SetIpArgs {
+    /// domid or name.
+    #[argh(positional)]
+    pub domain: String,
+
+    /// the vif's devid (the N of device/vif/N; 0 is the first NIC).
+    #[argh(option, arg_name = "N")]
+    pub vif: u32,
+
+    /// static IPv4 address with its prefix length, e.g. 192.168.7.10/24.
+    #[argh(option, arg_name = "CIDR")]
+    pub ipv4: Option<String>,
+
+    /// IPv4 default gateway (inside the --ipv4 subnet).
+    #[argh(option, arg_name = "IP")]
+    pub gateway: Option<String>,
+
+    /// IPv4 by DHCP (enabled = 2): the agent removes the address it had set.
+    #[argh(switch)]
+    pub dhcp: bool,
+
+    /// static IPv6 address with its prefix length, e.g. 2001:db8::10/64.
+    #[argh(option, arg_name = "CIDR")]
+    pub ipv6: Option<String>,
+
+    /// IPv6 default gateway (inside the --ipv6 subnet, or link-local).
+    #[argh(option, arg_name = "IP")]
+    pub gateway6: Option<String>,
+
+    /// IPv6 by autoconfiguration (enabled6 = 2).
+    #[argh(switch)]
+    pub autoconf6: bool,
+
+    /// set the families not given to unspecified (enabled/enabled6 = 0).
+    #[argh(switch)]
+    pub unset: bool,
+
+    /// seconds to wait for the guest's answer (default 30, fractions allowed).
+    #[argh(option, arg_name = "SECS", from_str_fn(parse_secs))]
+    pub timeout: Option<Duration>,
+
+    /// write and exit without waiting for the guest.
+    #[argh(switch)]
+    pub no_wait: bool,
+
+    /// where XenStore is (default: /run/xenstored/socket if it exists, else /dev/xen/xenbus,
+    /// /proc/xen/xenbus).
+    #[argh(option, arg_name = "PATH")]
+    pub xenstore: Option<PathBuf>,
+}
+
 /// keep a Prometheus textfile of what every guest reports current, for node_exporter's
 /// textfile collector: the series of `list --format prometheus`, rewritten (atomically)
 /// whenever a guest's report changes. Follows XenStore watches; never polls.

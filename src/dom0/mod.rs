@@ -1,4 +1,5 @@
-//! The dom0 side: `xenbeacon list`, `show`, `wait` and `export` read what guests publish.
+//! The dom0 side: `xenbeacon list`, `show`, `wait` and `export` read what guests publish;
+//! `set-ip` asks a guest for an address.
 //!
 //! Most Xen users run plain `xl`, whose `xl list` knows nothing of a guest's IPs, OS or boot
 //! state; the guests publish all of that in XenStore. These commands read it back with the
@@ -11,10 +12,11 @@
 //! * [`text`] and [`json`] print reports for people and for scripts, [`prometheus`] for
 //!   node_exporter's textfile collector, [`ansible`] as an Ansible dynamic inventory;
 //! * [`wait`](mod@wait) blocks on XenStore watches until a guest reports what was asked;
-//! * [`export`] keeps a Prometheus textfile of every guest current, on XenStore watches.
+//! * [`export`] keeps a Prometheus textfile of every guest current, on XenStore watches;
+//! * [`setip`] writes an address request as xenopsd does and waits for the guest's answer.
 //!
-//! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`, `list`), 2 bad
-//! command line, 3 XenStore unreachable or unreadable.
+//! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`, `list`, `set-ip`), 2
+//! bad command line, 3 XenStore unreachable or unreadable, 4 the guest refused (`set-ip`).
 
 pub mod ansible;
 pub mod cli;
@@ -24,6 +26,7 @@ pub mod parse;
 pub mod prometheus;
 pub mod reader;
 pub mod report;
+pub mod setip;
 pub mod text;
 pub mod tree;
 pub mod wait;
@@ -41,6 +44,7 @@ const EXIT_NOT_FOUND: u8 = 1;
 const EXIT_TIMED_OUT: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_XENSTORE: u8 = 3;
+const EXIT_GUEST_REFUSED: u8 = 4;
 
 /// Writes `s` to stdout; a closed pipe (`| head`) is not an error worth a panic.
 fn emit(s: &str) {
@@ -224,5 +228,80 @@ pub fn wait(args: &cli::WaitArgs) -> ExitCode {
         Err(wait::WaitError::Timeout(why)) => timed_out(why),
         Err(e @ wait::WaitError::BadMac(_)) => fail("wait", e, EXIT_USAGE),
         Err(e) => fail("wait", e, EXIT_XENSTORE),
+    }
+}
+
+/// `xenbeacon set-ip DOMAIN --vif N ...`.
+pub fn set_ip(args: &cli::SetIpArgs) -> ExitCode {
+    let change = match setip::Change::from_args(
+        args.ipv4.as_deref(),
+        args.gateway.as_deref(),
+        args.dhcp,
+        args.ipv6.as_deref(),
+        args.gateway6.as_deref(),
+        args.autoconf6,
+        args.unset,
+    ) {
+        Ok(c) => c,
+        Err(e) => return fail("set-ip", e, EXIT_USAGE),
+    };
+    let timeout = args.timeout.unwrap_or(std::time::Duration::from_secs(30));
+    let deadline = Instant::now() + timeout;
+    let spec = DomainSpec::parse(&args.domain);
+    let mut reader = match Reader::open_until(args.xenstore.as_deref(), Some(deadline)) {
+        Ok(r) => r,
+        Err(e) => return fail("set-ip", e, EXIT_XENSTORE),
+    };
+    let domid = match reader.resolve(&spec) {
+        Ok(Some(d)) => d,
+        Ok(None) => return fail("set-ip", format!("no {spec}"), EXIT_NOT_FOUND),
+        Err(e) => return fail("set-ip", e, EXIT_XENSTORE),
+    };
+    if !args.no_wait && !setip::announced(&mut reader, domid) {
+        eprintln!(
+            "xenbeacon set-ip: warning: {spec} has not announced control/feature-static-ip-setting \
+             (is its agent running with --apply-ip-settings?); writing anyway"
+        );
+    }
+    match setip::set_ip(
+        &mut reader,
+        domid,
+        args.vif,
+        &change,
+        !args.no_wait,
+        Some(deadline),
+    ) {
+        Ok(()) if args.no_wait => {
+            emit(&format!(
+                "vif {}: written: {}\n",
+                args.vif,
+                change.describe()
+            ));
+            ExitCode::SUCCESS
+        }
+        Ok(()) => {
+            emit(&format!(
+                "vif {}: applied: {}\n",
+                args.vif,
+                change.describe()
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(setip::SetIpError::Timeout) => {
+            let secs = text::secs(timeout);
+            let msg = format!("vif {}: the guest did not answer within {secs} s", args.vif);
+            fail("set-ip", msg, EXIT_NOT_FOUND)
+        }
+        Err(e @ setip::SetIpError::NoVif(..)) => fail("set-ip", e, EXIT_NOT_FOUND),
+        Err(setip::SetIpError::Guest { code, msg }) => {
+            let msg = format!(
+                "vif {}: the guest refused it (error-code {}): {}",
+                args.vif,
+                text::clean(code.trim()),
+                text::clean(&msg)
+            );
+            fail("set-ip", msg, EXIT_GUEST_REFUSED)
+        }
+        Err(e) => fail("set-ip", e, EXIT_XENSTORE),
     }
 }

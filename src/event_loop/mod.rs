@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use self::link::{connect, Link};
 use self::rtnetlink::Rtnetlink;
-use crate::agent::{Agent, NetlinkStep, Reaction};
+use crate::agent::{Agent, IpStep, NetlinkStep, Reaction};
 use crate::netlink::source::NetlinkSource;
+use crate::netlink::writer::RouteWriter;
 use crate::sources::hostname::HostnameWatch;
 use crate::sys::{self, SignalFd, TimerFd};
 use crate::xenbus::conn::{Endpoint, Error, XenbusConn};
@@ -106,10 +107,25 @@ pub fn open_netlink(agent: &mut Agent) -> Option<NetlinkSource> {
 
 /// `--once`: connect, publish one round, return.
 pub fn run_once(agent: &mut Agent, choice: &EndpointChoice) -> Result<(), RunError> {
-    let _netlink = open_netlink(agent);
+    let mut netlink = open_netlink(agent);
     let mut conn = connect(choice, None).map_err(RunError::Connect)?;
-    let _ = agent.on_connected();
+    let r = agent.on_connected();
     agent.read_hints(&mut conn).map_err(RunError::Connect)?;
+    if r.ip_settings != IpStep::Nothing {
+        // An initramfs without DHCP gets its address here, before the round reports it.
+        let mut writer = Writer::default();
+        if let Some(w) = writer.get() {
+            agent
+                .apply_ip_settings(&mut conn, w, r.ip_settings)
+                .map_err(RunError::Connect)?;
+        }
+        // What was added, in the model before the round.
+        if let Some(source) = netlink.as_mut() {
+            if let Err(e) = agent.on_rtnetlink(source) {
+                log::warn!("{e}");
+            }
+        }
+    }
     agent.publish(&mut conn).map_err(RunError::Connect)?;
     agent.identify(&mut conn).map_err(RunError::Connect)
 }
@@ -177,7 +193,36 @@ struct Executor<'a> {
     choice: &'a EndpointChoice,
     link: Link,
     netlink: Rtnetlink,
+    /// Carries out the agent's address changes (opened the first time it is needed).
+    writer: Writer,
     domain_checks: Throttle,
+}
+
+/// The rtnetlink writer, opened on first use; a failure to open is logged once and tried
+/// again on the next use.
+#[derive(Default)]
+struct Writer {
+    writer: Option<RouteWriter>,
+    failed: bool,
+}
+
+impl Writer {
+    fn get(&mut self) -> Option<&mut RouteWriter> {
+        if self.writer.is_none() {
+            match RouteWriter::open() {
+                Ok(w) => {
+                    self.writer = Some(w);
+                    self.failed = false;
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut self.failed, true) {
+                        log::warn!("{e}; address requests are not applied");
+                    }
+                }
+            }
+        }
+        self.writer.as_mut()
+    }
 }
 
 impl Executor<'_> {
@@ -210,6 +255,18 @@ impl Executor<'_> {
         };
         if r.read_hints {
             self.with_conn("reading toolstack hints failed", Agent::read_hints);
+        }
+        if r.ip_settings != IpStep::Nothing && self.link.conn().is_some() {
+            if let Some(w) = self.writer.get() {
+                let step = r.ip_settings;
+                let (agent, link) = (&mut *self.agent, &mut self.link);
+                if let Some(c) = link.conn_mut() {
+                    if let Err(e) = agent.apply_ip_settings(c, w, step) {
+                        link.down("applying address requests failed", &e);
+                        agent.on_disconnected();
+                    }
+                }
+            }
         }
         if self.domain_checks.ready(r.check_domain) {
             if let Some(more) = self.with_conn("xenstore connection lost", Agent::check_domain) {
@@ -273,6 +330,7 @@ impl<'a> EventLoop<'a> {
             choice,
             link: Link::new(stop.as_raw_fd()),
             netlink: Rtnetlink::new(stop.as_raw_fd()),
+            writer: Writer::default(),
             domain_checks: Throttle::new(DOMAIN_CHECK_MIN_INTERVAL),
         };
         // The first attempt comes before the timers exist: in a PV guest their six system

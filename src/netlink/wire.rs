@@ -18,9 +18,15 @@ pub const RTM_GETLINK: u16 = 18;
 pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_DELADDR: u16 = 21;
 pub const RTM_GETADDR: u16 = 22;
+pub const RTM_NEWROUTE: u16 = 24;
+pub const RTM_DELROUTE: u16 = 25;
+pub const RTM_GETROUTE: u16 = 26;
 
 pub const NLM_F_REQUEST: u16 = 0x1;
+pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP: u16 = 0x300;
+pub const NLM_F_EXCL: u16 = 0x200;
+pub const NLM_F_CREATE: u16 = 0x400;
 
 pub const RTMGRP_LINK: u32 = 0x1;
 pub const RTMGRP_IPV4_IFADDR: u32 = 0x10;
@@ -28,6 +34,7 @@ pub const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 
 const IFINFOMSG_LEN: usize = 16;
 const IFADDRMSG_LEN: usize = 8;
+const RTMSG_LEN: usize = 12;
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
@@ -42,7 +49,18 @@ const IFLA_VLAN_ID: u16 = 1;
 
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const IFA_BROADCAST: u16 = 4;
 const IFA_FLAGS: u16 = 8;
+/// Linux 6.1+: who added the address (`ifa_proto`); older kernels ignore it.
+const IFA_PROTO: u16 = 11;
+
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_TABLE: u16 = 15;
+pub const RT_TABLE_MAIN: u8 = 254;
+const RTN_UNICAST: u8 = 1;
+const RT_SCOPE_UNIVERSE: u8 = 0;
 
 pub const AF_INET: u8 = 2;
 pub const AF_INET6: u8 = 10;
@@ -309,12 +327,163 @@ impl AddrRepr {
     }
 }
 
-/// Appends a dump request (`RTM_GETLINK` or `RTM_GETADDR` for every family) to `out`.
+/// An address to add or remove: `RTM_NEWADDR` / `RTM_DELADDR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrChange {
+    pub index: u32,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    /// `ifa_proto` (`IFA_PROTO`), kept by Linux 6.1 and later.
+    pub protocol: u8,
+}
+
+impl AddrChange {
+    /// Appends the request (`msg_type` `RTM_NEWADDR` or `RTM_DELADDR`, `flags` besides
+    /// `NLM_F_REQUEST`) to `out`. An IPv4 address below /31 gets its subnet's broadcast
+    /// address, as `ip addr add ... brd +` and every network manager give it.
+    pub fn emit(&self, msg_type: u16, flags: u16, seq: u32, out: &mut Vec<u8>) {
+        let start = out.len();
+        emit_header(msg_type, flags, seq, out);
+        let (family, bytes) = ip_bytes(&self.addr);
+        out.extend_from_slice(&[family, self.prefix_len, 0, RT_SCOPE_UNIVERSE]);
+        out.extend_from_slice(&self.index.to_ne_bytes());
+        emit_attr(IFA_LOCAL, bytes.as_slice(), out);
+        emit_attr(IFA_ADDRESS, bytes.as_slice(), out);
+        if let IpAddr::V4(v4) = self.addr {
+            if self.prefix_len < 31 {
+                let host = u32::MAX >> self.prefix_len;
+                let brd = (u32::from(v4) | host).to_be_bytes();
+                emit_attr(IFA_BROADCAST, &brd, out);
+            }
+        }
+        if msg_type == RTM_NEWADDR {
+            emit_attr(IFA_PROTO, &[self.protocol], out);
+        }
+        finish(start, out);
+    }
+}
+
+/// A default route to add or remove: `RTM_NEWROUTE` / `RTM_DELROUTE`, main table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DefaultRouteRepr {
+    pub index: u32,
+    pub gateway: IpAddr,
+    pub protocol: u8,
+}
+
+impl DefaultRouteRepr {
+    /// Appends the request to `out`. A delete names the protocol, so the kernel removes only a
+    /// route with that protocol.
+    pub fn emit(&self, msg_type: u16, flags: u16, seq: u32, out: &mut Vec<u8>) {
+        let start = out.len();
+        emit_header(msg_type, flags, seq, out);
+        let (family, bytes) = ip_bytes(&self.gateway);
+        out.extend_from_slice(&[
+            family,
+            0, // dst_len: default route
+            0,
+            0,
+            RT_TABLE_MAIN,
+            self.protocol,
+            RT_SCOPE_UNIVERSE,
+            RTN_UNICAST,
+        ]);
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        emit_attr(RTA_GATEWAY, bytes.as_slice(), out);
+        emit_attr(RTA_OIF, &self.index.to_ne_bytes(), out);
+        finish(start, out);
+    }
+
+    /// The default route of an `RTM_NEWROUTE` in the main table with a gateway and an output
+    /// link; `Ok(None)` for every other route (prefixes, other tables, multipath, blackholes).
+    pub fn parse(payload: &[u8]) -> Result<Option<DefaultRouteRepr>, NlError> {
+        if payload.len() < RTMSG_LEN {
+            return Err(NlError::ShortPayload);
+        }
+        let (family, dst_len, protocol, kind) = (payload[0], payload[1], payload[5], payload[7]);
+        let mut table = u32::from(payload[4]);
+        let (mut gateway, mut index, mut has_dst) = (None, None, false);
+        for (ty, v) in attrs(&payload[RTMSG_LEN..]) {
+            match ty {
+                RTA_TABLE => table = attr_u32(v)?,
+                RTA_OIF => index = Some(attr_u32(v)?),
+                RTA_DST => has_dst = !v.iter().all(|&b| b == 0),
+                RTA_GATEWAY => {
+                    gateway = match (family, v.len()) {
+                        (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
+                        (AF_INET6, 16) => <[u8; 16]>::try_from(v)
+                            .ok()
+                            .map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+                        _ => return Err(NlError::BadAttribute),
+                    }
+                }
+                _ => {}
+            }
+        }
+        if dst_len != 0 || has_dst || kind != RTN_UNICAST || table != u32::from(RT_TABLE_MAIN) {
+            return Ok(None);
+        }
+        Ok(match (gateway, index) {
+            (Some(gateway), Some(index)) => Some(DefaultRouteRepr {
+                index,
+                gateway,
+                protocol,
+            }),
+            _ => None,
+        })
+    }
+}
+
+fn ip_bytes(ip: &IpAddr) -> (u8, IpBytes) {
+    match ip {
+        IpAddr::V4(v) => (AF_INET, IpBytes::V4(v.octets())),
+        IpAddr::V6(v) => (AF_INET6, IpBytes::V6(v.octets())),
+    }
+}
+
+enum IpBytes {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+impl IpBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            IpBytes::V4(b) => b,
+            IpBytes::V6(b) => b,
+        }
+    }
+}
+
+/// A netlink header with the length left at 0 for [`finish`].
+fn emit_header(msg_type: u16, flags: u16, seq: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&msg_type.to_ne_bytes());
+    out.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+}
+
+fn emit_attr(ty: u16, value: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(value);
+    out.resize(align4(out.len()), 0);
+}
+
+/// Writes the length of the message that starts at `start`.
+fn finish(start: usize, out: &mut [u8]) {
+    let len = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+}
+
+/// Appends a dump request (`RTM_GETLINK`, `RTM_GETADDR` or `RTM_GETROUTE`, every family) to
+/// `out`.
 pub fn emit_dump_request(msg_type: u16, seq: u32, out: &mut Vec<u8>) {
-    let payload_len = if msg_type == RTM_GETLINK {
-        IFINFOMSG_LEN
-    } else {
-        IFADDRMSG_LEN
+    let payload_len = match msg_type {
+        RTM_GETLINK => IFINFOMSG_LEN,
+        RTM_GETROUTE => RTMSG_LEN,
+        _ => IFADDRMSG_LEN,
     };
     let len = NLMSG_HDRLEN + payload_len;
     out.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -447,6 +616,79 @@ mod tests {
             let mut a = vec![AF_INET6, 64, 0, 0, 0, 0, 0, 0];
             a.extend((0..n).map(|i| i.wrapping_mul(91)));
             let _ = AddrRepr::parse(&a);
+        }
+    }
+
+    #[test]
+    fn address_changes_round_trip_through_the_parser() {
+        let mut out = Vec::new();
+        let change = AddrChange {
+            index: 3,
+            addr: "192.168.7.10".parse().unwrap(),
+            prefix_len: 24,
+            protocol: 0xb5,
+        };
+        change.emit(
+            RTM_NEWADDR,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            9,
+            &mut out,
+        );
+        let m = NlMsgs::new(&out).next().unwrap().unwrap();
+        assert_eq!(m.msg_type(), RTM_NEWADDR);
+        assert_eq!(m.flags(), 0x605);
+        assert_eq!(m.seq(), 9);
+        assert_eq!(out.len() % 4, 0);
+        let a = AddrRepr::parse(m.payload()).unwrap().unwrap();
+        assert_eq!((a.index, a.addr, a.prefix_len), (3, change.addr, 24));
+        let brd = attrs(&m.payload()[IFADDRMSG_LEN..])
+            .find(|(t, _)| *t == IFA_BROADCAST)
+            .map(|(_, v)| v.to_vec());
+        assert_eq!(brd, Some(vec![192, 168, 7, 255]));
+        let mut v6 = Vec::new();
+        AddrChange {
+            addr: "2001:db8::2".parse().unwrap(),
+            prefix_len: 64,
+            ..change
+        }
+        .emit(RTM_DELADDR, NLM_F_ACK, 10, &mut v6);
+        let m = NlMsgs::new(&v6).next().unwrap().unwrap();
+        let a = AddrRepr::parse(m.payload()).unwrap().unwrap();
+        assert_eq!(a.addr, "2001:db8::2".parse::<IpAddr>().unwrap());
+        assert!(attrs(&m.payload()[IFADDRMSG_LEN..]).all(|(t, _)| t != IFA_PROTO));
+    }
+
+    #[test]
+    fn default_routes_round_trip_and_others_are_not_default() {
+        for gw in ["10.0.0.1", "fe80::1"] {
+            let r = DefaultRouteRepr {
+                index: 4,
+                gateway: gw.parse().unwrap(),
+                protocol: 0xb5,
+            };
+            let mut out = Vec::new();
+            r.emit(
+                RTM_NEWROUTE,
+                NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                1,
+                &mut out,
+            );
+            let m = NlMsgs::new(&out).next().unwrap().unwrap();
+            assert_eq!(DefaultRouteRepr::parse(m.payload()), Ok(Some(r)));
+            // a /24 is not a default route
+            let mut p = m.payload().to_vec();
+            p[1] = 24;
+            assert_eq!(DefaultRouteRepr::parse(&p), Ok(None));
+            // nor is one in another table
+            let mut p = m.payload().to_vec();
+            p[4] = 100;
+            assert_eq!(DefaultRouteRepr::parse(&p), Ok(None));
+        }
+        assert_eq!(DefaultRouteRepr::parse(&[0; 4]), Err(NlError::ShortPayload));
+        for n in 0..64u8 {
+            let mut p = vec![AF_INET, 0, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0];
+            p.extend((0..n).map(|i| i.wrapping_mul(53)));
+            let _ = DefaultRouteRepr::parse(&p);
         }
     }
 
