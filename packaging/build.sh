@@ -4,7 +4,8 @@
 # packaging/build.sh deb|rpm [--target TRIPLE] [--release N] [--out DIR]
 #
 # Builds the Debian/Ubuntu .deb (dpkg-deb) or the EL9/Fedora .rpm (rpmbuild) from this checkout:
-# the static musl binary (default features, so dom0 hosts get list/show/wait too), the systemd
+# the static musl binary (default features, so dom0 hosts get list/show/wait too), the Ansible
+# inventory script of packaging/ansible/ (dom0 only, never run by the agent), the systemd
 # units of buildroot/package/xenbeacon/, a conffile for XENBEACON_ARGS (/etc/default/xenbeacon or
 # /etc/sysconfig/xenbeacon), xenbeacon(8) generated from --help, the licenses and the licenses
 # of the statically linked crates. Maintainer scripts: packaging/debian/, packaging/xenbeacon.spec.
@@ -84,6 +85,8 @@ else
 	licdir=$root/usr/share/licenses/xenbeacon
 fi
 install -D -m 0755 "$bin" "$root/usr/bin/xenbeacon"
+# dom0: the guests as an Ansible dynamic inventory (`ansible -i /usr/bin/xenbeacon-ansible-inventory`)
+install -D -m 0755 packaging/ansible/xenbeacon-ansible-inventory "$root/usr/bin/xenbeacon-ansible-inventory"
 install -D -m 0644 buildroot/package/xenbeacon/xenbeacon.service "$unitdir/xenbeacon.service"
 install -D -m 0644 buildroot/package/xenbeacon/xenbeacon-booted.service "$unitdir/xenbeacon-booted.service"
 install -D -m 0644 packaging/xenbeacon.default "$root$conf"
@@ -160,7 +163,8 @@ Description: tiny static guest agent for Xen domUs
  and device-tree passthrough, bridges, bonds, VLANs), its boot stage, and
  that it has booted. One static binary: no libxenstore, no exec of other
  programs, no threads. In dom0 the same binary lists what guests publish
- (xenbeacon list, show, wait) and keeps it current for Prometheus'
+ (xenbeacon list, show, wait), also as an Ansible dynamic inventory
+ (xenbeacon-ansible-inventory), and keeps it current for Prometheus'
  node_exporter (xenbeacon-export.service, not enabled; alert rules in
  /usr/share/xenbeacon/prometheus).
  .

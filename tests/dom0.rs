@@ -1096,6 +1096,136 @@ fn wait_timeout_bounds_a_hung_xenstored() {
     );
 }
 
+/// The reader asks for a directory's children in one batch (one write, replies read
+/// together): watch events before every reply, and xenstored refusing some of a batch's nodes,
+/// change nothing but what was refused.
+#[test]
+fn batched_reads_survive_events_and_errors_mid_batch() {
+    use support::fault_injector::Fault;
+    use xenbeacon::xenbus::wire::XsError;
+    let h = host("batch");
+    let baseline = ok(&h.dom0, &["list", "--json"]);
+    h.xs.faults().add(Fault::SpuriousWatchEvent, None);
+    h.xs.faults().add(Fault::EventFlood(3), None);
+    assert_eq!(ok(&h.dom0, &["list", "--json"]), baseline);
+    h.xs.faults().clear();
+    // The USB NIC's directory, its siblings' and their children are asked for together.
+    h.xs.faults().add(
+        Fault::Errno {
+            domid: None,
+            msg_type: None,
+            path_prefix: format!("{WEB1}/attr/net/525400123406"),
+            error: XsError::Eacces,
+        },
+        None,
+    );
+    let out = ok(&h.dom0, &["show", "web1", "--json"]);
+    assert!(
+        out.contains(r#""access":"partial","denied":["attr/net/525400123406"]"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""name":"enp0s5","mac":"52:54:00:12:34:05""#),
+        "{out}"
+    );
+    assert!(out.contains(r#""name":"end0""#), "{out}");
+    assert!(!out.contains("usb0"), "{out}");
+}
+
+/// `list --timeout` in every format against a xenstored that hangs part way through the
+/// listing (the fault injector holds every request below domain 3 for 60 s), that accepts and
+/// never answers, and that never accepts: exit status 1 within the timeout, with what was read
+/// before printed (JSON, Ansible) and the reason on stderr. Without --timeout each request
+/// would wait 20 s.
+#[test]
+fn list_timeout_bounds_a_hung_xenstored() {
+    use support::fault_injector::Fault;
+    let h = host("listhung");
+    let o = run(&h.dom0, &["list", "--format", "ansible", "--timeout", "5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    h.xs.faults().add(
+        Fault::DelayOn {
+            path_prefix: "/local/domain/3".into(),
+            delay: Duration::from_secs(60),
+        },
+        None,
+    );
+    for (fmt, printed) in [
+        ("table", ""),
+        ("json", r#"{"domains":[{"domid":0,"#),
+        (
+            "ansible",
+            r#"{"_meta":{"hostvars":{"web1":{"ansible_host":"192.0.2.9","#,
+        ),
+    ] {
+        let t = Instant::now();
+        let o = run(&h.dom0, &["list", "--format", fmt, "--timeout", "1"]);
+        let took = t.elapsed();
+        let (out, err) = (stdout(&o), stderr(&o));
+        println!(
+            "list --format {fmt} --timeout 1, hung at domain 3: exit {:?} after {took:?}: {err}",
+            o.status.code()
+        );
+        assert_eq!(o.status.code(), Some(1), "{out}{err}");
+        assert_eq!(
+            err,
+            "xenbeacon list: timed out after 1 s: reading /local/domain/3: no reply from xenstore in time\n"
+        );
+        assert!(out.starts_with(printed), "{out}");
+        if fmt != "table" {
+            assert!(out.contains(r#""win""#) && !out.contains("bare"), "{out}");
+        }
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_millis(2500),
+            "{took:?}"
+        );
+    }
+    h.xs.faults().clear();
+
+    let dir = tempdir("listhung2");
+    let silent = dir.path().join("silent.sock");
+    let listener = UnixListener::bind(&silent).unwrap();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let full = dir.path().join("full.sock");
+    let (_listener, _filler) = full_backlog(&full);
+    for (sock, why) in [
+        (
+            &silent,
+            "reading /local/domain: no reply from xenstore in time",
+        ),
+        (&full, "(xenstored accepts no connections: hung?)"),
+    ] {
+        let t = Instant::now();
+        let o = run(sock, &["list", "--timeout", "0.5"]);
+        let took = t.elapsed();
+        let err = stderr(&o);
+        println!(
+            "list --timeout 0.5: exit {:?} after {took:?}: {err}",
+            o.status.code()
+        );
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("xenbeacon list: timed out after 0.5 s: "),
+            "{err}"
+        );
+        assert!(err.contains(why), "{err}");
+        assert!(took < Duration::from_millis(2000), "{took:?}");
+    }
+    // Usage errors.
+    for args in [
+        &["list", "--format", "yaml"][..],
+        &["list", "--json", "--format", "ansible"][..],
+        &["list", "--host", "web1"][..],
+    ] {
+        assert_eq!(run(&h.dom0, args).status.code(), Some(2), "{args:?}");
+    }
+}
+
 /// By name, for a domain created after `wait` started, and again after it is destroyed and
 /// recreated under a new domid (as `xl reboot` does).
 #[test]

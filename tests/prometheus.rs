@@ -282,7 +282,7 @@ fn list_format_prometheus_is_clean_and_json_stays() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown format 'yaml'"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'yaml' is not a format"));
 }
 
 #[test]

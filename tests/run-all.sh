@@ -16,6 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tools=(iproute2:ip gcc:cc strace:strace)  # strace: the rtnetlink failure test injects with it
 # tests/prometheus.rs: promtool, a real Prometheus and node_exporter
 tools+=(prometheus:promtool prometheus-node-exporter:prometheus-node-exporter)
+tools+=(ansible-core:ansible-inventory)  # tests/ansible.rs runs the real Ansible on the inventory script
 [ "${E2E:-1}" != 0 ] && tools+=(qemu-system-x86:qemu-system-x86_64 busybox-static:/bin/busybox cpio:cpio
   xz-utils:xz binutils:readelf)
 [ "${PACKAGING:-1}" != 0 ] && tools+=(binutils:readelf file:file)

@@ -583,3 +583,143 @@ fn pty_bridge(sock: &std::path::Path) -> String {
     });
     path
 }
+
+/// One guest of [`fleet`]: xenbeacon's layout with `vifs` vifs of `addrs` addresses each
+/// (half IPv4, half IPv6, each with its prefix), as the agent publishes them.
+fn fleet_guest(xs: &support::fake_xenstored::FakeXenstored, domid: u32, vifs: u32, addrs: u32) {
+    let h = format!("/local/domain/{domid}");
+    let name = format!("guest{domid}");
+    let mut keys: Vec<(String, String)> = [
+        ("domid", domid.to_string().as_str()),
+        ("name", &name),
+        ("vm", &format!("/vm/00000000-0000-4000-8000-{domid:012}")),
+        ("memory/static-max", "2097152"),
+        ("memory/target", "2097152"),
+        ("data/os_name", "Debian GNU/Linux 12 (bookworm)"),
+        ("data/os_distro", "debian"),
+        ("data/os_majorver", "12"),
+        ("data/os_minorver", "8"),
+        ("data/os_uname", "6.1.0-28-amd64"),
+        ("data/meminfo_total", "2013232"),
+        ("data/meminfo_free", "1503232"),
+        ("data/updated", "1795511149"),
+        ("data/host_name_dns", &name),
+        ("data/domain", "example.com"),
+        ("data/xenbeacon/layout", "1"),
+        ("data/xenbeacon/version", "1.0.0"),
+        ("data/xenbeacon/stage", "rootfs"),
+        ("data/xenbeacon/booted", "1"),
+        ("data/balloon_target_kb", "2097152"),
+        ("data/balloon_current_kb", "2097152"),
+        ("data/balloon_state", "reached"),
+        ("attr/PVAddons/MajorVersion", "1"),
+        ("attr/PVAddons/MinorVersion", "0"),
+        ("attr/PVAddons/MicroVersion", "0"),
+        ("attr/PVAddons/Installed", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for v in 0..vifs {
+        let mac = format!("00:16:3e:{:02x}:{:02x}:{v:02x}", domid >> 8, domid & 0xff);
+        let d = format!("attr/vif/{v}");
+        keys.push((format!("{d}/name"), format!("eth{v}")));
+        keys.push((format!("{d}/mac/0"), mac.clone()));
+        keys.push((format!("{d}/carrier"), "1".into()));
+        keys.push((format!("device/vif/{v}/mac"), mac));
+        for a in 0..addrs {
+            let (fam, addr, prefix) = if a % 2 == 0 {
+                let o = (domid * 16 + v * 4 + a) as u16;
+                let addr = format!("10.{}.{}.{}", v, o >> 8, (o & 0xff).max(1));
+                ("ipv4", addr, "24")
+            } else {
+                ("ipv6", format!("fd00:{domid:x}:{v:x}::{a:x}"), "64")
+            };
+            keys.push((format!("{d}/{fam}/{}", a / 2), addr));
+            keys.push((format!("{d}/{fam}/{}/prefix", a / 2), prefix.into()));
+        }
+    }
+    for (k, v) in keys {
+        xs.write(&format!("{h}/{k}"), &v);
+    }
+}
+
+/// Builds `guests` domains of [`fleet_guest`] (domids 1..=guests) and dom0.
+fn fleet(xs: &support::fake_xenstored::FakeXenstored, guests: u32, vifs: u32, addrs: u32) {
+    xs.write("/local/domain/0/name", "Domain-0");
+    xs.write("/local/domain/0/domid", "0");
+    for d in 1..=guests {
+        fleet_guest(xs, d, vifs, addrs);
+    }
+}
+
+/// `xenbeacon list` in every format over 500 guests × 4 vifs × 4 addresses (issue 22): CPU
+/// (user + system) and peak RSS of the command, measured by GNU time (`time` package) so that
+/// the figure is the command's own, not inherited from this process's fork. With
+/// `XENBEACON_BENCH_HOLD=SECS` the fake xenstored stays up that long after the measurement
+/// and its socket is printed, for `valgrind --tool=callgrind xenbeacon list --xenstore SOCK`.
+#[test]
+#[ignore]
+fn list_500_guests() {
+    let bin = std::env::var_os("XENBEACON_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_xenbeacon").into());
+    assert!(
+        std::path::Path::new("/usr/bin/time").exists(),
+        "/usr/bin/time missing (apt-get install time)"
+    );
+    let dir = support::tempdir("list500");
+    let xs = support::fake_xenstored::FakeXenstored::start(dir.path());
+    let t = Instant::now();
+    fleet(&xs, 500, 4, 4);
+    let sock = xs.dom0_socket();
+    println!(
+        "fleet of 500 guests built in {:?}: {} nodes",
+        t.elapsed(),
+        xs.dump("/local/domain").len()
+    );
+    let formats: [&[&str]; 3] = [
+        &["list"],
+        &["list", "--json"],
+        &["list", "--format", "ansible"],
+    ];
+    for args in formats {
+        let stats = dir.path().join("time.out");
+        let o = Command::new("/usr/bin/time")
+            .arg("-o")
+            .arg(&stats)
+            .args(["-f", "%U %S %M %e"])
+            .arg(&bin)
+            .args(args)
+            .arg("--xenstore")
+            .arg(&sock)
+            .env_remove("XENBEACON_XENSTORE")
+            .output()
+            .unwrap();
+        let f = std::fs::read_to_string(&stats).unwrap();
+        let f: Vec<&str> = f.lines().last().unwrap().split(' ').collect();
+        let cpu = f[0].parse::<f64>().unwrap() + f[1].parse::<f64>().unwrap();
+        let what = args[1..].join("_");
+        let what = if what.is_empty() { "table" } else { &what };
+        println!(
+            "BENCH list-500-guests format={what} exit={:?} cpu_s={cpu:.2} user_s={} sys_s={} maxrss_kib={} wall_s={} out_bytes={} requests={}",
+            o.status.code(),
+            f[0],
+            f[1],
+            f[2],
+            f[3],
+            o.stdout.len(),
+            xs.stats().0.values().sum::<u64>(),
+        );
+        xs.reset_stats();
+        if !o.status.success() {
+            println!("  {}", String::from_utf8_lossy(&o.stderr).trim());
+        }
+    }
+    if let Some(secs) = std::env::var("XENBEACON_BENCH_HOLD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        println!("holding {} for {secs} s", sock.display());
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+}

@@ -14,8 +14,14 @@ use argh::FromArgs;
     subcommand,
     name = "list",
     example = "In dom0:\n  $ xenbeacon list\n  $ xenbeacon list --json | jq '.domains[].name'\n  $ xenbeacon list --format prometheus | grep ^xenbeacon_nic_address_info",
-    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".\n\nGuests decide how much they write, so what is read of each is capped (4096 nodes, 10\nlevels, 256 KiB in each of data/, attr/, xenserver/attr/ and device/vif/; \"truncated\" in\nJSON) and domains are read and printed one at a time. The tables show at most 32 NIC rows\nper domain and 8 addresses per NIC; xenbeacon show DOMAIN has all of them.\n\n--format prometheus prints Prometheus' text format (what xenbeacon export keeps current for\nnode_exporter): every series labelled domid and name; label values escaped, other control\ncharacters as ?, cut at 128 bytes; at most 64 NIC and 256 address series per guest, only valid\naddresses. What was left out is counted (xenbeacon_scrape_dropped_series) and said on stderr.",
+    example = "Ansible, over every guest of this host (the packages ship the inventory script):\n  $ ansible -i /usr/bin/xenbeacon-ansible-inventory xenbeacon_booted -m ping",
+    note = "XenStore is found at /run/xenstored/socket, then /dev/xen/xenbus and /proc/xen/xenbus\n(XENBEACON_XENSTORE or --xenstore override it). Reading other domains needs dom0 (or a\ndomain the tree grants read access); what may not be read is shown as \"no access\".\n\nGuests decide how much they write, so what is read of each is capped (4096 nodes, 10\nlevels, 256 KiB in each of data/, attr/, xenserver/attr/ and device/vif/; \"truncated\" in\nJSON) and domains are read and printed one at a time. The tables show at most 32 NIC rows\nper domain and 8 addresses per NIC; xenbeacon show DOMAIN has all of them.\n\n--format ansible prints an Ansible dynamic inventory (what an inventory script answers to\n--list): one host per guest (dom0 left out), named after the domain if the name is 1-63 of\nA-Z a-z 0-9 _ - . not starting with - or . (else domain-<domid>; a name already taken is left\nout, with a warning); ansible_host is the first usable IPv4 address, chosen as by wait --ip;\nevery fact is a variable named xenbeacon_*; every string a guest wrote is marked unsafe\n(Ansible never templates it); groups: xenbeacon_agent_<kind>, xenbeacon_booted or\nxenbeacon_not_booted, xenbeacon_distro_<os_distro>, xenbeacon_stage_<stage>, values\nlower-cased, every character other than a-z 0-9 _ made _, cut to 63. --host NAME prints only\nthat host's variables (an empty object if there is none), for the inventory script's --host.\n\n--format prometheus prints Prometheus' text format (what xenbeacon export keeps current for\nnode_exporter): every series labelled domid and name; label values escaped, other control\ncharacters as ?, cut at 128 bytes; at most 64 NIC and 256 address series per guest, only valid\naddresses. What was left out is counted (xenbeacon_scrape_dropped_series) and said on stderr.",
     error_code(0, "listed"),
+    error_code(
+        1,
+        "timed out: XenStore did not accept or answer before --timeout (what was printed is incomplete)"
+    ),
+    error_code(2, "bad command line"),
     error_code(
         3,
         "XenStore could not be reached or read (with --json, what was printed is incomplete)"
@@ -31,37 +37,64 @@ pub struct ListArgs {
     #[argh(switch)]
     pub json: bool,
 
-    /// table (default), json, or prometheus (the text format of node_exporter's textfile
-    /// collector; see xenbeacon export).
-    #[argh(option, arg_name = "FORMAT", from_str_fn(parse_format))]
-    pub format: Option<Format>,
+    /// table (the default), json, prometheus (the text format of node_exporter's textfile
+    /// collector; see xenbeacon export) or ansible (a dynamic inventory; see below).
+    #[argh(option, arg_name = "FORMAT")]
+    pub format: Option<ListFormat>,
+
+    /// with --format ansible: only the variables of this inventory host.
+    #[argh(option, arg_name = "NAME")]
+    pub host: Option<String>,
+
+    /// give up after this many seconds (fractions allowed; default: 20 s for each XenStore
+    /// request). It bounds everything: connecting and every request.
+    #[argh(option, arg_name = "SECS", from_str_fn(parse_secs))]
+    pub timeout: Option<Duration>,
 }
 
 /// What `list` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub enum ListFormat {
+    /// Tables for people.
     Table,
+    /// One JSON document (`--json`).
     Json,
+    /// Prometheus' text exposition format ([`super::prometheus`]).
     Prometheus,
+    /// An Ansible dynamic inventory ([`super::ansible`]).
+    Ansible,
 }
 
-impl ListArgs {
-    /// `--format`, else `--json`, else the tables.
-    pub fn format(&self) -> Format {
-        match (self.format, self.json) {
-            (Some(f), _) => f,
-            (None, true) => Format::Json,
-            (None, false) => Format::Table,
+impl std::str::FromStr for ListFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ListFormat, String> {
+        match s {
+            "table" => Ok(ListFormat::Table),
+            "json" => Ok(ListFormat::Json),
+            "prometheus" => Ok(ListFormat::Prometheus),
+            "ansible" => Ok(ListFormat::Ansible),
+            _ => Err(format!(
+                "'{s}' is not a format (table, json, prometheus, ansible)"
+            )),
         }
     }
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
-    match s {
-        "table" => Ok(Format::Table),
-        "json" => Ok(Format::Json),
-        "prometheus" => Ok(Format::Prometheus),
-        _ => Err(format!("unknown format '{s}' (table, json, prometheus)")),
+impl ListArgs {
+    /// `--format`, with `--json` as `--format json`; an error if they disagree, or for
+    /// `--host` without `--format ansible`.
+    pub fn format(&self) -> Result<ListFormat, String> {
+        let f = match (self.format, self.json) {
+            (None, false) => ListFormat::Table,
+            (None, true) | (Some(ListFormat::Json), _) => ListFormat::Json,
+            (Some(f), false) => f,
+            (Some(_), true) => return Err("--json and --format disagree".into()),
+        };
+        if self.host.is_some() && f != ListFormat::Ansible {
+            return Err("--host goes with --format ansible".into());
+        }
+        Ok(f)
     }
 }
 

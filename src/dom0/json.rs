@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use super::report::{Address, Agent, GuestReport, Nic, Upper, UpperKind};
 
 /// Appends `s` as a JSON string literal.
-fn string(out: &mut String, s: &str) {
+pub(super) fn string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -34,18 +34,18 @@ fn string(out: &mut String, s: &str) {
 }
 
 /// An object being written; the closing `}` comes when it is dropped.
-struct Obj<'a> {
+pub(super) struct Obj<'a> {
     out: &'a mut String,
     first: bool,
 }
 
 impl<'a> Obj<'a> {
-    fn new(out: &'a mut String) -> Obj<'a> {
+    pub(super) fn new(out: &'a mut String) -> Obj<'a> {
         out.push('{');
         Obj { out, first: true }
     }
 
-    fn key(&mut self, k: &str) -> &mut String {
+    pub(super) fn key(&mut self, k: &str) -> &mut String {
         if !self.first {
             self.out.push(',');
         }
@@ -55,7 +55,7 @@ impl<'a> Obj<'a> {
         self.out
     }
 
-    fn str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+    pub(super) fn str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
         let out = self.key(k);
         match v {
             Some(v) => string(out, v),
@@ -64,7 +64,7 @@ impl<'a> Obj<'a> {
         self
     }
 
-    fn num(&mut self, k: &str, v: Option<u64>) -> &mut Self {
+    pub(super) fn num(&mut self, k: &str, v: Option<u64>) -> &mut Self {
         let out = self.key(k);
         match v {
             Some(v) => {
@@ -75,7 +75,7 @@ impl<'a> Obj<'a> {
         self
     }
 
-    fn bool(&mut self, k: &str, v: Option<bool>) -> &mut Self {
+    pub(super) fn bool(&mut self, k: &str, v: Option<bool>) -> &mut Self {
         let out = self.key(k);
         out.push_str(match v {
             Some(true) => "true",
@@ -86,12 +86,12 @@ impl<'a> Obj<'a> {
     }
 
     /// A nested object under `k`.
-    fn obj(&mut self, k: &str) -> Obj<'_> {
+    pub(super) fn obj(&mut self, k: &str) -> Obj<'_> {
         Obj::new(self.key(k))
     }
 
     /// A nested array under `k`.
-    fn arr(&mut self, k: &str) -> Arr<'_> {
+    pub(super) fn arr(&mut self, k: &str) -> Arr<'_> {
         Arr::new(self.key(k))
     }
 
@@ -108,18 +108,18 @@ impl Drop for Obj<'_> {
 }
 
 /// An array being written; the closing `]` comes when it is dropped.
-struct Arr<'a> {
+pub(super) struct Arr<'a> {
     out: &'a mut String,
     first: bool,
 }
 
 impl<'a> Arr<'a> {
-    fn new(out: &'a mut String) -> Arr<'a> {
+    pub(super) fn new(out: &'a mut String) -> Arr<'a> {
         out.push('[');
         Arr { out, first: true }
     }
 
-    fn next(&mut self) -> &mut String {
+    pub(super) fn next(&mut self) -> &mut String {
         if !self.first {
             self.out.push(',');
         }
@@ -127,11 +127,11 @@ impl<'a> Arr<'a> {
         self.out
     }
 
-    fn obj(&mut self) -> Obj<'_> {
+    pub(super) fn obj(&mut self) -> Obj<'_> {
         Obj::new(self.next())
     }
 
-    fn str(&mut self, v: &str) {
+    pub(super) fn str(&mut self, v: &str) {
         string(self.next(), v);
     }
 }
@@ -168,7 +168,7 @@ fn upper(o: &mut Obj<'_>, u: &Upper) {
     addresses(o, "ipv6", &u.ipv6);
 }
 
-fn nic(o: &mut Obj<'_>, n: &Nic) {
+pub(super) fn nic(o: &mut Obj<'_>, n: &Nic) {
     o.str("kind", Some(n.kind.id()))
         .str("id", Some(&n.id))
         .str("path", Some(&n.path))

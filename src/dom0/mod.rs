@@ -10,14 +10,15 @@
 //! * [`parse`] turns it into a [`report::GuestReport`] (pure, tested without fds), for
 //!   xenbeacon's layout ([`crate::layout`]) and for other agents' XAPI-style keys;
 //! * [`text`] and [`json`] print reports for people and for scripts, [`prometheus`] for
-//!   node_exporter's textfile collector;
+//!   node_exporter's textfile collector, [`ansible`] as an Ansible dynamic inventory;
 //! * [`wait`](mod@wait) blocks on XenStore watches until a guest reports what was asked;
 //! * [`export`] keeps a Prometheus textfile of every guest current, on XenStore watches;
 //! * [`setip`] writes an address request as xenopsd does and waits for the guest's answer.
 //!
-//! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`, `set-ip`), 2 bad
-//! command line, 3 XenStore unreachable or unreadable, 4 the guest refused (`set-ip`).
+//! Exit statuses: 0 done, 1 no such domain (`show`) or timed out (`wait`, `list`, `set-ip`), 2
+//! bad command line, 3 XenStore unreachable or unreadable, 4 the guest refused (`set-ip`).
 
+pub mod ansible;
 pub mod cli;
 pub mod export;
 pub mod json;
@@ -35,11 +36,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::xenbus::conn::Error;
-use cli::Format;
 use reader::{DomainSpec, Domains, ReadError, Reader};
 use report::GuestReport;
 
 const EXIT_NOT_FOUND: u8 = 1;
+/// `list --timeout`: the same status as `wait`'s timeout.
+const EXIT_TIMED_OUT: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_XENSTORE: u8 = 3;
 const EXIT_GUEST_REFUSED: u8 = 4;
@@ -56,11 +58,32 @@ fn fail(cmd: &str, msg: impl std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `xenbeacon list`.
+/// `xenbeacon list [--format table|json|prometheus|ansible] [--timeout SECS]`.
 pub fn list(args: &cli::ListArgs) -> ExitCode {
-    let mut reader = match Reader::open(args.xenstore.as_deref()) {
+    let format = match args.format() {
+        Ok(f) => f,
+        Err(e) => return fail("list", e, EXIT_USAGE),
+    };
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    // A deadline that passed is a timeout, whatever it interrupted (connect or a request).
+    let read_failed = |e: ReadError| {
+        let timed_out = match &e {
+            ReadError::Open(_, Error::Open(io)) => io.kind() == std::io::ErrorKind::WouldBlock,
+            ReadError::Request(_, Error::Timeout) => true,
+            _ => false,
+        };
+        match args.timeout {
+            Some(t) if timed_out => fail(
+                "list",
+                format!("timed out after {} s: {e}", text::secs(t)),
+                EXIT_TIMED_OUT,
+            ),
+            _ => fail("list", e, EXIT_XENSTORE),
+        }
+    };
+    let mut reader = match Reader::open_until(args.xenstore.as_deref(), deadline) {
         Ok(r) => r,
-        Err(e) => return fail("list", e, EXIT_XENSTORE),
+        Err(e) => return read_failed(e),
     };
     let ids = match reader.domains() {
         Ok(Domains::All(ids)) => ids,
@@ -70,39 +93,41 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
             );
             vec![d]
         }
-        Err(e) => return fail("list", e, EXIT_XENSTORE),
+        Err(e) => return read_failed(e),
     };
-    // One domain at a time: read, parse, print (JSON) or keep what is printed of it (its cut
-    // table cells, its capped series), drop.
-    let format = args.format();
+    // One domain at a time: read, parse, print (JSON, Ansible) or keep what is printed of it
+    // (its cut table cells, its capped series), drop.
     let mut tables = text::ListTables::new();
     let mut series: Vec<prometheus::GuestSeries> = Vec::new();
+    let mut inventory = ansible::Inventory::new(args.host.as_deref());
     let mut out = std::io::stdout().lock();
     let mut first = true;
-    if format == Format::Json {
-        let _ = out.write_all(br#"{"domains":["#);
+    let mut s = String::new();
+    match format {
+        cli::ListFormat::Json => s.push_str(r#"{"domains":["#),
+        cli::ListFormat::Ansible => inventory.begin(&mut s),
+        cli::ListFormat::Table | cli::ListFormat::Prometheus => {}
     }
     for d in ids {
         let r = match reader.read_domain(d) {
             Ok(Some(tree)) => GuestReport::parse(&tree),
             Ok(None) => continue, // destroyed since the listing
             Err(e) => {
+                let _ = out.write_all(s.as_bytes());
                 let _ = out.flush();
-                return fail("list", e, EXIT_XENSTORE);
+                return read_failed(e);
             }
         };
         match format {
-            Format::Json => {
-                let mut s = String::new();
+            cli::ListFormat::Json => {
                 if !std::mem::take(&mut first) {
                     s.push(',');
                 }
                 json::report(&mut s, &r);
-                // A closed pipe (`| head`) is not an error worth a panic.
-                let _ = out.write_all(s.as_bytes());
             }
-            Format::Table => tables.add(&r),
-            Format::Prometheus => {
+            cli::ListFormat::Ansible => inventory.add(&mut s, &r),
+            cli::ListFormat::Table => tables.add(&r),
+            cli::ListFormat::Prometheus => {
                 let g = prometheus::guest(&r);
                 if g.dropped > 0 {
                     eprintln!("xenbeacon list: {}", prometheus::dropped_note(&g));
@@ -110,20 +135,22 @@ pub fn list(args: &cli::ListArgs) -> ExitCode {
                 series.push(g);
             }
         }
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = out.write_all(s.as_bytes());
+        s.clear();
     }
     match format {
-        Format::Json => {
-            let _ = out.write_all(b"]}\n");
+        cli::ListFormat::Json => s.push_str("]}\n"),
+        cli::ListFormat::Ansible => {
+            for why in &inventory.skipped {
+                eprintln!("xenbeacon list: {why}");
+            }
+            inventory.finish(&mut s);
         }
-        Format::Table => {
-            let _ = out.write_all(tables.render().as_bytes());
-        }
-        Format::Prometheus => {
-            let mut s = String::new();
-            prometheus::write(&mut s, series.iter());
-            let _ = out.write_all(s.as_bytes());
-        }
+        cli::ListFormat::Table => s = tables.render(),
+        cli::ListFormat::Prometheus => prometheus::write(&mut s, series.iter()),
     }
+    let _ = out.write_all(s.as_bytes());
     let _ = out.flush();
     ExitCode::SUCCESS
 }

@@ -429,7 +429,7 @@ impl Parser<'_> {
             .iter()
             .filter(|(k, v)| {
                 let guest_side = GUEST_SUBTREES.iter().any(|t| is_under(k, t));
-                let is_dir = v.is_empty() && !tree.children(k).is_empty();
+                let is_dir = v.is_empty() && tree.has_children(k);
                 guest_side
                     && !is_dir
                     && !CONTAINERS.contains(&k.as_str())

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use super::tree::{home, DomainTree, DOMAINS_DIR, SINGLE_KEYS, SUBTREES};
 use crate::layout::{is_under, KEEP_KEYS, OWNED_KEYS, OWNED_SUBTREES};
-use crate::xenbus::conn::{Endpoint, Error, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS};
+use crate::xenbus::conn::{
+    Endpoint, Error, NodeAndChildren, XenbusConn, DEFAULT_REPLY_TIMEOUT, DEVICE_PATHS,
+};
 use crate::xenbus::wire::XsError;
 
 /// xenstored's socket in dom0, tried before the xenbus devices.
@@ -338,6 +340,37 @@ impl Reader {
         depth: usize,
         tree: &mut DomainTree,
     ) -> Result<(), ReadError> {
+        let mut path = String::with_capacity(256);
+        path.push_str(home);
+        path.push('/');
+        let start = path.len();
+        path.push_str(rel);
+        self.read_below(&mut path, start, depth, tree, None)
+    }
+
+    /// Asks for the value and children of `dir/<name>` for each of `names` at once (of `dir`
+    /// itself for `None`).
+    fn fetch(
+        &mut self,
+        dir: &str,
+        names: Option<&[String]>,
+    ) -> Result<Vec<NodeAndChildren>, ReadError> {
+        self.conn
+            .read_and_directory(dir, names)
+            .map_err(|e| ReadError::Request(dir.to_owned(), e))
+    }
+
+    /// `path` (`<home>/<rel>`, `rel` starting at byte `rel_at`) and everything below it;
+    /// `got` is its value and children if they were asked for already (with its siblings).
+    /// The one path buffer grows by a component per level and is cut back after each.
+    fn read_below(
+        &mut self,
+        path: &mut String,
+        rel_at: usize,
+        depth: usize,
+        tree: &mut DomainTree,
+        got: Option<NodeAndChildren>,
+    ) -> Result<(), ReadError> {
         if tree.nodes.len() >= NODE_LIMIT
             || depth > DEPTH_LIMIT
             || self.subtree_bytes >= SUBTREE_BYTES_LIMIT
@@ -345,8 +378,15 @@ impl Reader {
             tree.truncated = true;
             return Ok(());
         }
-        let path = format!("{home}/{rel}");
-        match self.read(&path)? {
+        let (value, children) = match got {
+            Some(g) => g,
+            None => match self.fetch(path, None)?.pop() {
+                Some(g) => g,
+                None => return Ok(()),
+            },
+        };
+        let rel = &path[rel_at..];
+        match Self::classify(path, value)? {
             Got::Value(v) => {
                 self.subtree_bytes += rel.len() + v.len();
                 tree.nodes.insert(rel.to_owned(), v);
@@ -357,7 +397,7 @@ impl Reader {
             }
             Got::Absent => return Ok(()),
         }
-        let mut children = match self.list(&path)? {
+        let mut children = match Self::classify(path, children)? {
             Got::Value(c) => c,
             Got::Denied => {
                 tree.denied.insert(rel.to_owned());
@@ -365,15 +405,53 @@ impl Reader {
             }
             Got::Absent => return Ok(()),
         };
-        children.sort_by_key(|c| !read_first(rel, c)); // stable: otherwise in xenstored's order
-        for c in children {
-            if c.is_empty() || c.contains('/') {
-                continue;
+        children.retain(|c| !c.is_empty() && !c.contains('/'));
+        if children.len() > 1 && holds_agent_keys(rel) {
+            // stable: otherwise in xenstored's order
+            children.sort_by_cached_key(|c| !read_first(rel, c));
+        }
+        // Siblings are asked for in batches (see read_and_directory), then read one by one in
+        // order, so the limits above cut exactly where they would one node at a time; what a
+        // cut batch asked for in vain is at most BATCH nodes.
+        let len = path.len();
+        let mut rest = &children[..];
+        while !rest.is_empty() {
+            let (mut n, mut bytes) = (0, 0);
+            while n < rest.len() && n < BATCH && bytes < BATCH_BYTES {
+                bytes += len + 1 + rest[n].len();
+                n += 1;
             }
-            self.read_subtree(home, &format!("{rel}/{c}"), depth + 1, tree)?;
+            let (batch, after) = rest.split_at(n);
+            rest = after;
+            let got = self.fetch(path, Some(batch))?;
+            for (c, g) in batch.iter().zip(got) {
+                path.push('/');
+                path.push_str(c);
+                let r = self.read_below(path, rel_at, depth + 1, tree, Some(g));
+                path.truncate(len);
+                r?;
+            }
         }
         Ok(())
     }
+}
+
+/// Most siblings asked for at once, and about the most bytes of their paths: a batch of
+/// requests always fits a socket's send buffer, so writing it never waits for xenstored.
+const BATCH: usize = 32;
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// True if one of the agent's keys ([`crate::layout`]) is below `dir`: only then does
+/// [`read_first`] order its children (one scan per directory, not one per comparison).
+fn holds_agent_keys(dir: &str) -> bool {
+    OWNED_KEYS
+        .iter()
+        .chain(&KEEP_KEYS)
+        .chain(&OWNED_SUBTREES)
+        .any(|k| {
+            k.strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
 }
 
 /// Children of `dir` read before their siblings: those the agent's keys are in

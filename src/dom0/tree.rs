@@ -91,6 +91,11 @@ impl DomainTree {
             .filter(move |(k, _)| is_under(k, dir))
     }
 
+    /// True if some node is below `dir` (stops at the first).
+    pub fn has_children(&self, dir: &str) -> bool {
+        self.below(dir).any(|(k, _)| k.len() > dir.len())
+    }
+
     /// Names of the direct children of `dir`, from every node below it, in key order.
     /// (No sort: the map is ordered already; a name is only out of order when a sibling
     /// starts with it followed by `-`, the one path character below `/`.)

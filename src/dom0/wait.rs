@@ -88,11 +88,7 @@ pub fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
     if c.ip {
         let addr = match nic {
             Some((n, _)) => n.ipv4.iter().find_map(usable_ipv4)?,
-            None => r
-                .nics
-                .iter()
-                .filter(|n| n.reported)
-                .find_map(|n| n.ipv4.iter().find_map(usable_ipv4))?,
+            None => first_usable_ipv4(r)?,
         };
         return Some(addr.to_string());
     }
@@ -117,6 +113,16 @@ pub fn satisfied(r: &GuestReport, c: &Conditions) -> Option<String> {
         Agent::XapiStyle { .. } => Some(r.agent.label()),
         Agent::None | Agent::NoAccess => None,
     }
+}
+
+/// The guest's first usable IPv4 address ([`usable_ipv4`]), in the report's NIC order:
+/// lowest vif devid, lowest index, then SR-IOV VFs, then the other NICs (`attr/net`). What
+/// `wait --ip` prints, and the `ansible_host` of `list --format ansible`.
+pub fn first_usable_ipv4(r: &GuestReport) -> Option<Ipv4Addr> {
+    r.nics
+        .iter()
+        .filter(|n| n.reported)
+        .find_map(|n| n.ipv4.iter().find_map(usable_ipv4))
 }
 
 /// The address, if it is a unicast IPv4 address another host can reach the guest at: a

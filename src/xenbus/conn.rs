@@ -66,6 +66,11 @@ crate::error_enum::error_enum! {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NotXenstore(pub PathBuf);
 
+/// What [`XenbusConn::read_and_directory`] got of one node: its value and its child names,
+/// each as xenstored answered (an `Error::Xs` is an answer).
+#[cfg(feature = "dom0")]
+pub type NodeAndChildren = (Result<String, Error>, Result<Vec<String>, Error>);
+
 impl fmt::Display for NotXenstore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.display().fmt(f)
@@ -233,6 +238,16 @@ impl<T: Transport> XenbusConn<T> {
 
     /// Sends `req` and waits for its reply. Errors from xenstored come back as `Error::Xs`.
     pub fn request(&mut self, req: &Request<'_>) -> Result<Reply<'_>, Error> {
+        self.outbuf.clear();
+        let id = self.queue(req)?;
+        let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
+        self.send_outbuf(&mut deadline)?;
+        self.requests_sent += 1;
+        self.reply(id, req.msg_type(), &mut deadline)
+    }
+
+    /// Checks `req` and appends it to the output buffer under a new request id.
+    fn queue(&mut self, req: &Request<'_>) -> Result<u32, Error> {
         if let Some(p) = req.path() {
             if !wire::is_valid_path(p) {
                 return Err(Error::InvalidPath);
@@ -243,16 +258,18 @@ impl<T: Transport> XenbusConn<T> {
         }
         self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
         let id = self.next_req_id;
-        self.outbuf.clear();
         req.emit(id, self.tx_id, &mut self.outbuf);
-        let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
-        self.send_outbuf(&mut deadline)?;
-        self.requests_sent += 1;
+        Ok(id)
+    }
+
+    /// Waits for the reply to request `id` (of type `ty`), queueing watch events and dropping
+    /// stray replies on the way.
+    fn reply(&mut self, id: u32, ty: MsgType, deadline: &mut Deadline) -> Result<Reply<'_>, Error> {
         // The device answers WATCH/UNWATCH itself and may leave req_id at 0.
-        let zero_ok = matches!(req.msg_type(), MsgType::Watch | MsgType::Unwatch)
+        let zero_ok = matches!(ty, MsgType::Watch | MsgType::Unwatch)
             && matches!(self.endpoint, Endpoint::Device(_));
         let len = loop {
-            let len = self.recv_message(&mut deadline)?;
+            let len = self.recv_message(deadline)?;
             self.consumed = len;
             let packet = Packet::new_unchecked(&self.inbuf[..len]);
             let ty = packet.msg_type_raw();
@@ -268,12 +285,94 @@ impl<T: Transport> XenbusConn<T> {
             log::debug!("dropping stray xenstore reply (req_id {rid}, waiting for {id})");
         };
         let packet = Packet::new_unchecked(&self.inbuf[..len]);
-        let ty = packet.msg_type().map_err(Error::Wire)?;
-        match Reply::parse(ty, Some(req.msg_type()), &self.inbuf[HEADER_LEN..len]) {
+        let reply_ty = packet.msg_type().map_err(Error::Wire)?;
+        match Reply::parse(reply_ty, Some(ty), &self.inbuf[HEADER_LEN..len]) {
             Ok(Reply::Error(e)) => Err(Error::Xs(e)),
             Ok(reply) => Ok(reply),
             Err(e) => Err(Error::Wire(e)),
         }
+    }
+
+    /// READ and DIRECTORY of `dir/<name>` for each of `names` (of `dir` itself when `names`
+    /// is `None`), what the dom0 reader asks of every node, in order. On a xenstored socket all of them go in one write(2) before any reply is awaited
+    /// (xenstored answers a connection's requests in order), which cuts the system calls and
+    /// round trips of a listing to a few per directory; the caller keeps a batch small enough
+    /// for the socket's send buffer. The xenbus device takes one message per write(2) and
+    /// gets them one after the other.
+    #[cfg(feature = "dom0")]
+    pub fn read_and_directory(
+        &mut self,
+        dir: &str,
+        names: Option<&[String]>,
+    ) -> Result<Vec<NodeAndChildren>, Error> {
+        let value = |r: Result<Reply<'_>, Error>| match r? {
+            Reply::Value(v) => Ok(String::from_utf8_lossy(v).into_owned()),
+            _ => Err(Error::Wire(WireError::UnexpectedType)),
+        };
+        let children = |r: Result<Reply<'_>, Error>| {
+            r.map(|r| r.entries().map(str::to_owned).collect::<Vec<_>>())
+        };
+        // xenstored's answer is data; any other failure (the connection, the deadline) ends
+        // the whole batch.
+        fn answer<T>(r: Result<T, Error>) -> Result<Result<T, Error>, Error> {
+            match r {
+                Err(e) if !matches!(e, Error::Xs(_) | Error::InvalidPath | Error::TooLarge) => {
+                    Err(e)
+                }
+                r => Ok(r),
+            }
+        }
+        let n = names.map_or(1, <[String]>::len);
+        let mut path = String::with_capacity(dir.len() + 64);
+        path.push_str(dir);
+        // The path of the i-th node, in `path`.
+        let at = |path: &mut String, i: usize| {
+            if let Some(names) = names {
+                path.truncate(dir.len());
+                path.push('/');
+                path.push_str(&names[i]);
+            }
+        };
+        let mut out = Vec::with_capacity(n);
+        if matches!(self.endpoint, Endpoint::Device(_)) {
+            for i in 0..n {
+                at(&mut path, i);
+                let p = path.as_str();
+                let v = answer(value(self.request(&Request::Read(p))))?;
+                let d = answer(children(self.request(&Request::Directory(p))))?;
+                out.push((v, d));
+            }
+            return Ok(out);
+        }
+        self.outbuf.clear();
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            at(&mut path, i);
+            let p = path.as_str();
+            ids.push(match self.queue(&Request::Read(p)) {
+                Ok(read_id) => Ok((read_id, self.queue(&Request::Directory(p))?)),
+                Err(e) => Err(e),
+            });
+        }
+        let mut deadline = Deadline::new(self.reply_timeout, self.deadline);
+        self.send_outbuf(&mut deadline)?;
+        self.requests_sent += 2 * ids.iter().filter(|id| id.is_ok()).count() as u64;
+        for id in ids {
+            out.push(match id {
+                Ok((read_id, dir_id)) => {
+                    let v = answer(value(self.reply(read_id, MsgType::Read, &mut deadline)))?;
+                    let d = answer(children(self.reply(
+                        dir_id,
+                        MsgType::Directory,
+                        &mut deadline,
+                    )))?;
+                    (v, d)
+                }
+                // Not sent: what xenstored would have refused.
+                Err(e) => (Err(e), Err(Error::InvalidPath)),
+            });
+        }
+        Ok(out)
     }
 
     fn send_outbuf(&mut self, deadline: &mut Deadline) -> Result<(), Error> {

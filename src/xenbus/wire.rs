@@ -228,6 +228,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 /// Characters xenstore allows in a path (`xenstore.txt`: alphanumerics and `-/_@`).
+#[inline]
 pub fn is_path_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'/' | b'_' | b'@')
 }
@@ -236,13 +237,10 @@ pub fn is_path_char(c: u8) -> bool {
 /// limit for its kind (absolute `/...`, relative, or a special `@...` watch path).
 pub fn is_valid_path(path: &str) -> bool {
     let b = path.as_bytes();
-    if b.is_empty() || !b.iter().all(|&c| is_path_char(c)) {
+    let Some(&first) = b.first() else {
         return false;
-    }
-    if b[0] == b'@' {
-        return b.len() <= REL_PATH_MAX;
-    }
-    let max = if b[0] == b'/' {
+    };
+    let max = if first == b'/' {
         ABS_PATH_MAX
     } else {
         REL_PATH_MAX
@@ -250,11 +248,22 @@ pub fn is_valid_path(path: &str) -> bool {
     if b.len() > max {
         return false;
     }
+    if first == b'@' {
+        return b.iter().all(|&c| is_path_char(c));
+    }
     if path == "/" {
         return true;
     }
-    let body = path.strip_prefix('/').unwrap_or(path);
-    !body.ends_with('/') && body.split('/').all(|c| !c.is_empty())
+    // One pass (the dom0 reader checks ~100,000 paths in a listing of 500 guests): allowed
+    // bytes, no empty component (no `//`, no `/` at the end).
+    let mut prev = 0u8;
+    for &c in b {
+        if !is_path_char(c) || (c == b'/' && prev == b'/') {
+            return false;
+        }
+        prev = c;
+    }
+    prev != b'/'
 }
 
 /// Splits off the NUL-terminated string at the start of `buf`.
@@ -537,6 +546,39 @@ mod tests {
         assert!(!is_valid_path("data/é"));
         assert!(!is_valid_path(&"a".repeat(REL_PATH_MAX + 1)));
         assert!(is_valid_path(&format!("/{}", "a".repeat(ABS_PATH_MAX - 1))));
+    }
+
+    /// The one-pass check says what the earlier split-based one said, for every string of up
+    /// to 6 characters over an alphabet with each case in it.
+    #[test]
+    fn valid_path_one_pass_matches_the_split_rule() {
+        fn by_split(path: &str) -> bool {
+            let b = path.as_bytes();
+            if b.is_empty() || !b.iter().all(|&c| is_path_char(c)) {
+                return false;
+            }
+            if b[0] == b'@' || path == "/" {
+                return true;
+            }
+            let body = path.strip_prefix('/').unwrap_or(path);
+            !body.ends_with('/') && body.split('/').all(|c| !c.is_empty())
+        }
+        let alphabet = ['a', '/', '@', '-', ' '];
+        let mut s = String::new();
+        fn all(s: &mut String, alphabet: &[char], left: usize, check: &dyn Fn(&str)) {
+            check(s);
+            if left == 0 {
+                return;
+            }
+            for &c in alphabet {
+                s.push(c);
+                all(s, alphabet, left - 1, check);
+                s.pop();
+            }
+        }
+        all(&mut s, &alphabet, 6, &|p| {
+            assert_eq!(is_valid_path(p), by_split(p), "{p:?}");
+        });
     }
 
     #[test]

@@ -38,6 +38,8 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ "$(id -u)" = 0 ] || { echo "tests/bench/run.sh: needs root (ip netns)" >&2; exit 1; }
+# tests/scale.rs list_500_guests measures `xenbeacon list` with GNU time
+[ -x /usr/bin/time ] || { echo "tests/bench/run.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 
 STAMP=$(date -u +%Y-%m-%dT%H%MZ)
 OUT=target/bench/$STAMP

@@ -9,7 +9,8 @@
 #        E2E_FILES="FILE..." more files for the domU's /root (tests/bench/xen.sh passes the
 #        size build and other agents this way)
 # Each scenario directory holds domu.sh (domU fragment), check.sh (dom0 checks), optionally
-# pre.sh (dom0, domU paused), args (extra harness options), arches (default x86_64; a
+# pre.sh (dom0, domU paused), host.sh (run on the host after a pass, with E2E_LOG = the
+# console log and ROOT), args (extra harness options), arches (default x86_64; a
 # scenario listed nowhere runs only when named), examples (cargo examples built for the domU)
 # and files passed to the domU.
 # Needs root (apt-get for QEMU and friends on first use). Exit status 0 iff all pass.
@@ -50,7 +51,7 @@ for s in "${scenarios[@]}"; do
   cat "$HERE/lib/pre.sh" > "$tmp/pre.sh"; [ -f "$dir/pre.sh" ] && cat "$dir/pre.sh" >> "$tmp/pre.sh"
   files=(-f "$HERE/lib/domu.sh")
   for f in "$dir"/*; do
-    case $(basename "$f") in domu.sh|check.sh|pre.sh|args|arches|examples|README) ;; *) files+=(-f "$f") ;; esac
+    case $(basename "$f") in domu.sh|check.sh|pre.sh|host.sh|args|arches|examples|README) ;; *) files+=(-f "$f") ;; esac
   done
   # cargo examples the scenario runs in the domU (static, for the domU's architecture)
   if [ -f "$dir/examples" ]; then
@@ -69,6 +70,10 @@ for s in "${scenarios[@]}"; do
     if "$HERE/xen-qemu-test.sh" "${HARG[@]}" -w "$WORK" -l "$log" -t "${E2E_TIMEOUT:-300}" -W 120 \
         -a "$BIN" -u "$dir/domu.sh" -p "$tmp/pre.sh" -c "$tmp/check.sh" -k e2e ${files[@]+"${files[@]}"} \
         ${extra[@]+"${extra[@]}"}; then
+      # host.sh: checks on the host, of what dom0 printed (E2E_LOG), with the host's tools
+      if [ -f "$dir/host.sh" ] && ! E2E_LOG=$log ROOT=$ROOT "$dir/host.sh"; then
+        failed+=("$s"); break
+      fi
       pass+=("$s"); break
     fi
     # A check that ran and failed is a real failure; a boot that never got to a verdict

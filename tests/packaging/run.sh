@@ -134,7 +134,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------------------------
 echo "[.deb contents: $(basename "$DEB1")]"
 deb_files=$(dpkg-deb -c "$DEB1" | awk '{print $6}')
-for f in ./usr/bin/xenbeacon ./lib/systemd/system/xenbeacon.service ./lib/systemd/system/xenbeacon-booted.service \
+for f in ./usr/bin/xenbeacon ./usr/bin/xenbeacon-ansible-inventory ./lib/systemd/system/xenbeacon.service ./lib/systemd/system/xenbeacon-booted.service \
 	./etc/default/xenbeacon ./usr/share/man/man8/xenbeacon.8.gz ./usr/share/doc/xenbeacon/copyright \
 	./usr/share/doc/xenbeacon/LICENSE-MIT ./usr/share/doc/xenbeacon/LICENSE-APACHE ./usr/share/doc/xenbeacon/THIRD-PARTY \
 	./lib/systemd/system/xenbeacon-export.service ./etc/default/xenbeacon-export \
@@ -157,7 +157,7 @@ check "xenbeacon(8) renders without warnings${man_warn:+: $man_warn}" test -z "$
 
 echo "[.rpm contents: $(basename "$RPM1")]"
 rpm_files=$(rpm -qlp "$RPM1")
-for f in /usr/bin/xenbeacon /usr/lib/systemd/system/xenbeacon.service /usr/lib/systemd/system/xenbeacon-booted.service \
+for f in /usr/bin/xenbeacon /usr/bin/xenbeacon-ansible-inventory /usr/lib/systemd/system/xenbeacon.service /usr/lib/systemd/system/xenbeacon-booted.service \
 	/etc/sysconfig/xenbeacon /usr/share/man/man8/xenbeacon.8.gz /usr/share/licenses/xenbeacon/LICENSE-MIT \
 	/usr/share/licenses/xenbeacon/LICENSE-APACHE /usr/share/doc/xenbeacon/THIRD-PARTY \
 	/usr/lib/systemd/system/xenbeacon-export.service /etc/sysconfig/xenbeacon-export \
@@ -257,6 +257,11 @@ booted() { [ "$(show | jq -r '.booted // empty')" = true ]; }
 check "xenbeacon-booted.service ran on install: data/xenbeacon/booted (show: booted true)" until_true 20 booted
 check "man 8 xenbeacon is installed" c test -s /usr/share/man/man8/xenbeacon.8.gz
 check "/usr/bin/xenbeacon --version" c /usr/bin/xenbeacon --version
+inventory() { c env XENBEACON_XENSTORE=/run/xenstored-test/dom0.sock /usr/bin/xenbeacon-ansible-inventory "$@"; }
+eq "xenbeacon-ansible-inventory --list: the guest's distro, under _meta.hostvars" \
+	"$(inventory --list | jq -r ".[\"_meta\"].hostvars[] | select(.xenbeacon_domid == $DOMID) | .xenbeacon_os_distro.__ansible_unsafe")" debian
+eq "xenbeacon-ansible-inventory --host guest$DOMID: its domid" \
+	"$(inventory --host "guest$DOMID" | jq -r .xenbeacon_domid)" "$DOMID"
 
 echo "[xenbeacon-export.service: shipped, not enabled; runs when an admin enables it]"
 eq "systemctl is-enabled xenbeacon-export" "$(c systemctl is-enabled xenbeacon-export.service)" disabled

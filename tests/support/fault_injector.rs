@@ -55,6 +55,12 @@ pub enum Fault {
     OversizeReply,
     /// Sleep this long before handling the request.
     Delay(Duration),
+    /// Like `Delay`, only for requests whose resolved path starts with `path_prefix`: a store
+    /// that hangs part way through a listing.
+    DelayOn {
+        path_prefix: String,
+        delay: Duration,
+    },
     /// Before the reply, this many WATCH_EVENTs for the request's path, each with its own
     /// token (`flood0`, `flood1`, ...): a store that holds a reply while it floods events.
     EventFlood(u32),
@@ -164,6 +170,16 @@ impl FaultInjector {
                 Fault::Delay(d) => {
                     plan.delay = Some(plan.delay.unwrap_or_default() + d);
                     true
+                }
+                Fault::DelayOn {
+                    ref path_prefix,
+                    delay,
+                } => {
+                    let hit = path.is_some_and(|p| p.starts_with(path_prefix.as_str()));
+                    if hit {
+                        plan.delay = Some(plan.delay.unwrap_or_default() + delay);
+                    }
+                    hit
                 }
             };
             if fires {

@@ -130,6 +130,37 @@ out=$($XB list); echo "$out" | show_out
 echo "$out" | cols | grep -q "^$DOMID  agent  xenbeacon layout $layout  .*  $stage  yes  " || fail "list does not say booted"
 ok "list: booted = yes"
 
+# --- 4b. the guests as an Ansible inventory: list --format ansible, and the packaged inventory
+# script (from the domU's initramfs, like the agent) run by dom0's busybox sh. The inventory is
+# printed on one XB-ANSIBLE-INVENTORY line for host.sh, which gives it to the real
+# ansible-inventory on the host (dom0 has no Python).
+cd /tmp && zcat /boot/domU.cpio.gz | cpio -id root/xenbeacon-ansible-inventory 2>/dev/null
+INV=/tmp/root/xenbeacon-ansible-inventory
+[ -x $INV ] || fail "no root/xenbeacon-ansible-inventory in the domU initramfs"
+total=$(value data/meminfo_total) || fail "no data/meminfo_total"
+echo "dom0: \$ xenbeacon list --format ansible --timeout 10"
+inv=$($XB list --format ansible --timeout 10) || fail "list --format ansible failed"
+echo "$inv" | show_out
+for want in "{\"_meta\":{\"hostvars\":{\"agent\":{\"ansible_host\":\"10.0.0.2\",\"xenbeacon_domid\":$DOMID," \
+    "\"xenbeacon_agent\":\"xenbeacon\"" "\"xenbeacon_os_name\":{\"__ansible_unsafe\":\"$os\"}" \
+    "\"xenbeacon_kernel\":{\"__ansible_unsafe\":\"$kernel\"}" "\"xenbeacon_booted\":true" \
+    "\"xenbeacon_memory_total_kb\":$total," "\"xenbeacon_ipv4\":[\"10.0.0.2\"]" \
+    "\"xenbeacon_booted\":{\"hosts\":[\"agent\"]}" "\"xenbeacon_agent_xenbeacon\":{\"hosts\":[\"agent\"]}" \
+    "\"xenbeacon_stage_$stage\":{\"hosts\":[\"agent\"]}"; do
+  case "$inv" in *"$want"*) ;; *) fail "list --format ansible lacks $want" ;; esac
+done
+case "$inv" in *Domain-0*) fail "list --format ansible lists Domain-0" ;; esac
+ok "list --format ansible: host agent, ansible_host 10.0.0.2, memory_total_kb $total, booted, groups"
+out=$(XENBEACON=$XB $INV --list) || fail "xenbeacon-ansible-inventory --list failed"
+case "$out" in "{\"_meta\":{\"hostvars\":{\"agent\":{\"ansible_host\":\"10.0.0.2\","*) ;;
+  *) fail "xenbeacon-ansible-inventory --list printed '$out'" ;; esac
+out=$(XENBEACON=$XB $INV --host agent) || fail "xenbeacon-ansible-inventory --host agent failed"
+case "$out" in "{\"ansible_host\":\"10.0.0.2\",\"xenbeacon_domid\":$DOMID,"*) ;;
+  *) fail "xenbeacon-ansible-inventory --host agent printed '$out'" ;; esac
+[ "$(XENBEACON=$XB $INV --host Domain-0)" = "{}" ] || fail "--host Domain-0 is not {}"
+ok "xenbeacon-ansible-inventory in dom0: --list, --host agent (ansible_host 10.0.0.2), --host Domain-0 = {}"
+echo "XB-ANSIBLE-INVENTORY: $inv"
+
 # --- 5. from inside the domU (its xenbus device): another domain is "no access", not empty
 go go-domu-read
 await domu-show0
