@@ -11,6 +11,9 @@
 # FUZZ=0 the fuzzing. NO_INSTALL=1 installs nothing and names what is missing instead.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tests/support/errtrap.sh
+. tests/support/errtrap.sh
+errtrap tests/run-all.sh
 
 # Debian package:command pairs the stages run directly (a fresh Debian 12 has no `ip`, no g++).
 tools=(iproute2:ip gcc:cc strace:strace)  # strace: the rtnetlink failure test injects with it
@@ -63,6 +66,7 @@ if [ "${SYSTEMD:-1}" != 0 ]; then
   tests/systemd/run.sh
 fi
 if [ "${E2E:-1}" != 0 ]; then
+  tests/e2e/fetch-test.sh   # the harness's package fetching against a fake apt-get (offline, seconds)
   tests/e2e/run.sh
   E2E_ARCH=arm64 tests/e2e/run.sh
 fi

@@ -64,6 +64,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/support/errtrap.sh
+. "$HERE/../support/errtrap.sh"; errtrap xen-qemu-test.sh
 ARCH=x86_64; W=""
 AGENT=""; AGENT_ARGS="data/agent/status ok data/agent/hello world"
 KEY=data/agent/status; EXPECT=""; DOMU_SNIPPET=""; PRE=""; CHECK=""; DTYPE=pv; WAIT=60; TMO=300; LOG=""; SETUP_ONLY=0; XLV=""
@@ -122,46 +124,47 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 STAGE=$W/stage
-# work dirs set up before -N platform existed lack virtio_mmio.ko: redo the setup once
-if [ $NPLAT = 1 ] && [ -e "$STAGE/.done-v2" ] && ! grep -q '^virtio_mmio ' "$STAGE"/lib/modules/*/modules.idx; then
-  log "work dir lacks virtio_mmio.ko (-N platform): refetching"; rm -f "$STAGE/.done-v2"
+# shellcheck source=tests/e2e/lib/fetch.sh
+. "$HERE/lib/fetch.sh"
+A=""; [ $ARCH = arm64 ] && A=":arm64"
+PKGS="xen-hypervisor-4.17-$DARCH xen-utils-4.17 xenstore-utils libxenmisc4.17 libxenstore4 libxencall1
+      libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxentoollog1 libxendevicemodel1 libxenhypfs1
+      libxentoolcore1 libyajl2"
+# arm64: the target's own libc & co. (ldd can't run foreign binaries; libs are resolved with readelf)
+[ $ARCH = arm64 ] && PKGS="$PKGS busybox-static libc6 libgcc-s1 zlib1g liblzma5 libzstd1 libuuid1 libfdt1"
+# iproute2 for `ip -d link` in the domU
+PKGS="$PKGS iproute2 libbpf1 libelf1 libmnl0 libbsd0 libmd0 libcap2"
+# x86_64 HVM domU device model (USB passthrough scenario); its libraries and data files are
+# those of the host's qemu-system-x86 (same Debian release, same dependencies)
+[ $ARCH = x86_64 ] && PKGS="$PKGS qemu-system-xen"
+# What a whole stage has (lib/fetch.sh stage_missing): a cached work dir that lacks any of it
+# (a package added to the list above since, a module added to the closure below, a device
+# model that a broken mirror did not deliver) is set up again, never used half-made.
+STAGE_FILES="boot/vmlinuz-* usr/lib/xen-4.17/bin/xl usr/lib/xen-4.17/bin/xenstored usr/lib/xen-4.17/bin/xenconsoled
+  usr/lib/xen-4.17/bin/xen-init-dom0 usr/lib/xen-4.17/bin/libxl-save-helper usr/bin/xenstore"
+STAGE_MODULES="xen_netback xen_netfront bridge 8021q tun bonding dummy ipvlan"
+if [ $ARCH = x86_64 ]; then
+  STAGE_FILES="$STAGE_FILES boot/xen-4.17-amd64.gz usr/libexec/xen-qemu-system-i386 usr/lib/xen-4.17/boot/hvmloader"
+else
+  STAGE_FILES="$STAGE_FILES boot/xen-4.17-arm64 bin/busybox"; STAGE_MODULES="$STAGE_MODULES virtio_mmio"
 fi
-# work dirs set up before -N emu lack tun.ko (dom0's end of the emulated NIC): redo the setup once
-if [ -e "$STAGE/.done-v2" ] && ! grep -q '^tun ' "$STAGE"/lib/modules/*/modules.idx; then
-  log "work dir lacks tun.ko (-N emu): refetching"; rm -f "$STAGE/.done-v2"
-fi
-# work dirs set up before the bond/dummy scenario items lack those modules: redo the setup once
-if [ -e "$STAGE/.done-v2" ] && ! grep -q '^bonding ' "$STAGE"/lib/modules/*/modules.idx; then
-  log "work dir lacks bonding.ko/dummy.ko: refetching"; rm -f "$STAGE/.done-v2"
-fi
-# ... and before the ipvlan item lack ipvlan.ko
-if [ -e "$STAGE/.done-v2" ] && ! grep -q '^ipvlan ' "$STAGE"/lib/modules/*/modules.idx; then
-  log "work dir lacks ipvlan.ko: refetching"; rm -f "$STAGE/.done-v2"
-fi
-if [ ! -e "$STAGE/.done-v2" ]; then
+# shellcheck disable=SC2086 # PKGS is a word list
+missing=$(stage_missing "$STAGE" $PKGS)
+if [ -n "$missing" ]; then
+  [ -e "$STAGE" ] && log "work dir $W lacks $(echo "$missing" | paste -sd, | sed 's/,/, /g'): setting it up again"
   if [ $ARCH = arm64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
     log "dpkg --add-architecture arm64"; dpkg --add-architecture arm64
   fi
-  # refresh the indexes once per work dir: stale ones name superseded debs (404 on download);
+  # refresh the indexes once per setup: stale ones name superseded debs (404 on download);
   # a failing index of another arch must not stop us
   apt-get update -qq -o DPkg::Lock::Timeout=600 || true
-  A=""; [ $ARCH = arm64 ] && A=":arm64"
   KPKG=$(apt-cache depends "linux-image-$DARCH$A" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {sub(/:.*/, "", $2); print $2; exit}')
-  [ -n "$KPKG" ] || { log "cannot resolve linux-image-$DARCH$A (run apt-get update?)"; exit 1; }
-  PKGS="xen-hypervisor-4.17-$DARCH xen-utils-4.17 xenstore-utils libxenmisc4.17 libxenstore4 libxencall1
-        libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxentoollog1 libxendevicemodel1 libxenhypfs1
-        libxentoolcore1 libyajl2 $KPKG"
-  # arm64: the target's own libc & co. (ldd can't run foreign binaries; libs are resolved with readelf)
-  [ $ARCH = arm64 ] && PKGS="$PKGS busybox-static libc6 libgcc-s1 zlib1g liblzma5 libzstd1 libuuid1 libfdt1"
-  # iproute2 for `ip -d link` in the domU
-  PKGS="$PKGS iproute2 libbpf1 libelf1 libmnl0 libbsd0 libmd0 libcap2"
-  # x86_64 HVM domU device model (USB passthrough scenario); its libraries and data files are
-  # those of the host's qemu-system-x86 (same Debian release, same dependencies)
-  [ $ARCH = x86_64 ] && PKGS="$PKGS qemu-system-xen"
+  [ -n "$KPKG" ] || { log "FATAL: cannot resolve linux-image-$DARCH$A (apt-get update failed? no Debian 12 apt source?)"; exit 1; }
   log "downloading Xen + kernel debs for $DARCH ($KPKG) into $W/debs"
-  rm -rf "$W/debs"; mkdir -p "$W/debs"; chmod 777 "$W/debs"
-  (cd "$W/debs" && apt-get download -q $(for p in $PKGS; do echo "$p$A"; done) 2>&1 |
-     grep -vE '^(W: Download is performed unsandboxed|Get:)' || true)
+  rm -rf "$W/debs"; mkdir -p "$W/debs"; chmod 777 "$W/debs"   # apt's _apt user writes there
+  # shellcheck disable=SC2046 # one word per package
+  fetch_debs "$W/debs" $(for p in $PKGS $KPKG; do echo "$p$A"; done) ||
+    { log "FATAL: setup of $W failed: a Debian package could not be downloaded (line above)"; exit 1; }
   rm -rf "$STAGE"; mkdir -p "$STAGE"
   for d in "$W"/debs/*.deb; do dpkg -x "$d" "$STAGE"; done
   # keep only the modules that are used (the full module tree is ~400 MB): drivers/xen and the
@@ -184,16 +187,21 @@ if [ ! -e "$STAGE/.done-v2" ]; then
   find "$MD/kernel" -name '*.ko' | sed "s|^$MD/||" | grep -vxF -f "$keep" | sed "s|^|$MD/|" | xargs rm -f
   grep -F -f "$keep" "$MD/modules.idx" > "$MD/modules.idx.new" || true; mv "$MD/modules.idx.new" "$MD/modules.idx"
   find "$MD/kernel" -type d -empty -delete; rm -f "$keep" "$keep.n"
+  (cd "$W/debs" && ls -1 -- *.deb) > "$STAGE/.debs"
   rm -rf "$W/debs"
-  touch "$STAGE/.done-v2"
+  # shellcheck disable=SC2086
+  missing=$(stage_missing "$STAGE" $PKGS)
+  [ -z "$missing" ] || { log "FATAL: the unpacked debs lack $(echo "$missing" | paste -sd' ')"; exit 1; }
 fi
 K=$(ls "$STAGE/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
-if [ ! -e "$W/xen" ]; then
+# made from the stage: remade whenever the stage was made from other debs (a new kernel)
+if ! derived_current "$W/xen" "$STAGE"; then
   if [ $ARCH = x86_64 ]; then zcat "$STAGE/boot/xen-4.17-amd64.gz" > "$W/xen.tmp"   # ELF32 multiboot image
   else cp "$STAGE/boot/xen-4.17-arm64" "$W/xen.tmp"; fi                               # arm64 Image
-  mv "$W/xen.tmp" "$W/xen"
+  mv "$W/xen.tmp" "$W/xen"; derived_made "$W/xen" "$STAGE"
 fi
-if [ ! -e "$W/vmlinux" ]; then
+if ! derived_current "$W/vmlinux" "$STAGE"; then
+  log "vmlinux from $K"
   if [ $ARCH = x86_64 ]; then
     # Debian's bzImage payload is xz; an uncompressed ELF vmlinux boots ~10 s faster under TCG
     # (Xen's dom0 builder and libxenguest would otherwise xz-decompress it in emulation).
@@ -204,7 +212,7 @@ if [ ! -e "$W/vmlinux" ]; then
   else
     cp "$STAGE/boot/vmlinuz-$K" "$W/vmlinux.tmp"   # bookworm arm64 vmlinuz is a plain Image
   fi
-  mv "$W/vmlinux.tmp" "$W/vmlinux"
+  mv "$W/vmlinux.tmp" "$W/vmlinux"; derived_made "$W/vmlinux" "$STAGE"
 fi
 [ "$SETUP_ONLY" = 1 ] && { log "setup done in $W (kernel $K)"; exit 0; }
 

@@ -37,6 +37,9 @@ T0=$(now)
 
 # shellcheck source=tests/support/nspawn.sh
 . "$REPO/tests/support/nspawn.sh"
+# shellcheck source=tests/support/errtrap.sh
+. "$REPO/tests/support/errtrap.sh"
+errtrap tests/systemd/run.sh
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (systemd-nspawn, cgroups, strace)"
 
@@ -52,10 +55,12 @@ command -v nsenter >/dev/null || need+=(util-linux)
 command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ] || need+=(bpftool)
 if [ "${#need[@]}" -gt 0 ]; then
     log "apt-get install ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    apt-get update -qq -o DPkg::Lock::Timeout=600
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
 fi
 PATH=$PATH:/usr/sbin:/sbin
+need systemd-container:systemd-nspawn mmdebstrap:mmdebstrap jq:jq strace:strace util-linux:nsenter bpftool:bpftool
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 
 # ---------------------------------------------------------------------------------------------
 # Build (no-ops when up to date)
