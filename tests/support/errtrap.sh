@@ -12,6 +12,10 @@ errtrap() {
 	trap 'errtrap_report $? "$LINENO" "$BASH_COMMAND"' ERR
 }
 errtrap_report() { # status line command
+	# Only the script's own shell speaks: in a subshell or command substitution a failure may be
+	# harmless (a word list of a for loop), and a fatal one reaches the script's shell as the
+	# failure of the subshell or of the assignment, which is reported there, once.
+	[ "$BASH_SUBSHELL" = 0 ] || return 0
 	if [ "$1" = 127 ]; then
 		printf '%s: FATAL: line %s: command not found: %s\n' "$ERRTRAP_NAME" "$2" "$3" >&2
 	else
