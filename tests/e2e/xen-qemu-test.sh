@@ -119,8 +119,13 @@ fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing host packages: ${need_pkgs[*]}"
   apt_lists_ok amd64 || apt-get update -qq -o DPkg::Lock::Timeout=600
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 \
-    "${need_pkgs[@]}" >/dev/null
+  # stale indexes name files the mirror no longer has: refresh them once and try again
+  host_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=600 "${need_pkgs[@]}" >/dev/null; }
+  if ! host_install; then
+    apt-get update -qq -o DPkg::Lock::Timeout=600 || true
+    host_install || { log "FATAL: apt-get install ${need_pkgs[*]} failed, also after apt-get update"; exit 1; }
+  fi
 fi
 
 STAGE=$W/stage
@@ -149,9 +154,9 @@ else
   STAGE_FILES="$STAGE_FILES boot/xen-4.17-arm64 bin/busybox"; STAGE_MODULES="$STAGE_MODULES virtio_mmio"
 fi
 # shellcheck disable=SC2086 # PKGS is a word list
-missing=$(stage_missing "$STAGE" $PKGS)
-if [ -n "$missing" ]; then
-  [ -e "$STAGE" ] && log "work dir $W lacks $(echo "$missing" | paste -sd, | sed 's/,/, /g'): setting it up again"
+lacking=$(stage_missing "$STAGE" $PKGS)
+if [ -n "$lacking" ]; then
+  [ -e "$STAGE" ] && log "work dir $W lacks $(echo "$lacking" | paste -sd, | sed 's/,/, /g'): setting it up again"
   if [ $ARCH = arm64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
     log "dpkg --add-architecture arm64"; dpkg --add-architecture arm64
   fi
@@ -190,8 +195,8 @@ if [ -n "$missing" ]; then
   (cd "$W/debs" && ls -1 -- *.deb) > "$STAGE/.debs"
   rm -rf "$W/debs"
   # shellcheck disable=SC2086
-  missing=$(stage_missing "$STAGE" $PKGS)
-  [ -z "$missing" ] || { log "FATAL: the unpacked debs lack $(echo "$missing" | paste -sd' ')"; exit 1; }
+  lacking=$(stage_missing "$STAGE" $PKGS)
+  [ -z "$lacking" ] || { log "FATAL: the unpacked debs lack $(echo "$lacking" | paste -sd' ')"; exit 1; }
 fi
 K=$(ls "$STAGE/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
 # made from the stage: remade whenever the stage was made from other debs (a new kernel)
