@@ -16,6 +16,8 @@ errtrap_report() { # status line command
 	# harmless (a word list of a for loop), and a fatal one reaches the script's shell as the
 	# failure of the subshell or of the assignment, which is reported there, once.
 	[ "$BASH_SUBSHELL" = 0 ] || return 0
+	# under `set +e` (a cleanup that expects failures) a failure ends nothing: not a finding
+	[[ $- == *e* ]] || return 0
 	if [ "$1" = 127 ]; then
 		printf '%s: FATAL: line %s: command not found: %s\n' "$ERRTRAP_NAME" "$2" "$3" >&2
 	else
