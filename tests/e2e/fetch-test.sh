@@ -161,35 +161,41 @@ else
 	bad "the harness marked a stage whole"
 fi
 
-echo "== stage: whole, lacking the device model, made from other debs"
+echo "== stage: whole, lacking the device model, made from other debs (the harness's x86_64 lists)"
+stage_lists x86_64
 S=$T/stage
-mkdir -p "$S/boot" "$S/usr/libexec" "$S/lib/modules/6.1.0-48-amd64"
-printf '%s\n' xen-utils-4.17_4.17.5-1_amd64.deb linux-image-6.1.0-48-amd64_6.1.170-3_amd64.deb \
-	qemu-system-xen_7.2-1_amd64.deb > "$S/.debs"
-touch "$S/boot/vmlinuz-6.1.0-48-amd64" "$S/usr/libexec/xen-qemu-system-i386"
-echo "tun kernel/drivers/net/tun.ko " > "$S/lib/modules/6.1.0-48-amd64/modules.idx"
-STAGE_FILES="boot/vmlinuz-* usr/libexec/xen-qemu-system-i386" STAGE_MODULES=tun
-export STAGE_FILES STAGE_MODULES
-m=$(stage_missing "$S" xen-utils-4.17 qemu-system-xen)
+mkdir -p "$S/lib/modules/6.1.0-48-amd64"
+# a stage with everything the lists name: a .deb of each package, each file, each module
+# shellcheck disable=SC2086 # word lists
+{ printf '%s_1.0_amd64.deb\n' $PKGS; echo linux-image-6.1.0-48-amd64_6.1.170-3_amd64.deb; } > "$S/.debs"
+# shellcheck disable=SC2086
+for f in $(printf '%s\n' $STAGE_FILES | sed 's/\*/6.1.0-48-amd64/'); do mkdir -p "$S/${f%/*}"; touch "$S/$f"; done
+for m in $STAGE_MODULES; do echo "$m kernel/x/$m.ko "; done > "$S/lib/modules/6.1.0-48-amd64/modules.idx"
+[ -e "$S/usr/libexec/xen-qemu-system-i386" ] || { echo "the x86_64 list lacks the HVM device model" >&2; exit 1; }
+# shellcheck disable=SC2086
+m=$(stage_missing "$S" $PKGS)
 if [ -z "$m" ]; then
-	ok "a whole stage lacks nothing"
+	ok "a whole stage lacks nothing ($(wc -w <<<"$PKGS") packages, $(wc -w <<<"$STAGE_FILES") files, $(wc -w <<<"$STAGE_MODULES") modules)"
 else
 	bad "a whole stage lacks: $m"
 fi
-m=$(stage_missing "$S" xen-utils-4.17 qemu-system-xen iproute2)
-if [ "$m" = "package iproute2" ]; then
+# shellcheck disable=SC2086
+m=$(stage_missing "$S" $PKGS xb-new-package)
+if [ "$m" = "package xb-new-package" ]; then
 	ok "a package added to the list since is missed"
 else
 	bad "new package: got '$m'"
 fi
-m=$(STAGE_MODULES="tun ipvlan" stage_missing "$S" xen-utils-4.17)
-if [ "$m" = "module ipvlan" ]; then
+# shellcheck disable=SC2086
+m=$(STAGE_MODULES="$STAGE_MODULES xb_new_module" stage_missing "$S" $PKGS)
+if [ "$m" = "module xb_new_module" ]; then
 	ok "a module added since is missed"
 else
 	bad "new module: got '$m'"
 fi
 rm "$S/usr/libexec/xen-qemu-system-i386"
-m=$(stage_missing "$S" xen-utils-4.17 qemu-system-xen)
+# shellcheck disable=SC2086
+m=$(stage_missing "$S" $PKGS)
 if [ "$m" = usr/libexec/xen-qemu-system-i386 ]; then
 	ok "a stage without the HVM device model is not whole"
 else

@@ -132,27 +132,7 @@ STAGE=$W/stage
 # shellcheck source=tests/e2e/lib/fetch.sh
 . "$HERE/lib/fetch.sh"
 A=""; [ $ARCH = arm64 ] && A=":arm64"
-PKGS="xen-hypervisor-4.17-$DARCH xen-utils-4.17 xenstore-utils libxenmisc4.17 libxenstore4 libxencall1
-      libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxentoollog1 libxendevicemodel1 libxenhypfs1
-      libxentoolcore1 libyajl2"
-# arm64: the target's own libc & co. (ldd can't run foreign binaries; libs are resolved with readelf)
-[ $ARCH = arm64 ] && PKGS="$PKGS busybox-static libc6 libgcc-s1 zlib1g liblzma5 libzstd1 libuuid1 libfdt1"
-# iproute2 for `ip -d link` in the domU
-PKGS="$PKGS iproute2 libbpf1 libelf1 libmnl0 libbsd0 libmd0 libcap2"
-# x86_64 HVM domU device model (USB passthrough scenario); its libraries and data files are
-# those of the host's qemu-system-x86 (same Debian release, same dependencies)
-[ $ARCH = x86_64 ] && PKGS="$PKGS qemu-system-xen"
-# What a whole stage has (lib/fetch.sh stage_missing): a cached work dir that lacks any of it
-# (a package added to the list above since, a module added to the closure below, a device
-# model that a broken mirror did not deliver) is set up again, never used half-made.
-STAGE_FILES="boot/vmlinuz-* usr/lib/xen-4.17/bin/xl usr/lib/xen-4.17/bin/xenstored usr/lib/xen-4.17/bin/xenconsoled
-  usr/lib/xen-4.17/bin/xen-init-dom0 usr/lib/xen-4.17/bin/libxl-save-helper usr/bin/xenstore"
-STAGE_MODULES="xen_netback xen_netfront bridge 8021q tun bonding dummy ipvlan"
-if [ $ARCH = x86_64 ]; then
-  STAGE_FILES="$STAGE_FILES boot/xen-4.17-amd64.gz usr/libexec/xen-qemu-system-i386 usr/lib/xen-4.17/boot/hvmloader"
-else
-  STAGE_FILES="$STAGE_FILES boot/xen-4.17-arm64 bin/busybox"; STAGE_MODULES="$STAGE_MODULES virtio_mmio"
-fi
+stage_lists "$ARCH"   # PKGS, STAGE_FILES, STAGE_MODULES (lib/fetch.sh)
 # shellcheck disable=SC2086 # PKGS is a word list
 lacking=$(stage_missing "$STAGE" $PKGS)
 if [ -n "$lacking" ]; then

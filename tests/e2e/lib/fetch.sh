@@ -44,13 +44,44 @@ fetch_debs() {
 # itself (FILE.from) and is remade when the two differ: a refetch that brought a new kernel
 # must not leave dom0 booting the old one.
 
+# stage_lists ARCH (x86_64 or arm64): sets PKGS, the Debian packages the harness unpacks (the
+# kernel aside: the index names it), and what a whole stage has: STAGE_FILES (paths in the
+# stage; a glob matches when one file does) and STAGE_MODULES (in the module index). A cached
+# work dir that lacks any of it (a package added to the list since, a module added to the
+# closure, a device model that a broken mirror did not deliver) is set up again, never used
+# half-made.
+stage_lists() {
+	local darch=amd64
+	[ "$1" = arm64 ] && darch=arm64
+	PKGS="xen-hypervisor-4.17-$darch xen-utils-4.17 xenstore-utils libxenmisc4.17 libxenstore4 libxencall1
+	      libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxentoollog1 libxendevicemodel1 libxenhypfs1
+	      libxentoolcore1 libyajl2"
+	# arm64: the target's own libc & co. (ldd can't run foreign binaries; libs are resolved with readelf)
+	[ "$1" != arm64 ] || PKGS="$PKGS busybox-static libc6 libgcc-s1 zlib1g liblzma5 libzstd1 libuuid1 libfdt1"
+	# iproute2 for `ip -d link` in the domU
+	PKGS="$PKGS iproute2 libbpf1 libelf1 libmnl0 libbsd0 libmd0 libcap2"
+	STAGE_FILES="boot/vmlinuz-* usr/lib/xen-4.17/bin/xl usr/lib/xen-4.17/bin/xenstored usr/lib/xen-4.17/bin/xenconsoled
+	      usr/lib/xen-4.17/bin/xen-init-dom0 usr/lib/xen-4.17/bin/libxl-save-helper usr/bin/xenstore
+	      bin/ip"
+	STAGE_MODULES="xen_netback xen_netfront bridge 8021q tun bonding dummy ipvlan"
+	if [ "$1" = arm64 ]; then
+		STAGE_FILES="$STAGE_FILES boot/xen-4.17-arm64 bin/busybox"
+		STAGE_MODULES="$STAGE_MODULES virtio_mmio"
+	else
+		# the HVM domU device model (USB passthrough, emulated NIC); its libraries and data files
+		# are those of the host's qemu-system-x86 (same Debian release, same dependencies)
+		PKGS="$PKGS qemu-system-xen"
+		STAGE_FILES="$STAGE_FILES boot/xen-4.17-amd64.gz usr/libexec/xen-qemu-system-i386 usr/lib/xen-4.17/boot/hvmloader"
+	fi
+}
+
 # stage_missing STAGE PKG...: prints what a whole stage lacks (nothing when it is whole): a
 # .deb of every PKG in .debs, and each file in $STAGE_FILES (paths relative to STAGE; a glob
 # matches when one file matches it), and each module in $STAGE_MODULES in the modules index.
 stage_missing() {
 	local stage=$1 p f m files
 	shift
-	read -r -a files <<<"${STAGE_FILES:-}"   # (no glob expansion against the cwd here)
+	read -r -d '' -a files <<<"${STAGE_FILES:-}" || true # all lines; no glob expansion here
 	if [ ! -s "$stage/.debs" ]; then
 		echo ".debs (the list of packages the stage was made from)"
 		return 0
