@@ -572,17 +572,24 @@ impl Agent {
         source: &mut NetlinkSource<S>,
     ) -> Result<Reaction, NetlinkError> {
         let changed = source.receive(&mut self.model.net)?;
+        let mut r = Reaction::publish_if(changed);
         if changed {
             self.refresh_nics();
-            let forgot = match &mut self.ip {
-                Some(ip) => ip.on_links_changed(&self.model.net),
-                None => false,
+            let (forgot, appeared) = match &mut self.ip {
+                Some(ip) => (
+                    ip.on_links_changed(&self.model.net),
+                    ip.nic_appeared(&self.model.net),
+                ),
+                None => (false, false),
             };
             if forgot {
                 self.store_record();
             }
+            if appeared {
+                r.ip_settings = IpStep::Check;
+            }
         }
-        Ok(Reaction::publish_if(changed))
+        Ok(r)
     }
 
     /// A full dump of links and addresses replaces what the model knew (a socket just opened,
@@ -593,7 +600,18 @@ impl Agent {
     ) -> Result<Reaction, NetlinkError> {
         source.dump(&mut self.model.net)?;
         self.refresh_nics();
-        Ok(Reaction::PUBLISH)
+        let appeared = match &mut self.ip {
+            Some(ip) => ip.nic_appeared(&self.model.net),
+            None => false,
+        };
+        Ok(Reaction {
+            ip_settings: if appeared {
+                IpStep::Check
+            } else {
+                IpStep::Nothing
+            },
+            ..Reaction::PUBLISH
+        })
     }
 
     /// A connection to xenstore is up: it may hold anything, so the next round reads it back.

@@ -405,3 +405,33 @@ fn ansible_vm_data_is_applied_at_start() {
     let log = d.stop();
     assert!(log.contains("no NIC with MAC 00:16:3e:77:77:77"), "{log}");
 }
+
+#[test]
+fn a_nic_that_comes_up_after_the_request_gets_it() {
+    let (g, ns, sys) = setup("netconfig-late-nic");
+    let mac = "00:16:3e:00:00:07";
+    xenopsd_plug(&g, mac);
+    let d = g.daemon(&["--apply-ip-settings"]);
+    let (code, msg) = request(
+        &g,
+        &[
+            ("enabled", Some("1")),
+            ("address", Some("192.168.95.10/24")),
+        ],
+    );
+    assert_eq!(
+        (code.as_str(), msg.as_str()),
+        ("2", "no NIC with MAC 00:16:3e:00:00:07 in this guest")
+    );
+    // netfront comes up late (or the vif is hot-plugged)
+    sys.add_vif("eth0", 0, mac);
+    ns.ip_args(&[
+        "link", "add", "eth0", "address", mac, "type", "veth", "peer", "name", "eth0p",
+    ]);
+    ns.ip("link set eth0 up");
+    ns.ip("link set eth0p up");
+    g.wait_for("attr/vif/0/ipv4/0", "192.168.95.10");
+    assert_eq!(ns.addrs4("eth0"), ["192.168.95.10"]);
+    assert_eq!(g.get(&format!("{DIR}/error-code")).as_deref(), Some("0"));
+    d.stop();
+}

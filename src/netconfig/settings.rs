@@ -73,6 +73,9 @@ pub struct IpSettings {
     executing: Vec<Origin>,
     /// Addresses already logged as removed by someone else.
     logged_gone: Vec<NetOp>,
+    /// Requests answered "no such NIC", with their MAC: decided again when such a NIC
+    /// appears (a netfront that comes up after the agent, a hot-plugged vif).
+    missing_nic: Vec<(Origin, Option<Mac>)>,
 }
 
 impl IpSettings {
@@ -132,6 +135,7 @@ impl IpSettings {
             answering.push(s.origin);
             self.decided.retain(|(o, _)| *o != s.origin);
             self.decided.push((s.origin, s.request.clone()));
+            self.missing_nic.retain(|(o, _)| *o != s.origin);
             let req = match &s.request {
                 Ok(r) => r,
                 Err(e) => {
@@ -146,8 +150,9 @@ impl IpSettings {
                     None => format!("vif {}", devid(s.origin)),
                 };
                 let e = RequestError::NoSuchNic { what };
-                log::warn!("{}: {e}; nothing changed", s.origin);
+                log::warn!("{}: {e}; nothing changed until it appears", s.origin);
                 d.answers.push(Answer::err(s.origin, &e));
+                self.missing_nic.push((s.origin, req.mac));
                 continue;
             };
             targets.push(t);
@@ -230,6 +235,22 @@ impl IpSettings {
         for (origin, op, r) in results {
             self.applied.record(*origin, op, r.is_ok());
         }
+    }
+
+    /// After a netlink change: true when a NIC that a request was waiting for is there now;
+    /// that request is then decided again on the next check (once: a NIC that is still
+    /// missing is answered again only when it changes).
+    pub fn nic_appeared(&mut self, net: &NetState) -> bool {
+        let before = self.missing_nic.len();
+        let found: Vec<Origin> = self
+            .missing_nic
+            .iter()
+            .filter(|(o, mac)| find_nic(net, *o, *mac).is_some())
+            .map(|(o, _)| *o)
+            .collect();
+        self.missing_nic.retain(|(o, _)| !found.contains(o));
+        self.decided.retain(|(o, _)| !found.contains(o));
+        self.missing_nic.len() != before
     }
 
     /// After a netlink change: an address the agent added that is gone is logged, once.
@@ -579,6 +600,27 @@ mod tests {
             &KernelView::default(),
         );
         assert_eq!(d.ops.len(), 1);
+    }
+
+    #[test]
+    fn a_nic_that_appears_later_gets_its_request() {
+        let mut s = IpSettings::default();
+        let empty = NetState::default();
+        let d = s.decide(&[static_req()], &empty, &KernelView::default());
+        assert_eq!(d.answers[0].code, 2);
+        // our own answer fires the watch: nothing, however often
+        let mut answered = static_req();
+        answered.answered = true;
+        assert_eq!(
+            s.decide(&[answered.clone()], &empty, &KernelView::default()),
+            Decision::default()
+        );
+        assert!(!s.nic_appeared(&empty));
+        let n = net();
+        assert!(s.nic_appeared(&n));
+        assert!(!s.nic_appeared(&n));
+        let d = s.decide(&[answered], &n, &KernelView::default());
+        assert_eq!(d.ops.len(), 2);
     }
 
     #[test]
