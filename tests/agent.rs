@@ -70,13 +70,27 @@ fn round_order_is_data_then_updated_then_attr() {
     let mut dom0 = XenbusConn::open(&Endpoint::Socket(g.xs.dom0_socket())).unwrap();
     dom0.watch(HOME, "home").unwrap();
     g.once(&[]);
-    std::thread::sleep(Duration::from_millis(200));
-    dom0.receive().unwrap();
+    // Watch events come in the order the store committed them: once the event of a key dom0
+    // writes after the agent exited is in, so is every event of the agent's round.
+    let mark = format!("{HOME}/e2e-mark");
+    dom0.write(&mark, b"1").unwrap();
     let mut events = Vec::new();
-    while let Some(ev) = dom0.pending_event() {
-        if ev.path != HOME {
-            events.push(ev.path.trim_start_matches(&format!("{HOME}/")).to_owned());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    'read: loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event for {mark}: {events:?}"
+        );
+        dom0.receive().unwrap();
+        while let Some(ev) = dom0.pending_event() {
+            if ev.path == mark {
+                break 'read;
+            }
+            if ev.path != HOME {
+                events.push(ev.path.trim_start_matches(&format!("{HOME}/")).to_owned());
+            }
         }
+        std::thread::sleep(Duration::from_millis(5)); // (a non-blocking fd: poll it)
     }
     let pos = |k: &str| {
         events

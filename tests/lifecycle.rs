@@ -5,7 +5,6 @@
 mod support;
 
 use std::process::Command;
-use std::time::Duration;
 
 use support::guest::{meminfo, wait_until, Guest, DOMID, HOME};
 use xenbeacon::xenbus::wire::MsgType;
@@ -135,7 +134,13 @@ fn under_xl_feature_balloon_is_refused_once_and_never_retried() {
         g.wait_for("data/meminfo_free", &(4_000_000 + free).to_string());
     }
     d.signal(libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(500));
+    // the SIGHUP round is over once a change made after it was handled is published
+    wait_until("the SIGHUP", || d.log().contains("SIGHUP: re-reading"));
+    g.file(
+        "proc/meminfo",
+        &support::guest::meminfo(8_000_000, 4_000_004),
+    );
+    g.wait_for("data/meminfo_free", "4000004");
     assert_eq!(g.get("control/feature-balloon"), None);
     let log = d.stop();
     let lines: Vec<&str> = log

@@ -339,7 +339,8 @@ fn a_removed_nic_loses_its_keys_and_a_restart_writes_nothing() {
     assert_eq!(g.xs.stats().count(DOMID, MsgType::Rm), 0);
 
     let d = g.daemon(&[]);
-    std::thread::sleep(Duration::from_millis(300));
+    // its first round is over (it logs that one): the removal below comes after it
+    wait_until("the first round", || d.log().contains("published:"));
     g.xs.reset_stats();
     // The kernel's DELADDR and DELLINK events may straddle two reads (two rounds); with the
     // agent stopped they are all queued and drained together, as one round.
@@ -404,7 +405,8 @@ fn on_a_fresh_store_the_nics_follow_an_early_round() {
 
     g.xs.reset_stats();
     let d = g.daemon(&[]);
-    std::thread::sleep(Duration::from_millis(500));
+    // a restart that has not run its first round yet would write nothing too: wait for it
+    wait_until("the first round", || d.log().contains("published:"));
     g.settle();
     d.stop();
     assert_eq!(g.xs.stats().count(DOMID, MsgType::Write), 0);

@@ -11,6 +11,9 @@
 # FUZZ=0 the fuzzing. NO_INSTALL=1 installs nothing and names what is missing instead.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tests/support/errtrap.sh
+. tests/support/errtrap.sh
+errtrap tests/run-all.sh
 
 # Debian package:command pairs the stages run directly (a fresh Debian 12 has no `ip`, no g++).
 tools=(iproute2:ip gcc:cc strace:strace)  # strace: the rtnetlink failure test injects with it
@@ -55,24 +58,34 @@ for m in "${missing[@]}"; do
 done
 [ "${NO_INSTALL:-0}" = 1 ] && [ ${#missing[@]} -gt 0 ] && exit 1
 
-cargo fmt --check
+# timed COMMAND...: runs a stage and says how long it took (README's timings come from these)
+timings=()
+timed() {
+  local s=$SECONDS
+  "$@"
+  timings+=("$*: $((SECONDS - s)) s")
+  echo "==> $*: $((SECONDS - s)) s" >&2
+}
+timed cargo fmt --check
 (cd tests/fuzz && cargo fmt --check)  # the fuzz crate is outside the workspace
-cargo clippy --locked --all-targets -- -D warnings
+timed cargo clippy --locked --all-targets -- -D warnings
 # the guest-image feature set (no dom0 commands) must build clean too
-cargo clippy --locked --all-targets --no-default-features -- -D warnings
-cargo test --locked
+timed cargo clippy --locked --all-targets --no-default-features -- -D warnings
+timed cargo test --locked
 # the shipped systemd unit, sandbox and all, under a real systemd in a container
 if [ "${SYSTEMD:-1}" != 0 ]; then
-  tests/systemd/run.sh
+  timed tests/systemd/run.sh
 fi
 if [ "${E2E:-1}" != 0 ]; then
-  tests/e2e/run.sh
-  E2E_ARCH=arm64 tests/e2e/run.sh
+  timed tests/e2e/fetch-test.sh   # the harness's package fetching against a fake apt-get (offline, seconds)
+  timed tests/e2e/run.sh
+  E2E_ARCH=arm64 timed tests/e2e/run.sh
 fi
 if [ "${PACKAGING:-1}" != 0 ]; then
-  .ci/packaging
+  timed .ci/packaging
 fi
 if [ "${FUZZ:-1}" != 0 ]; then
-  .ci/fuzz "${FUZZ_SECS:-20}"
+  timed .ci/fuzz "${FUZZ_SECS:-20}"
 fi
-echo "all tests passed"
+printf '==> %s\n' "${timings[@]}" >&2
+echo "all tests passed in $SECONDS s"

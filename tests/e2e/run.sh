@@ -16,6 +16,8 @@
 # Needs root (apt-get for QEMU and friends on first use). Exit status 0 iff all pass.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/support/errtrap.sh
+. "$HERE/../support/errtrap.sh"; errtrap tests/e2e/run.sh
 ROOT=$(cd "$HERE/../.." && pwd)
 ARCH=${E2E_ARCH:-x86_64}
 case $ARCH in
@@ -42,10 +44,15 @@ if [ ${#scenarios[@]} -eq 0 ]; then
   done
 fi
 
+# the work dir's setup once, up front: a package no mirror version of which can be had stops the
+# run here with one line naming it, instead of failing every scenario
+"$HERE/xen-qemu-test.sh" "${HARG[@]}" -w "$WORK" -a "$BIN" -S ||
+  { echo "=== e2e $ARCH: setup of $WORK failed (see above)" >&2; exit 1; }
+
 pass=(); failed=()
 for s in "${scenarios[@]}"; do
   dir=$HERE/scenarios/$s
-  [ -f "$dir/domu.sh" ] && [ -f "$dir/check.sh" ] || { echo "no scenario $s" >&2; exit 2; }
+  if [ ! -f "$dir/domu.sh" ] || [ ! -f "$dir/check.sh" ]; then echo "no scenario $s" >&2; exit 2; fi
   tmp=$(mktemp -d)
   { echo "XB_VERSION=$VERSION"; cat "$HERE/lib/dom0.sh" "$dir/check.sh"; } > "$tmp/check.sh"
   cat "$HERE/lib/pre.sh" > "$tmp/pre.sh"; [ -f "$dir/pre.sh" ] && cat "$dir/pre.sh" >> "$tmp/pre.sh"
@@ -89,4 +96,4 @@ for s in "${scenarios[@]}"; do
   rm -rf "$tmp"
 done
 echo "=== e2e $ARCH: passed: ${pass[*]:-none}; failed: ${failed[*]:-none} (logs in $WORK)"
-[ ${#failed[@]} -eq 0 ]
+[ ${#failed[@]} -eq 0 ] || exit 1

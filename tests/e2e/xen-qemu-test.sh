@@ -64,6 +64,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/support/errtrap.sh
+. "$HERE/../support/errtrap.sh"; errtrap xen-qemu-test.sh
 ARCH=x86_64; W=""
 AGENT=""; AGENT_ARGS="data/agent/status ok data/agent/hello world"
 KEY=data/agent/status; EXPECT=""; DOMU_SNIPPET=""; PRE=""; CHECK=""; DTYPE=pv; WAIT=60; TMO=300; LOG=""; SETUP_ONLY=0; XLV=""
@@ -90,14 +92,14 @@ log() { echo "[xen-qemu-test $(date +%T)] $*" >&2; }
 NVIF=0; NBR=0; NVLAN=0; NPCI=""; NUSB=0; NPLAT=0; NEMU=0
 for n in ${NET//,/ }; do
   case $n in
-    vif) [ $NVIF -ge 1 ] || NVIF=1 ;; vif=*) NVIF=${n#vif=} ;;
-    br) NBR=1; [ $NVIF -ge 1 ] || NVIF=1 ;; vlan) NVLAN=1; [ $NVIF -ge 1 ] || NVIF=1 ;;
+    vif) [ "$NVIF" -ge 1 ] || NVIF=1 ;; vif=*) NVIF=${n#vif=} ;;
+    br) NBR=1; [ "$NVIF" -ge 1 ] || NVIF=1 ;; vlan) NVLAN=1; [ "$NVIF" -ge 1 ] || NVIF=1 ;;
     pci) NPCI=e1000 ;; pci=*) NPCI=${n#pci=} ;; usb) NUSB=1 ;; platform) NPLAT=1 ;; emu) NEMU=1 ;;
     *) echo "unknown -N item $n" >&2; exit 2 ;;
   esac
 done
 if [ $ARCH = arm64 ] && { [ -n "$NPCI" ] || [ $NUSB = 1 ] || [ $NEMU = 1 ]; }; then echo "-N pci/usb/emu: x86_64 only" >&2; exit 2; fi
-if [ $NEMU = 1 ] && [ $NVIF -gt 0 ]; then echo "-N emu is vif 0 itself: no vif/br/vlan with it" >&2; exit 2; fi
+if [ $NEMU = 1 ] && [ "$NVIF" -gt 0 ]; then echo "-N emu is vif 0 itself: no vif/br/vlan with it" >&2; exit 2; fi
 if [ $ARCH = x86_64 ] && [ $NPLAT = 1 ]; then echo "-N platform: arm64 only" >&2; exit 2; fi
 [ $NEMU = 1 ] && DTYPE=hvm   # an emulated NIC needs the device model
 [ $NUSB = 1 ] && DTYPE=hvm   # USB passthrough needs a device model: HVM domU (Debian's kernel has no xen-hcd)
@@ -117,51 +119,37 @@ fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing host packages: ${need_pkgs[*]}"
   apt_lists_ok amd64 || apt-get update -qq -o DPkg::Lock::Timeout=600
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 \
-    "${need_pkgs[@]}" >/dev/null
+  # stale indexes name files the mirror no longer has: refresh them once and try again
+  host_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=600 "${need_pkgs[@]}" >/dev/null; }
+  if ! host_install; then
+    apt-get update -qq -o DPkg::Lock::Timeout=600 || true
+    host_install || { log "FATAL: apt-get install ${need_pkgs[*]} failed, also after apt-get update"; exit 1; }
+  fi
 fi
 
 STAGE=$W/stage
-# work dirs set up before -N platform existed lack virtio_mmio.ko: redo the setup once
-if [ $NPLAT = 1 ] && [ -e "$STAGE/.done-v2" ] && ! grep -q '^virtio_mmio ' "$STAGE"/lib/modules/*/modules.idx; then
-  log "work dir lacks virtio_mmio.ko (-N platform): refetching"; rm -f "$STAGE/.done-v2"
-fi
-# work dirs set up before -N emu lack tun.ko (dom0's end of the emulated NIC): redo the setup once
-if [ -e "$STAGE/.done-v2" ] && ! grep -q '^tun ' "$STAGE"/lib/modules/*/modules.idx; then
-  log "work dir lacks tun.ko (-N emu): refetching"; rm -f "$STAGE/.done-v2"
-fi
-# work dirs set up before the bond/dummy scenario items lack those modules: redo the setup once
-if [ -e "$STAGE/.done-v2" ] && ! grep -q '^bonding ' "$STAGE"/lib/modules/*/modules.idx; then
-  log "work dir lacks bonding.ko/dummy.ko: refetching"; rm -f "$STAGE/.done-v2"
-fi
-# ... and before the ipvlan item lack ipvlan.ko
-if [ -e "$STAGE/.done-v2" ] && ! grep -q '^ipvlan ' "$STAGE"/lib/modules/*/modules.idx; then
-  log "work dir lacks ipvlan.ko: refetching"; rm -f "$STAGE/.done-v2"
-fi
-if [ ! -e "$STAGE/.done-v2" ]; then
+# shellcheck source=tests/e2e/lib/fetch.sh
+. "$HERE/lib/fetch.sh"
+A=""; [ $ARCH = arm64 ] && A=":arm64"
+stage_lists "$ARCH"   # PKGS, STAGE_FILES, STAGE_MODULES (lib/fetch.sh)
+# shellcheck disable=SC2086 # PKGS is a word list
+lacking=$(stage_missing "$STAGE" $PKGS)
+if [ -n "$lacking" ]; then
+  [ -e "$STAGE" ] && log "work dir $W lacks $(echo "$lacking" | paste -sd, | sed 's/,/, /g'): setting it up again"
   if [ $ARCH = arm64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
     log "dpkg --add-architecture arm64"; dpkg --add-architecture arm64
   fi
-  # refresh the indexes once per work dir: stale ones name superseded debs (404 on download);
+  # refresh the indexes once per setup: stale ones name superseded debs (404 on download);
   # a failing index of another arch must not stop us
   apt-get update -qq -o DPkg::Lock::Timeout=600 || true
-  A=""; [ $ARCH = arm64 ] && A=":arm64"
   KPKG=$(apt-cache depends "linux-image-$DARCH$A" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {sub(/:.*/, "", $2); print $2; exit}')
-  [ -n "$KPKG" ] || { log "cannot resolve linux-image-$DARCH$A (run apt-get update?)"; exit 1; }
-  PKGS="xen-hypervisor-4.17-$DARCH xen-utils-4.17 xenstore-utils libxenmisc4.17 libxenstore4 libxencall1
-        libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxentoollog1 libxendevicemodel1 libxenhypfs1
-        libxentoolcore1 libyajl2 $KPKG"
-  # arm64: the target's own libc & co. (ldd can't run foreign binaries; libs are resolved with readelf)
-  [ $ARCH = arm64 ] && PKGS="$PKGS busybox-static libc6 libgcc-s1 zlib1g liblzma5 libzstd1 libuuid1 libfdt1"
-  # iproute2 for `ip -d link` in the domU
-  PKGS="$PKGS iproute2 libbpf1 libelf1 libmnl0 libbsd0 libmd0 libcap2"
-  # x86_64 HVM domU device model (USB passthrough scenario); its libraries and data files are
-  # those of the host's qemu-system-x86 (same Debian release, same dependencies)
-  [ $ARCH = x86_64 ] && PKGS="$PKGS qemu-system-xen"
+  [ -n "$KPKG" ] || { log "FATAL: cannot resolve linux-image-$DARCH$A (apt-get update failed? no Debian 12 apt source?)"; exit 1; }
   log "downloading Xen + kernel debs for $DARCH ($KPKG) into $W/debs"
-  rm -rf "$W/debs"; mkdir -p "$W/debs"; chmod 777 "$W/debs"
-  (cd "$W/debs" && apt-get download -q $(for p in $PKGS; do echo "$p$A"; done) 2>&1 |
-     grep -vE '^(W: Download is performed unsandboxed|Get:)' || true)
+  rm -rf "$W/debs"; mkdir -p "$W/debs"; chmod 777 "$W/debs"   # apt's _apt user writes there
+  # shellcheck disable=SC2046 # one word per package
+  fetch_debs "$W/debs" $(for p in $PKGS $KPKG; do echo "$p$A"; done) ||
+    { log "FATAL: setup of $W failed: a Debian package could not be downloaded (line above)"; exit 1; }
   rm -rf "$STAGE"; mkdir -p "$STAGE"
   for d in "$W"/debs/*.deb; do dpkg -x "$d" "$STAGE"; done
   # keep only the modules that are used (the full module tree is ~400 MB): drivers/xen and the
@@ -169,7 +157,7 @@ if [ ! -e "$STAGE/.done-v2" ]; then
   MD=$(echo "$STAGE"/lib/modules/*); : > "$MD/modules.idx"
   find "$MD/kernel" -name '*.ko' | while read -r f; do
     n=$(basename "$f" .ko); d=$(LC_ALL=C grep -aoP 'depends=[\x20-\x7e]*' "$f" | head -1)
-    echo "${n//-/_} ${f#$MD/} ${d#depends=}"
+    echo "${n//-/_} ${f#"$MD"/} ${d#depends=}"
   done > "$MD/modules.idx"
   keep=$(mktemp); find "$MD/kernel/drivers/xen" -name '*.ko' | sed "s|^$MD/||" > "$keep"
   touch "$keep.n"
@@ -177,23 +165,30 @@ if [ ! -e "$STAGE/.done-v2" ]; then
     if grep -qx "$m" "$keep.n"; then continue; fi
     echo "$m" >> "$keep.n"; read -r _ path deps <<<"$(awk -v m="$m" '$1==m' "$MD/modules.idx")"
     if [ -z "$path" ]; then continue; fi   # not built for this arch (pcifront, uhci on arm64)
-    echo "$path" >> "$keep"; if [ -n "$deps" ]; then closure ${deps//,/ }; fi; done; }
+    echo "$path" >> "$keep"
+    # shellcheck disable=SC2086 # a word list on purpose
+    if [ -n "$deps" ]; then closure ${deps//,/ }; fi; done; }
   closure xen_netback xen_netfront xen_pcifront bridge 8021q e1000 e1000e 8139cp 8139too virtio_net \
           virtio_pci virtio_mmio xhci_pci ehci_pci uhci_hcd usbnet cdc_ether rndis_host bonding dummy tun \
           ipvlan
   find "$MD/kernel" -name '*.ko' | sed "s|^$MD/||" | grep -vxF -f "$keep" | sed "s|^|$MD/|" | xargs rm -f
   grep -F -f "$keep" "$MD/modules.idx" > "$MD/modules.idx.new" || true; mv "$MD/modules.idx.new" "$MD/modules.idx"
   find "$MD/kernel" -type d -empty -delete; rm -f "$keep" "$keep.n"
+  (cd "$W/debs" && ls -1 -- *.deb) > "$STAGE/.debs"
   rm -rf "$W/debs"
-  touch "$STAGE/.done-v2"
+  # shellcheck disable=SC2086
+  lacking=$(stage_missing "$STAGE" $PKGS)
+  [ -z "$lacking" ] || { log "FATAL: the unpacked debs lack $(echo "$lacking" | paste -sd' ')"; exit 1; }
 fi
-K=$(ls "$STAGE/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
-if [ ! -e "$W/xen" ]; then
+K=$(find "$STAGE/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
+# made from the stage: remade whenever the stage was made from other debs (a new kernel)
+if ! derived_current "$W/xen" "$STAGE"; then
   if [ $ARCH = x86_64 ]; then zcat "$STAGE/boot/xen-4.17-amd64.gz" > "$W/xen.tmp"   # ELF32 multiboot image
   else cp "$STAGE/boot/xen-4.17-arm64" "$W/xen.tmp"; fi                               # arm64 Image
-  mv "$W/xen.tmp" "$W/xen"
+  mv "$W/xen.tmp" "$W/xen"; derived_made "$W/xen" "$STAGE"
 fi
-if [ ! -e "$W/vmlinux" ]; then
+if ! derived_current "$W/vmlinux" "$STAGE"; then
+  log "vmlinux from $K"
   if [ $ARCH = x86_64 ]; then
     # Debian's bzImage payload is xz; an uncompressed ELF vmlinux boots ~10 s faster under TCG
     # (Xen's dom0 builder and libxenguest would otherwise xz-decompress it in emulation).
@@ -204,7 +199,7 @@ if [ ! -e "$W/vmlinux" ]; then
   else
     cp "$STAGE/boot/vmlinuz-$K" "$W/vmlinux.tmp"   # bookworm arm64 vmlinuz is a plain Image
   fi
-  mv "$W/vmlinux.tmp" "$W/vmlinux"
+  mv "$W/vmlinux.tmp" "$W/vmlinux"; derived_made "$W/vmlinux" "$STAGE"
 fi
 [ "$SETUP_ONLY" = 1 ] && { log "setup done in $W (kernel $K)"; exit 0; }
 
@@ -254,6 +249,7 @@ add_mods() { # root module... : copy modules + their deps into root/lib/modules,
     grep -qx "$m" "$root/etc/modules.load" 2>/dev/null && continue
     read -r _ path deps <<<"$(awk -v m="$m" '$1==m' "$MD/modules.idx")"
     [ -n "$path" ] || { log "WARNING: module $m not found"; continue; }
+    # shellcheck disable=SC2086 # a word list on purpose
     if [ -n "$deps" ]; then add_mods "$root" ${deps//,/ }; fi
     mkdir -p "$root/lib/modules"; cp "$MD/$path" "$root/lib/modules/$m.ko"; echo "$m" >> "$root/etc/modules.load"
   done
@@ -286,7 +282,7 @@ for f in "${EXTRA_FILES[@]}"; do cp "$f" "$U/root/"; copy_libs "$U" "$f"; done
 [ -n "$DOMU_SNIPPET" ] && cp "$DOMU_SNIPPET" "$U/etc/domu-test.sh"
 if [ -n "$NET" ]; then
   add_iproute2 "$U"
-  [ $NVIF -gt 0 ] && add_mods "$U" xen_netfront
+  [ "$NVIF" -gt 0 ] && add_mods "$U" xen_netfront
   # for scenarios that build bonds and dummies: copied, not loaded at boot (loading them
   # creates bond0/dummy0, which the NIC count below would take for real NICs)
   add_mods "$U" dummy bonding && sed -i '/^dummy$/d; /^bonding$/d' "$U/etc/modules.load"
@@ -296,6 +292,7 @@ if [ -n "$NET" ]; then
   if [ -n "$NPCI" ]; then
     case $NPCI in e1000) m=e1000 ;; e1000e) m=e1000e ;; rtl8139) m=8139cp ;; virtio-net-pci) m="virtio_pci virtio_net" ;;
       *) echo "unsupported -N pci=$NPCI (e1000 e1000e rtl8139 virtio-net-pci)" >&2; exit 2 ;; esac
+    # shellcheck disable=SC2086 # a word list on purpose
     add_mods "$U" xen_pcifront $m
   fi
   [ $NUSB = 1 ] && add_mods "$U" xhci_pci ehci_pci uhci_hcd rndis_host cdc_ether
@@ -425,12 +422,12 @@ case $h in localhost|127.0.0.1|::1|"$(hostname)") exec sh -c "$*" ;; esac
 echo "ssh stand-in (xen-qemu-test): only localhost, not '$h'" >&2; exit 255
 EOS
 chmod +x "$D/usr/bin/ssh"
-if [ $DTYPE = hvm ]; then
+if [ "$DTYPE" = hvm ]; then
   cp "$STAGE/boot/vmlinuz-$K" "$D/boot/vmlinuz"     # HVM direct boot (device model) wants a bzImage
 else
   ln "$W/vmlinux" "$D/boot/vmlinux" 2>/dev/null || cp "$W/vmlinux" "$D/boot/vmlinux"
 fi
-if [ $DTYPE = hvm ]; then   # device model (qemu-xen) + firmware for an HVM domU
+if [ "$DTYPE" = hvm ]; then   # device model (qemu-xen) + firmware for an HVM domU
   mkdir -p "$D/usr/libexec" "$D/usr/lib/xen-4.17/boot" "$D/usr/share/seabios" "$D/usr/share/qemu"
   cp "$STAGE/usr/libexec/xen-qemu-system-i386" "$D/usr/libexec/"; copy_libs "$D" "$STAGE/usr/libexec/xen-qemu-system-i386"
   cp "$STAGE/usr/lib/xen-4.17/boot/hvmloader" "$D/usr/lib/xen-4.17/boot/"
@@ -440,7 +437,7 @@ if [ $DTYPE = hvm ]; then   # device model (qemu-xen) + firmware for an HVM domU
 fi
 if [ -n "$NET" ]; then
   add_iproute2 "$D"
-  [ $NVIF -gt 0 ] && add_mods "$D" xen_netback bridge
+  [ "$NVIF" -gt 0 ] && add_mods "$D" xen_netback bridge
   [ $NEMU = 1 ] && add_mods "$D" xen_netback bridge tun
   [ -n "$NPCI" ] && add_mods "$D" xen_pciback
   [ $NUSB = 1 ] && add_mods "$D" xhci_pci
@@ -544,7 +541,7 @@ fi
 {
   echo 'name = "agent"'
   [ $ARCH = x86_64 ] && echo "type = \"$DTYPE\""
-  if [ $DTYPE = hvm ]; then
+  if [ "$DTYPE" = hvm ]; then
     cat <<EOC
 memory = 256
 vcpus = 1
@@ -571,8 +568,8 @@ EOC
   # arm64: explicit acpi (default is off anyway), else "xl mem-set" aborts: libxl__arch_extra_memory
   # reads the stored config's unset acpi defbool ("libxl_defbool_val: Assertion ... failed")
   [ $ARCH = arm64 ] && echo 'acpi = 0'
-  if [ $NVIF -gt 0 ]; then
-    vt=""; [ $DTYPE = hvm ] && vt="type=vif,"   # HVM: PV vif only, no emulated twin NIC (would need tun in dom0)
+  if [ "$NVIF" -gt 0 ]; then
+    vt=""; [ "$DTYPE" = hvm ] && vt="type=vif,"   # HVM: PV vif only, no emulated twin NIC (would need tun in dom0)
     printf 'vif = ['; for ((i = 0; i < NVIF; i++)); do printf "%s'${vt}bridge=xenbr0,mac=00:16:3e:00:00:%02x'" "$([ $i = 0 ] || echo ,)" $i; done; echo ']'
   fi
   # no option ROM for the emulated NIC: the host has no iPXE ROMs, and direct kernel boot needs none
@@ -654,17 +651,23 @@ if [ $ARCH = x86_64 ]; then
   if [ -n "$NPCI" ]; then
     # PCI passthrough needs an IOMMU (libxl: "passthrough not supported on this platform" otherwise)
     # (XQT_NO_IOMMU=1 leaves the IOMMU out, to see that failure)
-    QEMU+=(-machine q35); [ "${XQT_NO_IOMMU:-0}" = 1 ] || QEMU+=(-device intel-iommu,intremap=on)
+    QEMU+=(-machine q35)
+    # shellcheck disable=SC2054 # QEMU options are comma-separated on purpose
+    [ "${XQT_NO_IOMMU:-0}" = 1 ] || QEMU+=(-device intel-iommu,intremap=on)
+    # shellcheck disable=SC2054 # QEMU options are comma-separated on purpose
     QEMU+=(-netdev user,id=pt0 -device "$NPCI,netdev=pt0,mac=52:54:00:12:34:05,addr=0x$PCI_SLOT")
   fi
+  # shellcheck disable=SC2054 # QEMU options are comma-separated on purpose
   [ $NUSB = 1 ] && QEMU+=(-device qemu-xhci,id=xhci -netdev user,id=usb0 -device usb-net,netdev=usb0,bus=xhci.0,mac=52:54:00:12:34:0b)
   QEMU+=(-kernel "$W/xen" -append "$XENCMD" -initrd "$W/vmlinux $DOM0CMD,$W/dom0.cpio")
 else
   # No bootloader: QEMU loads Xen as an arm64 Image, the dom0 ramdisk via -initrd (linux,initrd-start)
   # and the dom0 kernel at KADDR with a generic loader; /chosen gets a multiboot,kernel node for it.
+  # shellcheck disable=SC2054 # QEMU options are comma-separated on purpose
   MACH=(-machine virt,virtualization=on,gic-version=3 -cpu cortex-a57 -m 2G -smp 2)
   if [ $NPLAT = 1 ]; then
     [ "${XQT_PLAT_SMMU:-0}" = 1 ] && MACH+=(-machine iommu=smmuv3)
+    # shellcheck disable=SC2054 # QEMU options are comma-separated on purpose
     MACH+=(-netdev user,id=plat0 -device virtio-net-device,netdev=plat0,mac=52:54:00:12:34:07)
   fi
   KADDR=0x60000000
@@ -685,7 +688,7 @@ else
       # DMA window: cut it out of Xen's RAM (QEMU -m 2G = 0x40000000-0xc0000000) and describe it as a
       # passthrough "device", so that dom0 has iomem permission to hand it to the domU
       we=$((PLAT_WIN + PLAT_WIN_SZ))
-      fdtput -t x "$DTB" /memory@40000000 reg 0 40000000 0 $(printf %x $((PLAT_WIN - 0x40000000))) 0 $(printf %x $we) 0 $(printf %x $((0xc0000000 - we)))
+      fdtput -t x "$DTB" /memory@40000000 reg 0 40000000 0 "$(printf %x $((PLAT_WIN - 0x40000000)))" 0 "$(printf %x "$we")" 0 "$(printf %x $((0xc0000000 - we)))"
       fdtput -c "$DTB" /dma-window@${PLAT_WIN#0x}
       fdtput -t s "$DTB" /dma-window@${PLAT_WIN#0x} compatible xen-qemu-test,dma-window
       fdtput -t x "$DTB" /dma-window@${PLAT_WIN#0x} reg 0 ${PLAT_WIN#0x} 0 ${PLAT_WIN_SZ#0x}
@@ -695,8 +698,9 @@ else
         { log "dom0.cpio too big for the -N platform memory layout"; exit 1; }
     fi
   fi
+  # shellcheck disable=SC2054 # QEMU options are comma-separated on purpose
   QEMU=(qemu-system-aarch64 "${MACH[@]}" -kernel "$W/xen" -dtb "$DTB" -initrd "$W/dom0.cpio"
-        -device loader,file="$W/vmlinux",addr=$KADDR,force-raw=on)
+        -device "loader,file=$W/vmlinux,addr=$KADDR,force-raw=on")
 fi
 log "booting Xen ($ARCH) in QEMU (TCG), log: $LOG"
 start=$(date +%s.%N)

@@ -35,6 +35,9 @@ T0=$SECONDS
 
 # shellcheck source=tests/support/nspawn.sh
 . "$REPO/tests/support/nspawn.sh"
+# shellcheck source=tests/support/errtrap.sh
+. "$REPO/tests/support/errtrap.sh"
+errtrap tests/packaging/run.sh
 [ "$(id -u)" -eq 0 ] || die "must run as root (systemd-nspawn)"
 
 need=()
@@ -43,12 +46,15 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v jq >/dev/null || need+=(jq)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v rpmbuild >/dev/null || need+=(rpm)
+command -v man >/dev/null || need+=(man-db) # man --warnings checks the man page
 if [ "${#need[@]}" -gt 0 ]; then
 	log "apt-get install ${need[*]}"
 	apt-get update -qq -o DPkg::Lock::Timeout=600
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
 fi
 PATH=$PATH:/usr/sbin:/sbin
+need systemd-container:systemd-nspawn mmdebstrap:mmdebstrap jq:jq util-linux:nsenter rpm:rpmbuild rpm:rpm man-db:man \
+	dpkg:dpkg-deb gzip:zcat tar:tar
 
 WORK=$(mktemp -d /tmp/xenbeacon-packaging.XXXXXX)
 PKGS=$WORK/pkgs

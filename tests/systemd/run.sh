@@ -37,6 +37,9 @@ T0=$(now)
 
 # shellcheck source=tests/support/nspawn.sh
 . "$REPO/tests/support/nspawn.sh"
+# shellcheck source=tests/support/errtrap.sh
+. "$REPO/tests/support/errtrap.sh"
+errtrap tests/systemd/run.sh
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (systemd-nspawn, cgroups, strace)"
 
@@ -52,10 +55,12 @@ command -v nsenter >/dev/null || need+=(util-linux)
 command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ] || need+=(bpftool)
 if [ "${#need[@]}" -gt 0 ]; then
     log "apt-get install ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    apt-get update -qq -o DPkg::Lock::Timeout=600
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
 fi
 PATH=$PATH:/usr/sbin:/sbin
+need systemd-container:systemd-nspawn mmdebstrap:mmdebstrap jq:jq strace:strace util-linux:nsenter bpftool:bpftool
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 
 # ---------------------------------------------------------------------------------------------
 # Build (no-ops when up to date)
@@ -237,7 +242,8 @@ echo "[start]"
 # starts, reloads and stops: any syscall the sandbox refuses shows up as EPERM (or EACCES).
 strace -f -q -o "$WORK/strace.txt" -p "$LEADER" &
 STRACE_PID=$!
-sleep 1
+traced_now() { ! grep -q '^TracerPid:[[:space:]]*0$' "/proc/$LEADER/status"; }
+until_true 30 traced_now || die "strace never attached to the container's PID 1"
 check "systemctl start xenbeacon" c systemctl start xenbeacon.service
 # On a fresh store the agent publishes an early round (OS, memory) before the NICs: wait until
 # the agent is there and every device-backed NIC of the host has been published.
@@ -323,7 +329,9 @@ fi
 
 echo "[reload = SIGHUP]"
 check "systemctl reload xenbeacon" c systemctl reload xenbeacon.service
-sleep 1
+# systemctl returns once ExecReload's kill has run; the agent handles the signal after that
+hup_logged() { grep -q 'SIGHUP: re-reading' <(c journalctl -q -u xenbeacon.service -o cat); }
+until_true 30 hup_logged || true # (the check below says so)
 eq "ActiveState after reload" "$(prop ActiveState)" active
 eq "MainPID after reload (same process)" "$(prop MainPID)" "$MAINPID"
 eq "NRestarts after reload" "$(prop NRestarts)" 0
@@ -339,7 +347,14 @@ c journalctl -q -u xenbeacon.service -o cat >"$WORK/journal-cat.txt" || true
 check "agent exited on SIGTERM ('signal 15: exiting')" grep -q 'signal 15: exiting' "$WORK/journal-cat.txt"
 check "systemd: 'xenbeacon.service: Deactivated successfully.'" \
     grep -q 'xenbeacon.service: Deactivated successfully' "$WORK/journal-cat.txt"
-sleep 0.5
+# the trace is complete once strace wrote the agent's end ("+++ exited with ..." of the pid that
+# exec'd it): then stop strace
+agent_end_traced() {
+    local p
+    p=$(awk '/execve\("\/usr\/bin\/xenbeacon"/ {print $1; exit}' "$WORK/strace.txt")
+    [ -n "$p" ] && grep -qE "^$p +\+\+\+ (exited|killed)" "$WORK/strace.txt"
+}
+until_true 30 agent_end_traced || true # (the checks below say what is missing)
 kill "$STRACE_PID" 2>/dev/null || true
 wait "$STRACE_PID" 2>/dev/null || true
 STRACE_PID=

@@ -24,6 +24,14 @@ wait_change() {
   done
   return 1
 }
+# wait_line FILE REGEX [SECS]: until FILE has a line matching REGEX (grep -E)
+wait_line() {
+  _n=$((${3:-30} * 5))
+  while ! grep -qE "$2" "$1" 2>/dev/null; do
+    _n=$((_n - 1)); [ $_n -gt 0 ] || return 1
+    sleep 0.2
+  done
+}
 value() { xenstore-read "$H/$1" 2>/dev/null; }
 expect() { _v=$(value "$1") || fail "$1 missing (expected '$2')"; [ "$_v" = "$2" ] || fail "$1 = '$_v', expected '$2'"; ok "$1 = $_v"; }
 expect_absent() { if _v=$(value "$1"); then fail "$1 = '$_v', expected no such key"; fi; ok "$1 absent"; }

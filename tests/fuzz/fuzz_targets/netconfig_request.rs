@@ -14,7 +14,9 @@ use libfuzzer_sys::fuzz_target;
 use xenbeacon::netconfig::record;
 use xenbeacon::netconfig::request::{from_vm_data, from_xenopsd, Mode, NicRequest, StaticAddr};
 
-const XENOPSD: [&str; 7] = ["mac", "enabled", "address", "gateway", "enabled6", "address6", "gateway6"];
+const XENOPSD: [&str; 7] = [
+    "mac", "enabled", "address", "gateway", "enabled6", "address6", "gateway6",
+];
 const VM_DATA: [&str; 10] = [
     "mac", "type", "ip", "netmask", "prefix", "gateway", "type6", "ip6", "prefix6", "gateway6",
 ];

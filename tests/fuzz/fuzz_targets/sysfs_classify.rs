@@ -167,16 +167,18 @@ fn place(sys: &Path, rel: &str) -> Option<PathBuf> {
     }
 }
 
-/// Raw input bytes with the secret's markers broken (`LEAKED` -> `LEAKEE`, `666` -> `667`), so a
-/// file written inside `root/sys` can never pass for one read from the secret directory.
+/// Raw input bytes that cannot spell the secret's markers (`LEAKED`, `666`), so a file written
+/// inside `root/sys` can never pass for one read from the secret directory. Not only the whole
+/// markers: the reader drops bytes it cannot use, so `LEA\x95KED` would be read as `LEAKED`
+/// (a false crash found by a fresh .ci/fuzz run): every byte that starts a marker goes.
 fn unforged(raw: &[u8]) -> Vec<u8> {
-    let mut c = raw.to_vec();
-    for marker in [SECRET, b"666".as_slice()] {
-        while let Some(i) = c.windows(marker.len()).position(|w| w == marker) {
-            c[i + marker.len() - 1] += 1;
-        }
-    }
-    c
+    raw.iter()
+        .map(|&b| match b {
+            b'L' => b'M',
+            b'6' => b'7',
+            b => b,
+        })
+        .collect()
 }
 
 fn mkdir(sys: &Path, rel: &str) {

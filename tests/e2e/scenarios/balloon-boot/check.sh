@@ -6,6 +6,7 @@ await at96
 ok "balloon at 96 MiB: $(value e2e/at96)"
 xenstore-watch "$H" > /tmp/w 2>&1 &
 w=$!
+wait_line /tmp/w "^$H\$" 30 || fail "xenstore-watch $H never fired (its first event marks it set)"
 # a target above the maximum xl mem-set left: Xen gives no more than that
 xenstore-write "$H/memory/target" 131072
 go raised
@@ -14,6 +15,9 @@ set -- $(value e2e/balloon-at-start)
 [ "$1" -lt "$2" ] || fail "the balloon was at its target when the agent started ($1 / $2 kB)"
 ok "balloon at agent start: current $1 kB, target $2 kB"
 wait_for data/updated "" 30 || fail "data/updated never appeared"
+# the watch stream is ordered: once dom0's own mark is in it, so is every write before it
+go updated-mark
+wait_line /tmp/w "^$H/e2e/updated-mark\$" 30 || fail "dom0's mark never reached its own watch"
 kill $w
 # line numbers of the first event of each kind, in the order xenstored committed them
 first() { grep -n -m1 -x "$H/$1" /tmp/w | cut -d: -f1; }

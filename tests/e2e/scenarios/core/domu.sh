@@ -27,6 +27,14 @@ sed -i 's/^PRETTY_NAME=.*/PRETTY_NAME="Xenbeacon Test OS, after SIGHUP"/' /etc/o
 kill -HUP $pid
 report stage3 hup-sent
 
+# 3b. the balloon of step 2 has reached its target: from here on the total stays put
+await go3b
+i=0; B=/sys/devices/system/xen_memory/xen_memory0
+while [ "$(cat $B/info/current_kb)" != "$(cat $B/target_kb)" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+say "balloon: current $(cat $B/info/current_kb) KiB, target $(cat $B/target_kb) KiB"
+report balloon "$(cat $B/info/current_kb) $(cat $B/target_kb)"
+report memtotal "$(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo)"
+
 # 4. SIGTERM: exit status 0
 await go4
 kill -TERM $pid; wait $pid; rc=$?

@@ -39,7 +39,8 @@ show_out < /tmp/wait.out
 tk=$(cat /tmp/key.t); tw=$(cat /tmp/wait.t)
 lat=$(awk "BEGIN { printf \"%.2f\", $tw - $tk }")
 echo "dom0: key appeared at uptime $tk, wait returned at $tw: ${lat} s"
-awk "BEGIN { exit !($tw - $tk < 1.0) }" || fail "wait returned ${lat} s after the address appeared (limit 1 s)"
+# A measurement, not a limit: under TCG on shared cores a wake-up can take seconds. That wait
+# blocks on a watch rather than polling is tests/dom0.rs's (no request while nothing changes).
 ok "wait --ip printed 10.0.0.2, ${lat} s after attr/vif/0/ipv4/0 appeared"
 
 # --- 3. list and show, checked against what the guest wrote
@@ -179,7 +180,9 @@ t1=$(up)
 echo "dom0: \$ xenbeacon wait agent --nic 02:00:00:00:00:99 --timeout 2   -> status $rc"
 show_out < /tmp/wt.err
 [ $rc = 1 ] || fail "timeout: status $rc, expected 1"
-awk "BEGIN { exit !($t1 - $t0 >= 2.0 && $t1 - $t0 < 6.0) }" || fail "timeout took $t0 -> $t1"
+# not before the 2 s; the upper bound only catches a wait that ignores its timeout (a loaded
+# TCG guest can take seconds to start a process)
+awk "BEGIN { exit !($t1 - $t0 >= 2.0 && $t1 - $t0 < 20.0) }" || fail "timeout took $t0 -> $t1"
 ok "wait for a NIC that never comes: status 1 after $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s"
 $XB wait nosuch --timeout 0.5 2>/dev/null; [ $? = 1 ] || fail "wait for a missing name did not time out"
 ok "wait for a name no domain has: status 1"

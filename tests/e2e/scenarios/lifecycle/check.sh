@@ -11,6 +11,7 @@ expect_absent control/feature-balloon    # libxl: control/ is read-only to the g
 total=$(value data/meminfo_total)
 xenstore-watch "$H" > /tmp/w 2>&1 &
 w=$!
+wait_line /tmp/w "^$H\$" 30 || fail "xenstore-watch $H never fired (its first event marks it set)"
 xl mem-set agent 96 || fail "xl mem-set failed"
 wait_for data/xenbeacon/balloon/target_kb 98304 10 || fail "balloon target did not follow xl mem-set"
 wait_for data/xenbeacon/balloon/current_kb 98304 20 || fail "balloon current did not reach the target"
