@@ -223,11 +223,11 @@ pub struct Reaction {
     /// Check that the domain is still the one published to ([`Agent::check_domain`]); the
     /// loop runs at most one a second.
     pub check_domain: bool,
-    /// A publication round ([`Agent::publish`]).
-    pub publish: bool,
     /// Address requests: look for changed ones, or apply all again
     /// ([`Agent::apply_ip_settings`]).
     pub ip_settings: IpStep,
+    /// A publication round ([`Agent::publish`]).
+    pub publish: bool,
     /// After the round on a new connection: who the domain is, and the watches
     /// ([`Agent::settle_connection`]).
     pub settle_connection: bool,

@@ -256,6 +256,12 @@ impl Executor<'_> {
         if r.read_hints {
             self.with_conn("reading toolstack hints failed", Agent::read_hints);
         }
+        if self.domain_checks.ready(r.check_domain) {
+            if let Some(more) = self.with_conn("xenstore connection lost", Agent::check_domain) {
+                r |= more;
+            }
+        }
+        // After the domain check: a new domain (resume, migration) re-applies every request.
         if r.ip_settings != IpStep::Nothing && self.link.conn().is_some() {
             if let Some(w) = self.writer.get() {
                 let step = r.ip_settings;
@@ -266,11 +272,6 @@ impl Executor<'_> {
                         agent.on_disconnected();
                     }
                 }
-            }
-        }
-        if self.domain_checks.ready(r.check_domain) {
-            if let Some(more) = self.with_conn("xenstore connection lost", Agent::check_domain) {
-                r |= more;
             }
         }
         if r.publish {
