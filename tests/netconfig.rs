@@ -435,3 +435,36 @@ fn a_nic_that_comes_up_after_the_request_gets_it() {
     assert_eq!(g.get(&format!("{DIR}/error-code")).as_deref(), Some("0"));
     d.stop();
 }
+
+/// A new domain (resume, migration: XAPI writes a fresh `unique-domain-id`) re-applies every
+/// request, also one whose address another program removed meanwhile: the domain check finds
+/// the new domain and asks for the re-apply in the same iteration, after which it runs.
+#[test]
+fn a_new_domain_reapplies_the_requests() {
+    let (g, ns, sys) = setup("netconfig-newdom");
+    let mac = ns.veth("eth0");
+    sys.add_vif("eth0", 0, &mac);
+    xenopsd_plug(&g, &mac);
+    g.xs.write(&format!("{HOME}/unique-domain-id"), "uuid-1");
+    let d = g.daemon(&["--apply-ip-settings"]);
+    let (code, _) = request(
+        &g,
+        &[
+            ("enabled", Some("1")),
+            ("address", Some("192.168.61.10/24")),
+        ],
+    );
+    assert_eq!(code, "0");
+    g.wait_for("attr/vif/0/ipv4/0", "192.168.61.10");
+    ns.ip("addr del 192.168.61.10/24 dev eth0");
+    wait_until("the removal published", || {
+        g.get("attr/vif/0/ipv4/0").is_none()
+    });
+    g.xs.write(&format!("{HOME}/unique-domain-id"), "uuid-2");
+    wait_until("the address applied again in the new domain", || {
+        ns.addrs4("eth0") == ["192.168.61.10"]
+    });
+    g.wait_for("attr/vif/0/ipv4/0", "192.168.61.10");
+    let log = d.stop();
+    assert!(log.contains("new domain"), "{log}");
+}
