@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use self::link::{connect, Link};
 use self::rtnetlink::Rtnetlink;
 use crate::agent::{Agent, IpStep, NetlinkStep, Reaction};
+use crate::fault::{FaultLog, Seen};
 use crate::netlink::source::NetlinkSource;
 use crate::netlink::writer::RouteWriter;
 use crate::sources::hostname::HostnameWatch;
@@ -203,7 +204,7 @@ struct Executor<'a> {
 #[derive(Default)]
 struct Writer {
     writer: Option<RouteWriter>,
-    failed: bool,
+    fault: FaultLog,
 }
 
 impl Writer {
@@ -212,10 +213,10 @@ impl Writer {
             match RouteWriter::open() {
                 Ok(w) => {
                     self.writer = Some(w);
-                    self.failed = false;
+                    self.fault.clear();
                 }
                 Err(e) => {
-                    if !std::mem::replace(&mut self.failed, true) {
+                    if self.fault.record(e.to_string()) == Seen::New {
                         log::warn!("{e}; address requests are not applied");
                     }
                 }
