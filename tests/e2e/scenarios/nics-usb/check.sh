@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-await done 200
+await done 450
 N=attr/net/52540012340b
 expect $N/bus usb
 expect $N/mac 52:54:00:12:34:0b
