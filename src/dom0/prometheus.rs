@@ -27,7 +27,7 @@
 //! `x * 1000000 + y * 1000 + z` (the alert rules in packaging/prometheus/ use them).
 //!
 //! Rendering is split so that a file can be rewritten when one guest changed: [`guest`] turns
-//! one report into its lines, per metric ([`GuestSeries`]); [`write`] puts the metrics of all
+//! one report into its lines, per metric ([`GuestSeries`]); [`write()`] puts the metrics of all
 //! guests together, HELP and TYPE first.
 
 use std::collections::HashSet;

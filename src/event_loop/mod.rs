@@ -2,7 +2,7 @@
 //! signalfds, the memory tick, the xenstore connection, rtnetlink, the wall-clock jump
 //! detector, the balloon recheck timer and the host name files), one `on_*` method per fd.
 //! What an event means is the agent's business ([`Agent`]): each `on_*` hands the event to
-//! it and collects the [`Reaction`]; at the end of the iteration [`Executor::carry_out`] does
+//! it and collects the [`Reaction`]; at the end of the iteration `Executor::carry_out` does
 //! what the reactions asked, in their order. The xenstore connection and its reconnect
 //! schedule are in `link.rs`, the rtnetlink socket and its reopen schedule in `rtnetlink.rs`.
 
