@@ -237,7 +237,7 @@ impl Executor<'_> {
                 self.agent.on_disconnected();
             }
         }
-        if self.netlink.due(Instant::now()) {
+        if self.netlink.due() {
             r |= self.netlink.open(self.agent);
         }
         Ok(r)
@@ -435,9 +435,8 @@ impl<'a> EventLoop<'a> {
         if buffered {
             return Some(Duration::ZERO);
         }
-        let now = Instant::now();
         earliest(
-            earliest(self.exec.link.wait(), self.exec.netlink.wait(now)),
+            earliest(self.exec.link.wait(), self.exec.netlink.wait()),
             self.exec.domain_checks.wait(),
         )
     }

@@ -39,16 +39,17 @@ impl Rtnetlink {
         self.source.as_ref().map(|s| s.metrics).unwrap_or_default()
     }
 
-    /// True when a reopen is scheduled and its time has come.
-    pub(super) fn due(&self, now: Instant) -> bool {
-        self.source.is_none() && self.backoff.due(now)
+    /// True when a reopen is scheduled and its time has come (the clock is read only then:
+    /// in a PV guest a clock read may be a trip through Xen).
+    pub(super) fn due(&self) -> bool {
+        self.source.is_none() && self.backoff.scheduled() && self.backoff.due(Instant::now())
     }
 
     /// How long poll may sleep before the next reopen.
-    pub(super) fn wait(&self, now: Instant) -> Option<Duration> {
+    pub(super) fn wait(&self) -> Option<Duration> {
         match self.source {
-            None => self.backoff.wait(now),
-            Some(_) => None,
+            None if self.backoff.scheduled() => self.backoff.wait(Instant::now()),
+            _ => None,
         }
     }
 
