@@ -55,10 +55,17 @@ impl Guest {
         g
     }
 
+    /// Writes a file of the fake tree in one step, as procfs and sysfs files change: the
+    /// content goes to a file at the top of the tree and is renamed into place, so that the
+    /// agent never reads one half written (an empty /proc/meminfo would be a fault it logs).
     pub fn file(&self, rel: &str, content: &str) {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let p = self.root.path().join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.root.path().join(format!(".file-{n}.tmp"));
+        fs::write(&tmp, content).unwrap();
+        fs::rename(&tmp, p).unwrap();
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
