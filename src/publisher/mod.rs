@@ -301,16 +301,6 @@ impl Publisher {
     pub fn hold_updated(&mut self, hold: bool) {
         self.hold_updated = hold;
     }
-
-    /// Why `key` was refused on the last try, if it was.
-    pub fn refusal(&self, key: &str) -> Option<Refusal> {
-        self.failed.get(key).map(|f| f.refusal)
-    }
-
-    /// The toolstack refused `key` for good (one of [`crate::layout::OPTIONAL_KEYS`]).
-    pub fn abandoned(&self, key: &str) -> bool {
-        self.abandoned.contains(key)
-    }
 }
 
 /// Notes the first read-back failure that leaves it unknown what the store holds: anything
