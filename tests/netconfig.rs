@@ -8,20 +8,11 @@ mod support;
 use std::process::Command;
 
 use support::guest::{wait_until, Guest, DOMID, HOME};
-use support::netns::{setup, Netns};
+use support::netns::setup;
 use xenbeacon::xenbus::conn::{Endpoint, Error, XenbusConn};
 use xenbeacon::xenbus::wire::{MsgType, XsError};
 
 const DIR: &str = "xenserver/device/vif/0/static-ip-setting";
-
-fn ip_out(ns: &Netns, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["-n", &ns.name])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// What xenopsd writes when it plugs the vif (`xenstore_of_static_ip_setting`): the vif's
 /// directory owned by the guest, mac, error-code 0, error-msg "", enabled 0, enabled6 0.
@@ -103,7 +94,7 @@ fn xapi_static_dhcp_bad_input_ipv6_and_restart() {
     );
     g.wait_for("attr/vif/0/ipv4/1", "192.168.50.10");
     assert_eq!(g.get("attr/vif/0/ipv4/1/prefix").as_deref(), Some("24"));
-    let r4 = ip_out(&ns, &["-4", "route", "show", "default"]);
+    let r4 = ns.ip_output(&["-4", "route", "show", "default"]);
     assert!(
         r4.contains("default via 192.168.50.1 dev eth0 proto 181"),
         "{r4}"
@@ -144,7 +135,9 @@ fn xapi_static_dhcp_bad_input_ipv6_and_restart() {
     assert_eq!(code, "1");
     assert!(msg.contains("value of 4000 bytes is too long"), "{msg}");
     assert_eq!(ns.addrs4("eth0"), ["10.9.9.9", "192.168.50.10"]);
-    assert!(ip_out(&ns, &["-4", "route", "show", "default"]).contains("via 192.168.50.1"));
+    assert!(ns
+        .ip_output(&["-4", "route", "show", "default"])
+        .contains("via 192.168.50.1"));
 
     // Back to DHCP: what the agent added goes, the OS's address stays.
     let (code, _) = request(
@@ -156,7 +149,7 @@ fn xapi_static_dhcp_bad_input_ipv6_and_restart() {
         g.get("attr/vif/0/ipv4/1").is_none()
     });
     assert_eq!(ns.addrs4("eth0"), ["10.9.9.9"]);
-    assert_eq!(ip_out(&ns, &["-4", "route", "show", "default"]), "");
+    assert_eq!(ns.ip_output(&["-4", "route", "show", "default"]), "");
 
     // IPv6 static, then a restart of the agent, then autoconf: the record outlives the agent.
     let (code, msg) = request(
@@ -169,14 +162,16 @@ fn xapi_static_dhcp_bad_input_ipv6_and_restart() {
     );
     assert_eq!((code.as_str(), msg.as_str()), ("0", ""));
     g.wait_for("attr/vif/0/ipv6/0", "2001:db8:50::10");
-    assert!(ip_out(&ns, &["-6", "route", "show", "default"]).contains("via 2001:db8:50::1"));
+    assert!(ns
+        .ip_output(&["-6", "route", "show", "default"])
+        .contains("via 2001:db8:50::1"));
     let log = d.stop();
     assert!(!log.contains("panicked"), "{log}");
     let record = std::fs::read_to_string(g.root.path().join("run/xenbeacon/netconfig")).unwrap();
     assert_eq!(
         record,
         "xenopsd 0 6 2 2001:db8:50::10/64 2001:db8:50::1\n"
-            .replace(" 2 ", &format!(" {} ", ifindex(&ns)))
+            .replace(" 2 ", &format!(" {} ", ns.ifindex("eth0")))
     );
 
     let d = g.daemon(&["--apply-ip-settings"]);
@@ -191,16 +186,12 @@ fn xapi_static_dhcp_bad_input_ipv6_and_restart() {
     );
     assert_eq!(code, "0");
     wait_until("2001:db8:50::10 removed", || {
-        !ip_out(&ns, &["-6", "addr", "show", "dev", "eth0"]).contains("2001:db8:50::10")
+        !ns.ip_output(&["-6", "addr", "show", "dev", "eth0"])
+            .contains("2001:db8:50::10")
     });
-    assert_eq!(ip_out(&ns, &["-6", "route", "show", "default"]), "");
+    assert_eq!(ns.ip_output(&["-6", "route", "show", "default"]), "");
     assert!(!g.root.path().join("run/xenbeacon/netconfig").exists());
     d.stop();
-}
-
-fn ifindex(ns: &Netns) -> u32 {
-    let out = ip_out(ns, &["-o", "link", "show", "dev", "eth0"]);
-    out.split(':').next().unwrap().trim().parse().unwrap()
 }
 
 #[test]
@@ -328,7 +319,9 @@ fn under_xl_set_ip_does_what_xenopsd_does() {
         "vif 0: applied: 192.168.80.10/24 via 192.168.80.1\n"
     );
     g.wait_for("attr/vif/0/ipv4/0", "192.168.80.10");
-    assert!(ip_out(&ns, &["-4", "route", "show", "default"]).contains("via 192.168.80.1"));
+    assert!(ns
+        .ip_output(&["-4", "route", "show", "default"])
+        .contains("via 192.168.80.1"));
     let out = Command::new(env!("CARGO_BIN_EXE_xenbeacon"))
         .args([
             "set-ip",
@@ -395,8 +388,12 @@ fn ansible_vm_data_is_applied_at_start() {
     g.once(&["--apply-ip-settings"]);
     assert_eq!(g.get("attr/vif/0/ipv4/0").as_deref(), Some("192.168.90.10"));
     assert_eq!(ns.addrs4("eth0"), ["192.168.90.10"]);
-    assert!(ip_out(&ns, &["-4", "route", "show", "default"]).contains("via 192.168.90.1"));
-    assert!(ip_out(&ns, &["-6", "addr", "show", "dev", "eth0"]).contains("2001:db8:90::10/64"));
+    assert!(ns
+        .ip_output(&["-4", "route", "show", "default"])
+        .contains("via 192.168.90.1"));
+    assert!(ns
+        .ip_output(&["-6", "addr", "show", "dev", "eth0"])
+        .contains("2001:db8:90::10/64"));
     // the daemon after it: idempotent, nothing added twice
     let d = g.daemon(&["--apply-ip-settings"]);
     g.wait_for("control/feature-static-ip-setting", "1");

@@ -7,7 +7,6 @@ mod support;
 
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::process::Command;
 
 use support::netns::Netns;
 use xenbeacon::netconfig::plan::{plan, Applied, KernelView, NetOp, Target, RTPROT_XENBEACON};
@@ -35,24 +34,6 @@ fn in_ns<T: Send + 'static>(
     .unwrap()
 }
 
-fn ifindex(ns: &Netns, dev: &str) -> u32 {
-    let out = Command::new("ip")
-        .args(["-n", &ns.name, "-o", "link", "show", "dev", dev])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split(':').next().unwrap().trim().parse().unwrap()
-}
-
-fn ip_out(ns: &Netns, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["-n", &ns.name])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -61,7 +42,7 @@ fn ip(s: &str) -> IpAddr {
 fn adds_and_removes_addresses_and_default_routes() {
     let ns = Netns::new();
     ns.veth("eth0");
-    let idx = ifindex(&ns, "eth0");
+    let idx = ns.ifindex("eth0");
     let ops = vec![
         NetOp::AddAddr {
             index: idx,
@@ -84,18 +65,18 @@ fn adds_and_removes_addresses_and_default_routes() {
     ];
     let results = in_ns(&ns, move |w| w.execute(&ops).unwrap());
     assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
-    let addrs = ip_out(&ns, &["-o", "addr", "show", "dev", "eth0"]);
+    let addrs = ns.ip_output(&["-o", "addr", "show", "dev", "eth0"]);
     assert!(
         addrs.contains("inet 192.168.77.10/24 brd 192.168.77.255"),
         "{addrs}"
     );
     assert!(addrs.contains("inet6 2001:db8:77::10/64"), "{addrs}");
-    let r4 = ip_out(&ns, &["-4", "route", "show", "default"]);
+    let r4 = ns.ip_output(&["-4", "route", "show", "default"]);
     assert!(
         r4.contains("default via 192.168.77.1 dev eth0 proto 181"),
         "{r4}"
     );
-    let r6 = ip_out(&ns, &["-6", "route", "show", "default"]);
+    let r6 = ns.ip_output(&["-6", "route", "show", "default"]);
     assert!(
         r6.contains("default via fe80::1 dev eth0 proto 181"),
         "{r6}"
@@ -140,15 +121,17 @@ fn adds_and_removes_addresses_and_default_routes() {
     let results = in_ns(&ns, move |w| w.execute(&ops).unwrap());
     assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
     assert_eq!(ns.addrs4("eth0"), Vec::<String>::new());
-    assert_eq!(ip_out(&ns, &["-4", "route", "show", "default"]), "");
-    assert!(!ip_out(&ns, &["-6", "addr", "show", "dev", "eth0"]).contains("2001:db8:77::10"));
+    assert_eq!(ns.ip_output(&["-4", "route", "show", "default"]), "");
+    assert!(!ns
+        .ip_output(&["-6", "addr", "show", "dev", "eth0"])
+        .contains("2001:db8:77::10"));
 }
 
 #[test]
 fn refusals_carry_the_errno_and_do_not_stop_the_rest() {
     let ns = Netns::new();
     ns.veth("eth0");
-    let idx = ifindex(&ns, "eth0");
+    let idx = ns.ifindex("eth0");
     let ops = vec![
         // no such link
         NetOp::AddAddr {
@@ -185,7 +168,7 @@ fn refusals_carry_the_errno_and_do_not_stop_the_rest() {
 fn only_the_agents_own_default_route_is_deleted() {
     let ns = Netns::new();
     ns.veth("eth0");
-    let idx = ifindex(&ns, "eth0");
+    let idx = ns.ifindex("eth0");
     ns.ip("addr add 10.9.0.2/24 dev eth0");
     ns.ip("route add default via 10.9.0.1 dev eth0 proto dhcp");
     let ops = vec![NetOp::DelRoute {
@@ -194,14 +177,16 @@ fn only_the_agents_own_default_route_is_deleted() {
     }];
     let results = in_ns(&ns, move |w| w.execute(&ops).unwrap());
     assert_eq!(results[0].1, Err(libc::ESRCH));
-    assert!(ip_out(&ns, &["-4", "route", "show", "default"]).contains("via 10.9.0.1"));
+    assert!(ns
+        .ip_output(&["-4", "route", "show", "default"])
+        .contains("via 10.9.0.1"));
 }
 
 #[test]
 fn plans_converge_on_the_real_kernel_and_leave_the_os_alone() {
     let ns = Netns::new();
     ns.veth("eth0");
-    let idx = ifindex(&ns, "eth0");
+    let idx = ns.ifindex("eth0");
     ns.ip("addr add 172.16.0.5/16 dev eth0"); // the OS's
     let origin = Origin::Xenopsd(0);
     let st =
@@ -244,5 +229,5 @@ fn plans_converge_on_the_real_kernel_and_leave_the_os_alone() {
     assert_eq!(run(t(Mode::Dynamic, Mode::Dynamic), &mut applied), 4);
     assert_eq!(applied, Applied::default());
     assert_eq!(ns.addrs4("eth0"), ["172.16.0.5"]);
-    assert_eq!(ip_out(&ns, &["-4", "route", "show", "default"]), "");
+    assert_eq!(ns.ip_output(&["-4", "route", "show", "default"]), "");
 }

@@ -97,14 +97,7 @@ pub fn host_vars(out: &mut String, r: &GuestReport) {
     o.num("xenbeacon_domid", Some(u64::from(r.domid)));
     unsafe_str(&mut o, "xenbeacon_name", r.name.as_deref());
     unsafe_str(&mut o, "xenbeacon_uuid", r.uuid.as_deref());
-    let access = if r.fully_denied() {
-        "none"
-    } else if r.denied.is_empty() {
-        "full"
-    } else {
-        "partial"
-    };
-    o.str("xenbeacon_access", Some(access));
+    o.str("xenbeacon_access", Some(r.access()));
     let (kind, layout, version, pv) = match &r.agent {
         Agent::Xenbeacon { layout, version } => {
             ("xenbeacon", Some(layout.as_str()), version.as_deref(), None)

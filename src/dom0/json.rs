@@ -201,14 +201,7 @@ pub fn report(out: &mut String, r: &GuestReport) {
     o.num("domid", Some(u64::from(r.domid)))
         .str("name", r.name.as_deref())
         .str("uuid", r.uuid.as_deref());
-    let access = if r.fully_denied() {
-        "none"
-    } else if r.denied.is_empty() {
-        "full"
-    } else {
-        "partial"
-    };
-    o.str("access", Some(access));
+    o.str("access", Some(r.access()));
     {
         let mut d = o.arr("denied");
         for p in &r.denied {

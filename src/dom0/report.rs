@@ -312,6 +312,17 @@ impl GuestReport {
         self.denied.iter().any(String::is_empty)
     }
 
+    /// How much of the guest's home could be read: `none`, `partial` or `full`.
+    pub fn access(&self) -> &'static str {
+        if self.fully_denied() {
+            "none"
+        } else if self.denied.is_empty() {
+            "full"
+        } else {
+            "partial"
+        }
+    }
+
     pub fn booted(&self) -> bool {
         self.booted_by.is_some()
     }

@@ -35,6 +35,23 @@ impl Netns {
         self.ip_args(&args.split_whitespace().collect::<Vec<_>>());
     }
 
+    /// What `ip -n <ns> <args>` prints (its status is not checked: an empty listing is an
+    /// answer).
+    pub fn ip_output(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.name])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The interface index of `dev` in the namespace.
+    pub fn ifindex(&self, dev: &str) -> u32 {
+        let out = self.ip_output(&["-o", "link", "show", "dev", dev]);
+        out.split(':').next().unwrap().trim().parse().unwrap()
+    }
+
     /// `ip -n <ns> <args>`, for arguments that must stay whole.
     pub fn ip_args(&self, args: &[&str]) {
         let mut argv = vec!["ip", "-n", &self.name];
